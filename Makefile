@@ -1,0 +1,35 @@
+# Each target builds its own virtual environment in .venv: only Python 3.11+ is needed on the machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: validate the example home and dry-run the whatsapp-outage trigger in both languages
+demo: $(STAMP)
+	$(BIN)/playbook --home examples/home validate
+	$(BIN)/playbook --home examples/home trigger whatsapp-outage --dry-run
+
+## test: lint, type-check and run the whole test suite
+test: $(STAMP)
+	$(BIN)/ruff check playbook tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check playbook tests benchmarks
+	$(BIN)/mypy
+
+## bench: ratios against baselines, measured side by side
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

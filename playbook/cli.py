@@ -1,0 +1,360 @@
+"""The `playbook` command: parse options, call the core, hand the result to output. Nothing else."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="playbook",
+    help="Get a brand's crisis messages out on every channel, inside the playbook's window.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class _State:
+    home: Path | None = None
+    state: Path | None = None
+    debug: bool = False
+
+
+STATE = _State()
+
+Var = Annotated[list[str] | None, typer.Option("--var", "-v", help="A variable: name=value (repeatable).",
+                                                metavar="NAME=VALUE")]
+Json = Annotated[bool, typer.Option("--json", help="Print a machine-readable result instead.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Publish without the confirmation prompt.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Render and check everything, show what would go where; "
+                                                          "send nothing, record nothing.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from playbook import __version__
+
+        typer.echo(f"crisis-playbook {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    home: Annotated[Path | None, typer.Option("--home", help="The playbook home (default: $PLAYBOOK_HOME, "
+                                                             "else the current folder).")] = None,
+    state: Annotated[Path | None, typer.Option("--state", help="The ledger file (default: $PLAYBOOK_STATE, "
+                                                               "else HOME/.playbook/state.db).")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (secrets still masked).")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Get a brand's crisis messages out on every channel, inside the playbook's window."""
+    STATE.home, STATE.state, STATE.debug = home, state, debug
+
+
+def _home() -> Any:
+    from playbook.home import Home
+
+    return Home.locate(STATE.home, STATE.state)
+
+
+def _session() -> Any:
+    from playbook.incidents import Session
+
+    return Session(_home())
+
+
+def _exit(code: int) -> None:
+    raise typer.Exit(code)
+
+
+# -- the home and its playbooks ------------------------------------------------------------------------
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the home in.")],
+    force: Annotated[bool, typer.Option("--force", help="Write into a folder that is not empty.")] = False,
+) -> None:
+    """Create a working home: the whatsapp-outage playbook, its templates and a commented channels.yaml."""
+    from playbook import output
+    from playbook.starter import write_starter
+
+    output.initialised(write_starter(directory, force=force), directory)
+
+
+@app.command("list")
+def list_playbooks() -> None:
+    """List the home's playbooks: name, languages, phases and window."""
+    from playbook import output
+
+    home = _home()
+    output.playbook_list([home.load_playbook(i) for i in home.playbook_ids()])
+
+
+@app.command()
+def show(playbook_id: Annotated[str, typer.Argument(metavar="ID", help="The playbook.")]) -> None:
+    """Show one playbook: variables, phases and their channels, window and cadence."""
+    from playbook import output
+
+    output.playbook_detail(_home().load_playbook(playbook_id))
+
+
+@app.command()
+def validate(
+    ids: Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="Playbooks (default: all).")] = None,
+) -> None:
+    """Check playbooks, templates and channels, and every message against its channel's limit."""
+    from playbook import output
+    from playbook.validate import validate_home
+
+    report = validate_home(_home(), ids or [])
+    output.validation(report)
+    _exit(0 if report.ok else 2)
+
+
+@app.command()
+def render(
+    playbook_id: Annotated[str, typer.Argument(metavar="ID", help="The playbook.")],
+    phase: Annotated[str | None, typer.Option("--phase", "-p", help="The phase (default: the first).")] = None,
+    lang: Annotated[str | None, typer.Option("--lang", "-l", help="The language (default: the first).")] = None,
+    channel: Annotated[str | None, typer.Option("--channel", "-c", help="Only this channel.")] = None,
+    var: Var = None,
+    drill: Annotated[bool, typer.Option("--drill", help="Show the drill marker.")] = False,
+) -> None:
+    """Preview what a phase says in one language, on each of its channels, with lengths against limits."""
+    from playbook import output
+    from playbook.preview import render_preview
+    from playbook.variables import parse_assignments
+
+    home = _home()
+    chosen = phase or home.load_playbook(playbook_id).first_phase
+    output.preview(render_preview(home, playbook_id, chosen, lang, channel, parse_assignments(var or []), drill))
+
+
+@app.command()
+def faq(
+    playbook_id: Annotated[str, typer.Argument(metavar="ID", help="The playbook.")],
+    lang: Annotated[str | None, typer.Option("--lang", "-l", help="The language (default: the first).")] = None,
+) -> None:
+    """Print the canned answers for support agents."""
+    from playbook import output
+
+    playbook = _home().load_playbook(playbook_id)
+    output.faq(playbook, _language(playbook, lang))
+
+
+@app.command()
+def checklist(
+    playbook_id: Annotated[str, typer.Argument(metavar="ID", help="The playbook.")],
+    phase: Annotated[str | None, typer.Option("--phase", "-p", help="The phase (default: every phase).")] = None,
+    lang: Annotated[str | None, typer.Option("--lang", "-l", help="The language (default: the first).")] = None,
+) -> None:
+    """Print the operator's manual steps for a phase."""
+    from playbook import output
+    from playbook.errors import PlaybookError, did_you_mean
+
+    playbook = _home().load_playbook(playbook_id)
+    if phase is not None and phase not in playbook.phases:
+        raise PlaybookError(f"playbook '{playbook.id}' has no phase '{phase}'{did_you_mean(phase, playbook.phases)}")
+    output.checklist(playbook, phase, _language(playbook, lang))
+
+
+def _language(playbook: Any, lang: str | None) -> str:
+    from playbook.errors import PlaybookError
+
+    chosen = lang or playbook.default_language
+    if chosen not in playbook.languages:
+        raise PlaybookError(f"playbook '{playbook.id}' is not written in '{chosen}'; languages: "
+                            f"{', '.join(playbook.languages)}")
+    return str(chosen)
+
+
+@app.command()
+def channels(
+    check: Annotated[bool, typer.Option("--check", help="Also run each channel's online check "
+                                                        "(credentials, reachability; nothing is published).")] = False,
+    json_: Json = False,
+) -> None:
+    """List the home's channels: type, languages, limits, recipients and settings (secrets masked)."""
+    from playbook import output
+    from playbook.channel_list import list_channels
+
+    listing = list_channels(_home(), check=check)
+    output.channel_list(listing, as_json=json_)
+    _exit(0 if all(c.check is None or c.check.ok for c in listing) else 1)
+
+
+# -- incidents ---------------------------------------------------------------------------------------
+
+def _confirm(yes: bool, as_json: bool) -> Any:
+    from playbook import output
+
+    if yes or as_json or not sys.stdin.isatty():
+        return None
+    return output.confirm_plan
+
+
+def _finish(outcomes: list[Any], as_json: bool) -> None:
+    from playbook import output
+
+    output.outcomes(outcomes, as_json=as_json)
+    if any(o.cancelled for o in outcomes):
+        _exit(1)
+    _exit(0 if all(o.result is None or o.result.ok for o in outcomes) else 1)
+
+
+@app.command()
+def trigger(
+    playbook_id: Annotated[str, typer.Argument(metavar="ID", help="The playbook to run.")],
+    var: Var = None,
+    detected_at: Annotated[str | None, typer.Option(
+        "--detected-at", metavar="WHEN", help="When the outage was detected: ISO 8601 or relative (-15m). "
+                                              "Default: now.")] = None,
+    dry_run: DryRun = False,
+    drill: Annotated[bool, typer.Option("--drill", help="Publish for real through the sandbox channels of "
+                                                        "channels.yaml 'drill:', marked as a drill.")] = False,
+    new: Annotated[bool, typer.Option("--new", help="Open a second incident even if one is open.")] = False,
+    yes: Yes = False,
+    json_: Json = False,
+) -> None:
+    """Open an incident and publish the playbook's first phase on every channel."""
+    from playbook import output
+    from playbook.errors import PlaybookError
+    from playbook.incidents import trigger as run_trigger
+    from playbook.timeparse import parse_moment
+    from playbook.variables import parse_assignments
+
+    given = parse_assignments(var or [])
+    try:
+        detected = parse_moment(detected_at) if detected_at else None
+    except ValueError as exc:
+        raise PlaybookError(f"--detected-at: {exc}") from None
+    observer = output.live_observer(json_ or dry_run)
+    try:
+        outcome = run_trigger(_session(), playbook_id, given, detected, dry_run=dry_run, drill=drill, new=new,
+                              confirm=_confirm(yes, json_), observer=observer)
+    finally:
+        observer.stop()
+    _finish([outcome], json_)
+
+
+@app.command()
+def update(
+    incident: Annotated[str, typer.Argument(metavar="INCIDENT", help="The incident id (see 'playbook status').")],
+    phase: Annotated[str, typer.Option("--phase", "-p", help="The phase to publish.")],
+    var: Var = None,
+    again: Annotated[bool, typer.Option("--again", help="Publish the current phase once more (a new update).")]
+    = False,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    json_: Json = False,
+) -> None:
+    """Publish a later phase of an open incident."""
+    from playbook import output
+    from playbook.incidents import publish_phase
+    from playbook.variables import parse_assignments
+
+    observer = output.live_observer(json_ or dry_run)
+    try:
+        outcome = publish_phase(_session(), incident, phase, parse_assignments(var or []), again=again,
+                                dry_run=dry_run, confirm=_confirm(yes, json_), observer=observer)
+    finally:
+        observer.stop()
+    _finish([outcome], json_)
+
+
+@app.command()
+def resolve(
+    incident: Annotated[str, typer.Argument(metavar="INCIDENT", help="The incident id (see 'playbook status').")],
+    var: Var = None,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    json_: Json = False,
+) -> None:
+    """Publish the playbook's last phase and close the incident."""
+    from playbook import output
+    from playbook.incidents import publish_phase
+    from playbook.variables import parse_assignments
+
+    observer = output.live_observer(json_ or dry_run)
+    try:
+        outcome = publish_phase(_session(), incident, None, parse_assignments(var or []), resolve_it=True,
+                                dry_run=dry_run, confirm=_confirm(yes, json_), observer=observer)
+    finally:
+        observer.stop()
+    _finish([outcome], json_)
+
+
+@app.command()
+def resume(
+    incident: Annotated[str, typer.Argument(metavar="INCIDENT", help="The incident id (see 'playbook status').")],
+    json_: Json = False,
+) -> None:
+    """Retry what failed or was left unconfirmed; confirmed deliveries are never sent again."""
+    from playbook import output
+    from playbook.incidents import resume as run_resume
+
+    observer = output.live_observer(json_)
+    try:
+        outcomes = run_resume(_session(), incident, observer=observer)
+    finally:
+        observer.stop()
+    _finish(outcomes, json_)
+
+
+@app.command()
+def status(
+    incident: Annotated[str | None, typer.Argument(metavar="[INCIDENT]", help="One incident (default: all open).")]
+    = None,
+    json_: Json = False,
+) -> None:
+    """Show open incidents: phase, deliveries, the window, the next update due."""
+    from playbook import output
+    from playbook.incidents import status as incident_status
+
+    session = _session()
+    output.status(incident_status(session, incident), session.home, as_json=json_)
+
+
+@app.command()
+def timeline(
+    incident: Annotated[str, typer.Argument(metavar="INCIDENT", help="The incident id.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="md or json.")] = "md",
+) -> None:
+    """Export everything that was sent, where and when, with links, for the post-incident review."""
+    from playbook import output
+    from playbook.errors import PlaybookError
+    from playbook.incidents import status as incident_status
+
+    if format not in ("md", "json"):
+        raise PlaybookError(f"--format must be md or json, not '{format}'")
+    output.timeline(incident_status(_session(), incident)[0], format)
+
+
+def main() -> None:
+    """Entry point: user mistakes become one line and exit 2; only bugs show a traceback (or --debug)."""
+    from playbook.errors import PlaybookError
+
+    try:
+        app()
+    except PlaybookError as exc:
+        from playbook import output
+
+        if STATE.debug:
+            output.traceback(exc)
+        output.error(str(exc))
+        sys.exit(int(exc.exit_status))
+    except KeyboardInterrupt:
+        from playbook import output
+
+        output.error("interrupted: run 'playbook status' to see what went out, 'playbook resume' to finish")
+        sys.exit(130)
+    except Exception as exc:
+        from playbook import output
+
+        output.traceback(exc)
+        sys.exit(70)

@@ -1,0 +1,99 @@
+"""Turning a playbook phase into the message each channel would send, and measuring it against limits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from playbook.errors import TemplateError
+from playbook.home import Home
+from playbook.limits import Measure
+from playbook.model import Playbook
+from playbook.publishers.base import Publisher, Recipient
+from playbook.render import BLOCKS, Message, RenderContext, Renderer, template_name
+
+# A drill's messages must not be mistaken for real ones, in any language the playbook speaks.
+DRILL_MARKERS = {"fr": "[EXERCICE]", "en": "[DRILL]", "de": "[ÜBUNG]", "es": "[SIMULACRO]", "it": "[ESERCITAZIONE]"}
+DRILL_BLOCKS = ("title", "short", "body")
+
+SAMPLE_RECIPIENT = {"email": "camille.martin@example.com", "name": "Camille Martin", "phone": "+33612345678"}
+
+
+def drill_marker(lang: str) -> str:
+    return DRILL_MARKERS.get(lang.split("-")[0], DRILL_MARKERS["en"])
+
+
+@dataclass(frozen=True)
+class BlockMeasure:
+    block: str
+    measure: Measure
+
+
+class Composer:
+    """Renders messages for one playbook of one home; templates are compiled once and reused."""
+
+    def __init__(self, home: Home, playbook: Playbook, renderer: Renderer | None = None) -> None:
+        self.home = home
+        self.playbook = playbook
+        self.renderer = renderer or Renderer(home.templates_dir, display_root=home.root)
+
+    def template(self, phase: str, lang: str) -> str:
+        return template_name(self.playbook.id, phase, lang)
+
+    def context(self, incident_id: str, detected_at: datetime, phase: str,
+                next_update_at: datetime | None, drill: bool = False) -> RenderContext:
+        return RenderContext(
+            playbook_id=self.playbook.id,
+            playbook_name=self.playbook.name,
+            timezone=self.playbook.timezone,
+            incident_id=incident_id,
+            detected_at=detected_at,
+            phase=phase,
+            next_update_at=next_update_at,
+            drill=drill,
+        )
+
+    def check_blocks(self, phase: str, lang: str, publisher: Publisher[Any]) -> None:
+        """A template lacking a block that a channel of this phase needs is an error before anything is sent."""
+        name = self.template(phase, lang)
+        present = self.renderer.blocks_of(name)
+        missing = [b for b in publisher.blocks if b not in present]
+        if missing:
+            raise TemplateError(
+                f"no block '{missing[0]}', which channel '{publisher.name}' ({type(publisher).__name__}) needs;"
+                f" the template has: {', '.join(sorted(present)) or 'no blocks'}",
+                path=self.renderer.shown(name),
+            )
+
+    def message(self, phase: str, lang: str, variables: Mapping[str, Any], context: RenderContext,
+                publisher: Publisher[Any] | None = None, recipient: Recipient | None = None) -> Message:
+        wanted = BLOCKS if publisher is None else (*publisher.blocks, *publisher.optional_blocks)
+        fields: Mapping[str, str] | None = None
+        if recipient is not None:
+            fields = dict(recipient.fields)
+        elif publisher is not None and publisher.per_recipient:
+            fields = SAMPLE_RECIPIENT
+        message = self.renderer.render(self.template(phase, lang), lang, variables, context,
+                                       recipient=fields, wanted=tuple(dict.fromkeys(wanted)))
+        return mark_drill(message) if context.drill else message
+
+    @staticmethod
+    def measure(message: Message, publisher: Publisher[Any]) -> list[BlockMeasure]:
+        return [
+            BlockMeasure(block, limit.measure(message.block(block)))
+            for block, limit in publisher.limits().items()
+            if block in message.blocks
+        ]
+
+
+def mark_drill(message: Message) -> Message:
+    marker = drill_marker(message.lang)
+    blocks = dict(message.blocks)
+    for block in DRILL_BLOCKS:
+        if block in blocks and not blocks[block].startswith(marker):
+            blocks[block] = f"{marker} {blocks[block]}"
+    if "html" in blocks:
+        blocks["html"] = f"<p><strong>{marker}</strong></p>\n{blocks['html']}"
+    return Message(lang=message.lang, blocks=blocks, template=message.template)

@@ -1,0 +1,81 @@
+"""Errors a user can cause, and the exit statuses the CLI maps them to."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from enum import IntEnum
+from pathlib import Path
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    DELIVERY_FAILED = 1
+    INVALID_INPUT = 2
+
+
+class PlaybookError(Exception):
+    """A mistake in the user's input: printed as one line, exit status 2, nothing sent."""
+
+    exit_status = ExitStatus.INVALID_INPUT
+
+    def __init__(self, message: str, *, path: Path | str | None = None, line: int | None = None,
+                 column: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = Path(path) if path is not None else None
+        self.line = line
+        self.column = column
+
+    def __str__(self) -> str:
+        if self.path is None:
+            return self.message
+        where = str(self.path)
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.message}"
+
+
+class HomeError(PlaybookError):
+    """The playbook home is missing or malformed."""
+
+
+class ConfigError(PlaybookError):
+    """A playbook or channels.yaml does not follow the format."""
+
+
+class TemplateError(PlaybookError):
+    """A template does not parse or does not render."""
+
+
+class ChannelError(PlaybookError):
+    """A channel is misconfigured: message names the channel and the setting."""
+
+
+class VariableError(PlaybookError):
+    """A --var is unknown, malformed, or a required variable has no value."""
+
+
+class IncidentError(PlaybookError):
+    """An incident that does not exist, is closed, or would duplicate an open one."""
+
+
+class LedgerError(PlaybookError):
+    """The ledger is missing, unreadable or corrupt: never silently replaced."""
+
+
+class ValidationFailed(PlaybookError):
+    """One or more problems were found: the CLI has already shown them."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A ' (did you mean 'x'?)' suffix when a close choice exists, else ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def one_of(choices: Iterable[str]) -> str:
+    names = sorted(choices)
+    return ", ".join(names) if names else "(none)"

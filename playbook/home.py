@@ -1,0 +1,109 @@
+"""The playbook home: a folder a comms team keeps in git, with playbooks/, templates/ and channels.yaml."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from playbook.errors import ConfigError, HomeError, did_you_mean, one_of
+from playbook.model import ID_PATTERN, Playbook, parse_model
+from playbook.yamlfile import YamlDoc, load_yaml
+
+STATE_DIR = ".playbook"
+
+
+@dataclass
+class Home:
+    root: Path
+    state_override: Path | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @classmethod
+    def locate(cls, home: Path | None = None, state: Path | None = None) -> Home:
+        """--home, else $PLAYBOOK_HOME, else the current directory."""
+        chosen = home or (Path(os.environ["PLAYBOOK_HOME"]) if os.environ.get("PLAYBOOK_HOME") else Path.cwd())
+        state = state or (Path(os.environ["PLAYBOOK_STATE"]) if os.environ.get("PLAYBOOK_STATE") else None)
+        return cls(root=chosen.expanduser().resolve(), state_override=state)
+
+    # -- layout ---------------------------------------------------------------------------------------
+    @property
+    def playbooks_dir(self) -> Path:
+        return self.root / "playbooks"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def channels_file(self) -> Path:
+        return self.root / "channels.yaml"
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_override or self.root / STATE_DIR / "state.db"
+
+    def shown(self, path: Path) -> Path:
+        """A path as the user should read it: relative to the home where possible."""
+        try:
+            return path.relative_to(self.root)
+        except ValueError:
+            return path
+
+    def require(self) -> None:
+        if not self.playbooks_dir.is_dir():
+            raise HomeError(
+                f"{self.root} is not a playbook home (no playbooks/ folder): "
+                "run 'playbook init DIR', or pass --home DIR / set PLAYBOOK_HOME"
+            )
+
+    # -- playbooks ------------------------------------------------------------------------------------
+    def playbook_ids(self) -> list[str]:
+        self.require()
+        return sorted(p.stem for p in self.playbooks_dir.glob("*.yaml") if p.is_file())
+
+    def playbook_path(self, playbook_id: str) -> Path:
+        import re
+
+        if not re.fullmatch(ID_PATTERN, playbook_id):
+            raise HomeError(f"'{playbook_id}' is not a playbook id: lower-case letters, digits, - and _")
+        return self.playbooks_dir / f"{playbook_id}.yaml"
+
+    def load_playbook(self, playbook_id: str) -> Playbook:
+        return self.load_playbook_doc(playbook_id)[0]
+
+    def load_playbook_doc(self, playbook_id: str) -> tuple[Playbook, YamlDoc]:
+        path = self.playbook_path(playbook_id)
+        if not path.is_file():
+            ids = self.playbook_ids()
+            raise HomeError(
+                f"no playbook '{playbook_id}'{did_you_mean(playbook_id, ids)}; known: {one_of(ids)}"
+            )
+        doc = load_yaml(path, display=self.shown(path))
+        playbook = parse_model(Playbook, doc)
+        if playbook.id != path.stem:
+            raise doc.error(f"id '{playbook.id}' must match the file name '{path.stem}'", ("id",))
+        return playbook, doc
+
+    # -- channels and environment ---------------------------------------------------------------------
+    def load_channels_doc(self) -> YamlDoc:
+        if not self.channels_file.is_file():
+            raise ConfigError(
+                "no channels.yaml in the home: it says where messages go (see 'playbook init')",
+                path=self.shown(self.channels_file),
+            )
+        return load_yaml(self.channels_file, display=self.shown(self.channels_file))
+
+    @cached_property
+    def env(self) -> dict[str, str]:
+        """The environment, over the values of the home's .env (the real environment wins)."""
+        values: dict[str, str] = {}
+        dotenv = self.root / ".env"
+        if dotenv.is_file():
+            from dotenv import dotenv_values
+
+            values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        values.update(self.environ)
+        return values

@@ -1,0 +1,317 @@
+"""Incidents from the user's side: trigger, update, resolve, resume, and what to tell about them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from playbook.channels import Channels, load_channels
+from playbook.compose import Composer
+from playbook.engine import ChannelPlan, Engine, Observer, PostPlan, PostResult
+from playbook.errors import IncidentError, PlaybookError, did_you_mean
+from playbook.home import Home
+from playbook.ledger import Incident, Ledger, utcnow
+from playbook.model import Playbook
+from playbook.variables import resolve
+
+# Called with the plan before anything is recorded or sent; returning False cancels.
+Confirm = Callable[[PostPlan], bool]
+
+
+@dataclass
+class Outcome:
+    """What a publishing command did: the plan always, the result unless it was a dry-run or cancelled."""
+
+    plan: PostPlan
+    result: PostResult | None = None
+    dry_run: bool = False
+    cancelled: bool = False
+    closed: bool = False
+
+
+@dataclass
+class Session:
+    """A home, its channels and its ledger, opened once per command."""
+
+    home: Home
+    channels: Channels | None = None
+    _ledger: Ledger | None = field(default=None, repr=False)
+
+    def ledger(self, *, create: bool = False, readonly: bool = False) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger(self.home.state_path, create=create, readonly=readonly)
+        return self._ledger
+
+    def load_channels(self) -> Channels:
+        if self.channels is None:
+            self.channels = load_channels(self.home)
+        return self.channels
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+
+
+def build_plan(session: Session, playbook: Playbook, phase: str, variables: dict[str, str | None],
+               incident_id: str, detected_at: datetime, deadline: datetime, *, drill: bool,
+               offline: bool, next_update: datetime | bool | None = True) -> PostPlan:
+    """Render and check every message of a post. Raises on any problem: then nothing is sent.
+
+    `next_update` True computes the next update time from now; a resumed post passes the one it recorded.
+    """
+    channels = session.load_channels()
+    composer = Composer(session.home, playbook)
+    if next_update is True:
+        next_update = None if phase == playbook.last_phase else utcnow() + playbook.update_every
+    elif next_update is False:
+        next_update = None
+    context = composer.context(incident_id, detected_at, phase, next_update, drill=drill)
+    plans: list[ChannelPlan] = []
+    for name in playbook.phases[phase].channels:
+        channels.require(name, used_by=f"playbook '{playbook.id}' phase '{phase}'")
+        target, stands_in_for, skipped = name, None, None
+        if drill:
+            sandbox = channels.sandbox_of(name)
+            if sandbox is None:
+                skipped = "no sandbox channel for this channel in channels.yaml 'drill:' (skipped in a drill)"
+            else:
+                target, stands_in_for = sandbox, name
+        publisher = channels.publisher(target, playbook.languages, offline=offline)
+        languages = [lang for lang in playbook.languages if lang in publisher.languages()]
+        plan = ChannelPlan(target, channels.type_of(target), publisher, languages, skipped=skipped,
+                           stands_in_for=stands_in_for)
+        plans.append(plan)
+        if skipped:
+            continue
+        problems = publisher.validate()
+        if problems:
+            raise PlaybookError(f"channel '{target}': {problems[0]}")
+        for lang in languages:
+            composer.check_blocks(phase, lang, publisher)
+            message = composer.message(phase, lang, variables, context, publisher)
+            measures = composer.measure(message, publisher)
+            for measured in measures:
+                if not measured.measure.ok:
+                    raise PlaybookError(
+                        f"{composer.renderer.shown(composer.template(phase, lang))}: block '{measured.block}' is "
+                        f"too long for channel '{target}': {measured.measure}; nothing was sent"
+                    )
+            plan.measures[lang] = measures
+            if not publisher.per_recipient:
+                plan.messages[lang] = message
+        if publisher.per_recipient:
+            plan.recipient_count = publisher.recipient_count()
+    return PostPlan(playbook.id, phase, incident_id, deadline, composer, context, variables, plans, drill)
+
+
+def _run(engine: Engine) -> PostResult:
+    return asyncio.run(engine.run())
+
+
+def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detected_at: datetime | None,
+            *, dry_run: bool = False, drill: bool = False, new: bool = False,
+            confirm: Confirm | None = None, observer: Observer | None = None) -> Outcome:
+    playbook = session.home.load_playbook(playbook_id)
+    variables = resolve(playbook, given)
+    detected = detected_at or utcnow()
+    if detected > utcnow() + timedelta(minutes=1):
+        raise PlaybookError("--detected-at is in the future")
+    phase = playbook.first_phase
+    deadline = detected + playbook.window
+    provisional = f"{playbook.id}-{'drill-' if drill else ''}{detected:%Y%m%d-%H%M}"
+    if dry_run:
+        plan = build_plan(session, playbook, phase, variables, provisional, detected, deadline,
+                          drill=drill, offline=True)
+        return Outcome(plan, dry_run=True)
+    plan = build_plan(session, playbook, phase, variables, provisional, detected, deadline,
+                      drill=drill, offline=False)
+    ledger = session.ledger(create=True)
+    if not new:
+        _refuse_if_open(ledger, playbook.id, drill)
+    if confirm is not None and not confirm(plan):
+        return Outcome(plan, cancelled=True)
+    incident = ledger.create_incident(playbook.id, detected, phase, variables, drill=drill, allow_concurrent=new)
+    if incident.id != provisional:
+        plan = build_plan(session, playbook, phase, variables, incident.id, detected, deadline,
+                          drill=drill, offline=False)
+    post = ledger.add_post(incident.id, phase, utcnow(), deadline, plan.context.next_update_at, variables)
+    return Outcome(plan, _run(Engine(ledger, post, plan, observer)))
+
+
+def _refuse_if_open(ledger: Ledger, playbook_id: str, drill: bool) -> None:
+    existing = ledger.open_incidents(playbook_id, drill=drill)
+    if existing:
+        kind = "drill" if drill else "incident"
+        raise IncidentError(
+            f"playbook '{playbook_id}' already has an open {kind}: {existing[0].id}; follow it with "
+            f"'playbook update {existing[0].id} --phase ...', or pass --new to open a second one"
+        )
+
+
+def _open_incident(ledger: Ledger, incident_id: str) -> Incident:
+    incident = ledger.incident(incident_id)
+    if not incident.open:
+        raise IncidentError(f"incident {incident_id} is closed (resolved at {incident.closed_at:%Y-%m-%d %H:%M} UTC)")
+    return incident
+
+
+def publish_phase(session: Session, incident_id: str, phase: str | None, given: Mapping[str, str],
+                  *, resolve_it: bool = False, again: bool = False, dry_run: bool = False,
+                  confirm: Confirm | None = None, observer: Observer | None = None) -> Outcome:
+    """`update` (a later phase) or `resolve` (the last phase, then close the incident)."""
+    ledger = session.ledger(readonly=dry_run)
+    incident = _open_incident(ledger, incident_id)
+    playbook = session.home.load_playbook(incident.playbook)
+    phase = playbook.last_phase if resolve_it else phase
+    if phase is None or phase not in playbook.phases:
+        raise PlaybookError(
+            f"playbook '{playbook.id}' has no phase '{phase}'{did_you_mean(str(phase), playbook.phases)};"
+            f" phases: {', '.join(playbook.phases)}"
+        )
+    unfinished = ledger.unfinished_posts(incident.id)
+    if unfinished and not dry_run:
+        raise IncidentError(
+            f"incident {incident.id} has deliveries not yet confirmed (post {unfinished[0]}); "
+            f"finish them first with 'playbook resume {incident.id}'"
+        )
+    if phase == incident.phase and not again and not dry_run:
+        raise IncidentError(
+            f"incident {incident.id} is already in phase '{phase}'; pass --again to publish a new update "
+            "of the same phase"
+        )
+    merged = {k: v for k, v in incident.vars.items() if k in playbook.vars}
+    merged.update({k: v for k, v in resolve(playbook, {**{k: v or "" for k, v in merged.items()}, **given}).items()})
+    issued = utcnow()
+    deadline = issued + playbook.window
+    plan = build_plan(session, playbook, phase, merged, incident.id, incident.detected_at, deadline,
+                      drill=incident.drill, offline=dry_run)
+    if dry_run:
+        return Outcome(plan, dry_run=True)
+    if confirm is not None and not confirm(plan):
+        return Outcome(plan, cancelled=True)
+    post = ledger.add_post(incident.id, phase, issued, deadline, plan.context.next_update_at, merged)
+    result = _run(Engine(ledger, post, plan, observer))
+    closed = False
+    if resolve_it and result.ok:
+        ledger.close_incident(incident.id)
+        closed = True
+    return Outcome(plan, result, closed=closed)
+
+
+def resume(session: Session, incident_id: str, observer: Observer | None = None) -> list[Outcome]:
+    """Finish every post of the incident that has failed or unconfirmed deliveries."""
+    ledger = session.ledger()
+    incident = ledger.incident(incident_id)
+    playbook = session.home.load_playbook(incident.playbook)
+    outcomes = []
+    for seq in ledger.unfinished_posts(incident.id):
+        post = ledger.post(incident.id, seq)
+        plan = build_plan(session, playbook, post.phase, post.vars, incident.id, incident.detected_at,
+                          post.deadline, drill=incident.drill, offline=False,
+                          next_update=post.next_update_at or False)
+        outcomes.append(Outcome(plan, _run(Engine(ledger, post, plan, observer))))
+    if (incident.open and outcomes and all(o.result and o.result.ok for o in outcomes)
+            and incident.phase == playbook.last_phase):
+        ledger.close_incident(incident.id)
+        outcomes[-1].closed = True
+    if not outcomes:
+        raise IncidentError(f"incident {incident.id} has nothing left to send: every delivery is confirmed")
+    return outcomes
+
+
+# -- reading the ledger --------------------------------------------------------------------------------
+
+@dataclass
+class DeliveryView:
+    seq: int
+    phase: str
+    channel: str
+    lang: str
+    status: str
+    attempts: int
+    remote_id: str | None
+    url: str | None
+    sent_at: datetime | None
+    error: str | None
+    within_window: bool | None
+    recipients: dict[str, int] | None = None
+
+
+@dataclass
+class IncidentView:
+    id: str
+    playbook: str
+    phase: str
+    open: bool
+    drill: bool
+    detected_at: datetime
+    window: timedelta
+    deadline: datetime
+    first_notice_at: datetime | None
+    window_met: bool | None
+    next_update_due: datetime | None
+    closed_at: datetime | None
+    deliveries: list[DeliveryView]
+    posts: list[dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "playbook": self.playbook,
+            "phase": self.phase,
+            "open": self.open,
+            "drill": self.drill,
+            "detected_at": self.detected_at.isoformat(),
+            "first_notice_at": self.first_notice_at.isoformat() if self.first_notice_at else None,
+            "window_met": self.window_met,
+            "next_update_due": self.next_update_due.isoformat() if self.next_update_due else None,
+        }
+
+
+def incident_view(home: Home, ledger: Ledger, incident: Incident) -> IncidentView:
+    try:
+        playbook: Playbook | None = home.load_playbook(incident.playbook)
+    except PlaybookError:
+        playbook = None
+    posts = ledger.posts(incident.id)
+    window = playbook.window if playbook else (posts[0].deadline - incident.detected_at if posts else timedelta())
+    deadline = incident.detected_at + window
+    first = ledger.first_sent_at(incident.id, 1)
+    met = (first <= deadline) if first else (False if utcnow() > deadline else None)
+    next_due = None
+    if incident.open and posts and playbook is not None:
+        next_due = posts[-1].issued_at + playbook.update_every
+    views: list[DeliveryView] = []
+    for row in ledger.deliveries(incident.id, recipients=False):
+        post_deadline = next(p.deadline for p in posts if p.seq == row.seq)
+        in_window = (row.finished_at <= post_deadline) if row.status == "sent" and row.finished_at else None
+        views.append(DeliveryView(row.seq, row.phase, row.channel, row.lang, row.status, row.attempts,
+                                  row.remote_id, row.url, row.finished_at if row.status == "sent" else None,
+                                  row.error, in_window))
+    grouped: dict[tuple[int, str, str], dict[str, int]] = {}
+    for seq, channel, lang, status, count in ledger.delivery_counts(incident.id):
+        grouped.setdefault((seq, channel, lang), {})[status] = count
+    for (seq, channel, lang), counts in grouped.items():
+        phase = next(p.phase for p in posts if p.seq == seq)
+        unfinished = sum(counts.get(s, 0) for s in ("pending", "sending", "failed"))
+        status = "sent" if not unfinished else ("failed" if counts.get("failed") else "sending")
+        views.append(DeliveryView(seq, phase, channel, lang, status, 0, None, None, None, None, None,
+                                  {"total": sum(counts.values()), **counts}))
+    views.sort(key=lambda v: (v.seq, v.channel, v.lang))
+    return IncidentView(
+        id=incident.id, playbook=incident.playbook, phase=incident.phase, open=incident.open, drill=incident.drill,
+        detected_at=incident.detected_at, window=window, deadline=deadline, first_notice_at=first,
+        window_met=met, next_update_due=next_due, closed_at=incident.closed_at, deliveries=views,
+        posts=[{"seq": p.seq, "phase": p.phase, "issued_at": p.issued_at, "deadline": p.deadline} for p in posts],
+    )
+
+
+def status(session: Session, incident_id: str | None) -> list[IncidentView]:
+    if not session.home.state_path.exists() and incident_id is None:
+        return []
+    ledger = session.ledger(readonly=True)
+    incidents = [ledger.incident(incident_id)] if incident_id else ledger.open_incidents()
+    return [incident_view(session.home, ledger, i) for i in incidents]

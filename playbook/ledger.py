@@ -1,0 +1,424 @@
+"""The SQLite record of incidents, their posts (one publication of a phase) and every delivery.
+
+A delivery's intent is committed before it is attempted and its outcome right after, so a process
+killed at any moment leaves a ledger that says exactly what was confirmed and what was in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from playbook import secrets
+from playbook.errors import IncidentError, LedgerError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    playbook TEXT NOT NULL,
+    drill INTEGER NOT NULL DEFAULT 0,
+    open INTEGER NOT NULL DEFAULT 1,
+    detected_at TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    closed_at TEXT,
+    phase TEXT NOT NULL,
+    vars TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_open ON incidents (playbook, open);
+CREATE TABLE IF NOT EXISTS posts (
+    incident TEXT NOT NULL REFERENCES incidents (id),
+    seq INTEGER NOT NULL,
+    phase TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    deadline TEXT NOT NULL,
+    next_update_at TEXT,
+    vars TEXT NOT NULL,
+    PRIMARY KEY (incident, seq)
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    key TEXT PRIMARY KEY,
+    incident TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    phase TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    recipient TEXT,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    remote_id TEXT,
+    url TEXT,
+    note TEXT,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_post ON deliveries (incident, seq, channel, lang);
+CREATE TABLE IF NOT EXISTS rehearsals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    playbook TEXT NOT NULL,
+    at TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    summary TEXT NOT NULL
+);
+"""
+
+# pending: intent recorded, not yet attempted. sending: an attempt is under way (after a crash: unconfirmed).
+# sent: confirmed. failed: gave up (resume tries again). rejected: refused for good (never retried).
+PENDING, SENDING, SENT, FAILED, REJECTED = "pending", "sending", "sent", "failed", "rejected"
+UNFINISHED = (PENDING, SENDING, FAILED)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: str
+    playbook: str
+    drill: bool
+    open: bool
+    detected_at: datetime
+    opened_at: datetime
+    closed_at: datetime | None
+    phase: str
+    vars: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class Post:
+    """One publication of a phase: `trigger` makes the first, each `update`/`resolve` the next."""
+
+    incident: str
+    seq: int
+    phase: str
+    issued_at: datetime
+    deadline: datetime
+    next_update_at: datetime | None
+    vars: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    key: str
+    incident: str
+    seq: int
+    phase: str
+    channel: str
+    lang: str
+    recipient: str | None
+    status: str
+    attempts: int
+    remote_id: str | None
+    url: str | None
+    note: str | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def delivery_key(incident: str, seq: int, phase: str, channel: str, lang: str, recipient: str | None = None) -> str:
+    key = f"{incident}/{seq}-{phase}/{channel}/{lang}"
+    return f"{key}/{recipient.lower()}" if recipient else key
+
+
+class Ledger:
+    """One SQLite file; every write is its own short transaction (WAL: readers never wait)."""
+
+    def __init__(self, path: Path, *, create: bool = True, readonly: bool = False) -> None:
+        self.path = path
+        self.readonly = readonly
+        if not path.exists():
+            if not create or readonly:
+                raise LedgerError(
+                    f"no ledger at {path}: nothing has been published from this home yet, or the ledger "
+                    "was moved (pass --state PATH or set PLAYBOOK_STATE)"
+                )
+            self._guard_against_lost_ledger()
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if readonly:
+                self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30,
+                                          isolation_level=None, check_same_thread=False)
+            else:
+                self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL mode survives any process crash; only a power cut can lose the last commit.
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.executescript(SCHEMA)
+                self._stamp()
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("SELECT count(*) FROM incidents").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(
+                f"the ledger {path} cannot be read ({exc}); nothing was sent. Keep the file for the review, "
+                f"move it aside, and check remote channels before publishing again ('playbook timeline' "
+                f"works on a copy restored from backup)"
+            ) from None
+
+    def _guard_against_lost_ledger(self) -> None:
+        marker = self.path.with_name(self.path.name + ".created")
+        if marker.exists():
+            raise LedgerError(
+                f"the ledger {self.path} has disappeared (it was created on {marker.read_text().strip()}): "
+                "starting afresh could post everything again. Restore it from backup, or, once you are sure "
+                f"nothing is in flight, delete {marker} to start a new ledger"
+            )
+
+    def _stamp(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            marker = self.path.with_name(self.path.name + ".created")
+            if not marker.exists():
+                marker.write_text(_iso(utcnow()) + "\n")
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise LedgerError(f"the ledger {self.path} was written by a newer crisis-playbook: upgrade first")
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE: two processes triggering at once are serialised here, not after posting."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- incidents -----------------------------------------------------------------------------------
+    def open_incidents(self, playbook: str | None = None, *, drill: bool | None = None) -> list[Incident]:
+        sql = "SELECT * FROM incidents WHERE open=1"
+        args: list[Any] = []
+        if playbook is not None:
+            sql += " AND playbook=?"
+            args.append(playbook)
+        if drill is not None:
+            sql += " AND drill=?"
+            args.append(int(drill))
+        return [self._incident(r) for r in self.db.execute(sql + " ORDER BY opened_at", args)]
+
+    def all_incidents(self) -> list[Incident]:
+        return [self._incident(r) for r in self.db.execute("SELECT * FROM incidents ORDER BY opened_at")]
+
+    def incident(self, incident_id: str) -> Incident:
+        row = self.db.execute("SELECT * FROM incidents WHERE id=?", (incident_id,)).fetchone()
+        if row is None:
+            known = [r[0] for r in self.db.execute("SELECT id FROM incidents ORDER BY opened_at DESC LIMIT 5")]
+            hint = f"; recent: {', '.join(known)}" if known else "; no incident recorded yet"
+            raise IncidentError(f"no incident '{incident_id}' in the ledger {self.path}{hint}")
+        return self._incident(row)
+
+    def create_incident(self, playbook: str, detected_at: datetime, phase: str,
+                        variables: dict[str, str | None], *, drill: bool, allow_concurrent: bool) -> Incident:
+        """Open an incident, refusing if this playbook already has one open (of the same kind)."""
+        with self.transaction() as db:
+            if not allow_concurrent:
+                existing = db.execute(
+                    "SELECT id, opened_at FROM incidents WHERE playbook=? AND open=1 AND drill=?",
+                    (playbook, int(drill)),
+                ).fetchone()
+                if existing is not None:
+                    kind = "drill" if drill else "incident"
+                    raise IncidentError(
+                        f"playbook '{playbook}' already has an open {kind}: {existing['id']} (opened "
+                        f"{existing['opened_at']}); follow it with 'playbook update {existing['id']} --phase ...',"
+                        f" or pass --new to open a second one"
+                    )
+            now = utcnow()
+            base = f"{playbook}-{'drill-' if drill else ''}{detected_at.astimezone(UTC):%Y%m%d-%H%M}"
+            incident_id, n = base, 1
+            while db.execute("SELECT 1 FROM incidents WHERE id=?", (incident_id,)).fetchone():
+                n += 1
+                incident_id = f"{base}-{n}"
+            db.execute(
+                "INSERT INTO incidents (id, playbook, drill, open, detected_at, opened_at, phase, vars)"
+                " VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
+                (incident_id, playbook, int(drill), _iso(detected_at), _iso(now), phase, json.dumps(variables)),
+            )
+        return self.incident(incident_id)
+
+    def close_incident(self, incident_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE incidents SET open=0, closed_at=? WHERE id=?", (_iso(utcnow()), incident_id))
+
+    @staticmethod
+    def _incident(row: sqlite3.Row) -> Incident:
+        return Incident(
+            id=row["id"], playbook=row["playbook"], drill=bool(row["drill"]), open=bool(row["open"]),
+            detected_at=datetime.fromisoformat(row["detected_at"]),
+            opened_at=datetime.fromisoformat(row["opened_at"]),
+            closed_at=_parse(row["closed_at"]), phase=row["phase"], vars=json.loads(row["vars"]),
+        )
+
+    # -- posts ---------------------------------------------------------------------------------------
+    def add_post(self, incident_id: str, phase: str, issued_at: datetime, deadline: datetime,
+                 next_update_at: datetime | None, variables: dict[str, str | None]) -> Post:
+        with self.transaction() as db:
+            seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM posts WHERE incident=?",
+                             (incident_id,)).fetchone()[0]
+            db.execute(
+                "INSERT INTO posts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (incident_id, seq, phase, _iso(issued_at), _iso(deadline),
+                 _iso(next_update_at) if next_update_at else None, json.dumps(variables)),
+            )
+            db.execute("UPDATE incidents SET phase=?, vars=? WHERE id=?", (phase, json.dumps(variables), incident_id))
+        return self.post(incident_id, seq)
+
+    def post(self, incident_id: str, seq: int) -> Post:
+        row = self.db.execute("SELECT * FROM posts WHERE incident=? AND seq=?", (incident_id, seq)).fetchone()
+        return self._post(row)
+
+    def posts(self, incident_id: str) -> list[Post]:
+        rows = self.db.execute("SELECT * FROM posts WHERE incident=? ORDER BY seq", (incident_id,))
+        return [self._post(r) for r in rows]
+
+    @staticmethod
+    def _post(row: sqlite3.Row) -> Post:
+        return Post(
+            incident=row["incident"], seq=row["seq"], phase=row["phase"],
+            issued_at=datetime.fromisoformat(row["issued_at"]), deadline=datetime.fromisoformat(row["deadline"]),
+            next_update_at=_parse(row["next_update_at"]), vars=json.loads(row["vars"]),
+        )
+
+    # -- deliveries ----------------------------------------------------------------------------------
+    def record_intents(self, post: Post, items: Iterable[tuple[str, str, str | None]]) -> None:
+        """Write (channel, lang, recipient) intents as pending; existing rows are left as they are."""
+        now = _iso(utcnow())
+        rows = [
+            (delivery_key(post.incident, post.seq, post.phase, channel, lang, recipient), post.incident,
+             post.seq, post.phase, channel, lang, recipient, PENDING, now)
+            for channel, lang, recipient in items
+        ]
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO deliveries (key, incident, seq, phase, channel, lang, recipient, status,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def statuses(self, keys: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(f"SELECT key, status FROM deliveries WHERE key IN ({marks})", chunk):
+                found[row[0]] = row[1]
+        return found
+
+    def mark_sending(self, key: str) -> int:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET status=?, attempts=attempts+1, started_at=coalesce(started_at, ?),"
+                " error=NULL WHERE key=?",
+                (SENDING, _iso(utcnow()), key),
+            )
+            return int(db.execute("SELECT attempts FROM deliveries WHERE key=?", (key,)).fetchone()[0])
+
+    def mark_sent(self, key: str, remote_id: str | None, url: str | None, note: str | None) -> datetime:
+        now = utcnow()
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET status=?, remote_id=?, url=?, note=?, error=NULL, finished_at=? WHERE key=?",
+                (SENT, remote_id, url, secrets.redact(note) if note else None, _iso(now), key),
+            )
+        return now
+
+    def mark_failed(self, key: str, error: str, *, rejected: bool = False) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET status=?, error=?, finished_at=? WHERE key=?",
+                (REJECTED if rejected else FAILED, secrets.redact(error), _iso(utcnow()), key),
+            )
+
+    def note_error(self, key: str, error: str) -> None:
+        """The last error of a delivery that will be retried (it stays 'sending')."""
+        with self.transaction() as db:
+            db.execute("UPDATE deliveries SET error=? WHERE key=?", (secrets.redact(error), key))
+
+    def deliveries(self, incident_id: str, seq: int | None = None, *, recipients: bool = True) -> list[DeliveryRow]:
+        sql = "SELECT * FROM deliveries WHERE incident=?"
+        args: list[Any] = [incident_id]
+        if seq is not None:
+            sql += " AND seq=?"
+            args.append(seq)
+        if not recipients:
+            sql += " AND recipient IS NULL"
+        return [self._delivery(r) for r in self.db.execute(sql + " ORDER BY seq, channel, lang, recipient", args)]
+
+    def delivery_counts(self, incident_id: str, seq: int | None = None) -> list[tuple[int, str, str, str, int]]:
+        """(seq, channel, lang, status, count) for the per-recipient rows: a summary without loading them all."""
+        sql = ("SELECT seq, channel, lang, status, count(*) FROM deliveries WHERE incident=? AND recipient IS NOT NULL")
+        args: list[Any] = [incident_id]
+        if seq is not None:
+            sql += " AND seq=?"
+            args.append(seq)
+        rows = self.db.execute(sql + " GROUP BY seq, channel, lang, status ORDER BY seq, channel, lang", args)
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def unfinished_posts(self, incident_id: str) -> list[int]:
+        rows = self.db.execute(
+            f"SELECT DISTINCT seq FROM deliveries WHERE incident=? AND status IN ({','.join('?' * len(UNFINISHED))})"
+            " ORDER BY seq",
+            (incident_id, *UNFINISHED),
+        )
+        return [r[0] for r in rows]
+
+    def first_receipt(self, incident_id: str, channel: str, lang: str) -> DeliveryRow | None:
+        """The first confirmed post of a channel in a language: later phases reply to it."""
+        row = self.db.execute(
+            "SELECT * FROM deliveries WHERE incident=? AND channel=? AND lang=? AND recipient IS NULL"
+            " AND status=? AND remote_id IS NOT NULL ORDER BY seq LIMIT 1",
+            (incident_id, channel, lang, SENT),
+        ).fetchone()
+        return self._delivery(row) if row else None
+
+    def first_sent_at(self, incident_id: str, seq: int = 1) -> datetime | None:
+        row = self.db.execute(
+            "SELECT min(finished_at) FROM deliveries WHERE incident=? AND seq=? AND status=?",
+            (incident_id, seq, SENT),
+        ).fetchone()
+        return _parse(row[0])
+
+    @staticmethod
+    def _delivery(row: sqlite3.Row) -> DeliveryRow:
+        return DeliveryRow(
+            key=row["key"], incident=row["incident"], seq=row["seq"], phase=row["phase"], channel=row["channel"],
+            lang=row["lang"], recipient=row["recipient"], status=row["status"], attempts=row["attempts"],
+            remote_id=row["remote_id"], url=row["url"], note=row["note"], error=row["error"],
+            created_at=datetime.fromisoformat(row["created_at"]), started_at=_parse(row["started_at"]),
+            finished_at=_parse(row["finished_at"]),
+        )
+
+    # -- rehearsals ----------------------------------------------------------------------------------
+    def record_rehearsal(self, playbook: str, passed: bool, summary: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO rehearsals (playbook, at, passed, summary) VALUES (?, ?, ?, ?)",
+                       (playbook, _iso(utcnow()), int(passed), secrets.redact(json.dumps(summary))))
+
+    def last_rehearsal(self, playbook: str) -> tuple[datetime, bool] | None:
+        row = self.db.execute("SELECT at, passed FROM rehearsals WHERE playbook=? ORDER BY id DESC LIMIT 1",
+                              (playbook,)).fetchone()
+        return (datetime.fromisoformat(row[0]), bool(row[1])) if row else None

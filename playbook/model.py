@@ -1,0 +1,228 @@
+"""The playbook format, as pydantic models: unknown keys are refused with a "did you mean" hint."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from playbook.errors import ConfigError, did_you_mean
+from playbook.timeparse import parse_duration
+from playbook.yamlfile import YamlDoc
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_ID = re.compile(ID_PATTERN)
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise PydanticCustomError("duration", str(exc)) from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise PydanticCustomError("duration", f"'{value}' has no unit: write {value}m or {value}s")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+Localized = dict[str, str]
+
+
+class Strict(BaseModel):
+    """Base of every file model: unknown keys fail with the closest known key suggested."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = set(cls.model_fields)
+            known |= {f.alias for f in cls.model_fields.values() if f.alias}
+            for key in data:
+                if key not in known:
+                    raise PydanticCustomError(
+                        "unknown_key",
+                        "unknown key '{key}'{hint}; known keys: {known}",
+                        {"key": key, "hint": did_you_mean(str(key), known), "known": ", ".join(sorted(known))},
+                    )
+        return data
+
+
+class Variable(Strict):
+    default: str | None = None
+    required: bool = False
+    description: str | None = None
+    sample: str | None = Field(default=None, description="A value used by validate and rehearse, never sent")
+
+    @field_validator("default", "sample", mode="before")
+    @classmethod
+    def _scalar_as_text(cls, value: Any) -> Any:
+        # `default: 3` or `default: true` in YAML should still mean the text the user typed.
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return str(value)
+        return value
+
+
+class Phase(Strict):
+    channels: list[str] = Field(min_length=1)
+
+
+class FaqEntry(Strict):
+    question: Localized
+    answer: Localized
+
+
+class Playbook(Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: Localized
+    description: Localized | None = None
+    languages: list[str] = Field(min_length=1)
+    timezone: str = "UTC"
+    window: Duration
+    update_every: Duration
+    rehearse_every: Duration = timedelta(days=30)
+    vars: dict[str, Variable] = Field(default_factory=dict)
+    phases: dict[str, Phase] = Field(min_length=1)
+    checklist: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    faq: list[FaqEntry] = Field(default_factory=list)
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: list[str]) -> list[str]:
+        from babel import Locale, UnknownLocaleError
+
+        for lang in value:
+            try:
+                Locale.parse(lang.replace("-", "_"))
+            except (UnknownLocaleError, ValueError):
+                raise PydanticCustomError("language", f"unknown language code '{lang}'") from None
+        if len(set(value)) != len(value):
+            raise PydanticCustomError("language", "a language is listed twice")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError(
+                "timezone", f"unknown time zone '{value}': use an IANA name such as Europe/Paris"
+            ) from None
+        return value
+
+    @field_validator("vars", "phases")
+    @classmethod
+    def _identifier_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) and not _ID.match(key):
+                raise PydanticCustomError("name", f"'{key}' is not a valid name: use letters, digits, - and _")
+        return value
+
+    @field_validator("vars")
+    @classmethod
+    def _variable_names(cls, value: dict[str, Variable]) -> dict[str, Variable]:
+        for key in value:
+            if not key.isidentifier():
+                raise PydanticCustomError(
+                    "name", f"variable '{key}' must be usable in a template: letters, digits and _"
+                )
+            if key in RESERVED_NAMES:
+                raise PydanticCustomError("name", f"variable '{key}' clashes with a name templates already see")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Playbook:
+        langs = set(self.languages)
+        self._check_localized(self.name, "name")
+        if self.description is not None:
+            self._check_localized(self.description, "description")
+        for phase, by_lang in self.checklist.items():
+            if phase not in self.phases:
+                hint = did_you_mean(phase, self.phases)
+                raise PydanticCustomError("phase", f"checklist names phase '{phase}', which is not in phases{hint}")
+            for lang in by_lang:
+                if lang not in langs:
+                    raise PydanticCustomError("language", f"checklist.{phase} has language '{lang}', not in languages")
+        for i, entry in enumerate(self.faq):
+            self._check_localized(entry.question, f"faq[{i}].question")
+            self._check_localized(entry.answer, f"faq[{i}].answer")
+        return self
+
+    def _check_localized(self, text: Localized, where: str) -> None:
+        missing = [lang for lang in self.languages if not text.get(lang)]
+        extra = [lang for lang in text if lang not in self.languages]
+        if missing:
+            raise PydanticCustomError("language", f"{where} has no text in {', '.join(missing)}")
+        if extra:
+            raise PydanticCustomError("language", f"{where} has language {', '.join(extra)}, not in languages")
+
+    @property
+    def default_language(self) -> str:
+        return self.languages[0]
+
+    @property
+    def first_phase(self) -> str:
+        return next(iter(self.phases))
+
+    @property
+    def last_phase(self) -> str:
+        return list(self.phases)[-1]
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def channel_names(self) -> list[str]:
+        """Every channel any phase publishes to, in first-use order."""
+        seen: dict[str, None] = {}
+        for phase in self.phases.values():
+            for name in phase.channels:
+                seen.setdefault(name, None)
+        return list(seen)
+
+
+# Names that templates receive from the tool itself; a variable of that name would hide them.
+RESERVED_NAMES = frozenset({"incident", "playbook", "lang", "recipient", "drill", "channel", "phase"})
+
+
+def validation_to_error(exc: ValidationError, doc: YamlDoc) -> ConfigError:
+    """The first pydantic error as one line, pointing at the file, line and column of the bad key."""
+    err = exc.errors(include_url=False)[0]
+    loc = tuple(err["loc"])
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "unknown_key":
+        # Point at the offending key itself; the message already names it.
+        return doc.error(message, (*loc, err["ctx"]["key"]))
+    if err["type"] == "missing":
+        message, loc = f"missing required key '{loc[-1]}'", loc[:-1]
+    field = ".".join(str(part) for part in loc)
+    return doc.error(f"{field}: {message}" if field else message, loc)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_model(model: type[M], doc: YamlDoc) -> M:
+    if not isinstance(doc.data, dict):
+        raise doc.error("expected a mapping of keys at the top of the file")
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        raise validation_to_error(exc, doc) from None

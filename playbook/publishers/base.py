@@ -1,0 +1,181 @@
+"""The publisher interface: a typed config, the blocks it uses, its limits, validate, check, publish."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from playbook.errors import did_you_mean
+from playbook.limits import Limit
+from playbook.model import Duration
+from playbook.render import Message
+
+
+class ChannelConfig(BaseModel):
+    """Settings every channel accepts; a publisher's Config adds its own (unknown keys are refused)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    type: str
+    languages: list[str] | None = None
+    description: str | None = None
+    timeout: Duration = Field(default=timedelta(seconds=15), description="Limit of one attempt")
+    retry_for: Duration = Field(
+        default=timedelta(minutes=5),
+        description="Retries go on at least this long, even when the window is already missed",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
+            for key in data:
+                if key not in known:
+                    raise PydanticCustomError(
+                        "unknown_key",
+                        "unknown setting '{key}'{hint}",
+                        {"key": key, "hint": did_you_mean(str(key), known)},
+                    )
+        return data
+
+
+C = TypeVar("C", bound=ChannelConfig)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Proof of a delivery: what the provider called it and where it can be seen."""
+
+    remote_id: str | None = None
+    url: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A delivery that did not go out, and whether another attempt could succeed."""
+
+    reason: str
+    retryable: bool
+    retry_at: datetime | None = None
+    # A permanent refusal of one recipient (SMTP 5xx): recorded, never retried, not a channel failure.
+    rejected: bool = False
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One row of a per-recipient channel's list (email, SMS): an address, a language, the other columns."""
+
+    address: str
+    lang: str | None
+    fields: Mapping[str, str]
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message to one channel in one language (and to one recipient, for per-recipient channels)."""
+
+    key: str
+    incident_id: str
+    playbook_id: str
+    phase: str
+    channel: str
+    lang: str
+    message: Message
+    deadline: datetime
+    recipient: Recipient | None = None
+    # The receipt of this channel's first delivery in this language for the incident: for threads.
+    thread: Receipt | None = None
+    drill: bool = False
+    attempt: int = 1
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    detail: str
+
+
+@dataclass
+class ChannelContext:
+    """What a publisher may know of the world: the home folder and the playbook languages."""
+
+    home: Path
+    languages: list[str]
+    secrets: frozenset[str] = frozenset()
+
+
+class Publisher(ABC, Generic[C]):
+    """Base of every channel type. Subclasses set Config, blocks and limits, and implement publish."""
+
+    Config: ClassVar[type[ChannelConfig]]
+    # Blocks the channel needs from every template it sends; a missing one is a validation error.
+    blocks: ClassVar[tuple[str, ...]] = ("short",)
+    # Blocks it uses when the template has them.
+    optional_blocks: ClassVar[tuple[str, ...]] = ()
+    # The remote side drops a second request carrying the same idempotency key.
+    deduplicates: ClassVar[bool] = False
+    # One sentence for the README and `channels`: what an unconfirmed delivery may mean here.
+    idempotency: ClassVar[str] = "an unconfirmed delivery may have been received: resume sends it again"
+
+    def __init__(self, name: str, config: C, context: ChannelContext) -> None:
+        self.name = name
+        self.config = config
+        self.context = context
+
+    # -- what it needs and accepts ------------------------------------------------------------------
+    def limits(self) -> Mapping[str, Limit]:
+        """The limit of each block this channel sends (block name -> limit)."""
+        return {}
+
+    @property
+    def per_recipient(self) -> bool:
+        return False
+
+    def recipients(self) -> Iterator[Recipient]:
+        """Recipients of a per-recipient channel, streamed (never all in memory at once)."""
+        return iter(())
+
+    def recipient_count(self) -> int | None:
+        return None
+
+    @property
+    def concurrency(self) -> int:
+        """How many deliveries of this channel may be in flight at once."""
+        return 4
+
+    def languages(self) -> list[str]:
+        return list(self.config.languages or self.context.languages)
+
+    def validate(self) -> list[str]:
+        """Problems found without the network (an unreadable file, a bad address); [] when fine."""
+        return []
+
+    def settings(self) -> dict[str, Any]:
+        """Settings for listings, secrets masked by the caller."""
+        return self.config.model_dump(mode="json", exclude={"type"}, exclude_none=True)
+
+    # -- the network ---------------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Prepare sessions or connection pools before the first publish."""
+
+    async def close(self) -> None:
+        """Release what open() took."""
+
+    @abstractmethod
+    async def check(self) -> CheckResult:
+        """Credentials and reachability, publishing nothing."""
+
+    @abstractmethod
+    async def publish(self, delivery: Delivery) -> Receipt | Failure:
+        """Send one delivery; never raise for the provider's answers, return a Failure instead."""

@@ -1,0 +1,56 @@
+"""What HTTP answers mean for a delivery, shared by the publishers that speak HTTP through httpx."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from playbook.publishers.base import Failure
+
+
+def retry_at_from(headers: httpx.Headers, now: datetime | None = None) -> datetime | None:
+    """When a 429 or 503 says to come back: Retry-After (seconds or a date) or X-RateLimit-Reset (epoch)."""
+    now = now or datetime.now(UTC)
+    value = headers.get("retry-after")
+    if value:
+        if value.strip().isdigit():
+            return now + timedelta(seconds=int(value))
+        try:
+            return parsedate_to_datetime(value).astimezone(UTC)
+        except (TypeError, ValueError):
+            pass
+    for name in ("x-rate-limit-reset", "x-ratelimit-reset", "ratelimit-reset"):
+        reset = headers.get(name)
+        if reset and reset.strip().replace(".", "", 1).isdigit():
+            number = float(reset)
+            # Epoch seconds, except small numbers, which some providers use for "seconds from now".
+            return datetime.fromtimestamp(number, UTC) if number > 10**9 else now + timedelta(seconds=number)
+    return None
+
+
+def failure_from_response(response: httpx.Response, channel_hint: str) -> Failure:
+    """Classify a non-2xx answer: retry what may pass, fail at once what will not."""
+    status = response.status_code
+    excerpt = " ".join(response.text.split())[:200] if response.content else ""
+    said = f": {excerpt}" if excerpt else ""
+    if status == 429:
+        return Failure(f"rate limited (HTTP 429){said}", retryable=True, retry_at=retry_at_from(response.headers))
+    if status >= 500 or status == 408:
+        return Failure(f"server error (HTTP {status}){said}", retryable=True,
+                       retry_at=retry_at_from(response.headers))
+    if status in (401, 403):
+        return Failure(f"refused (HTTP {status}): {channel_hint}{said}", retryable=False)
+    return Failure(f"rejected (HTTP {status}){said}", retryable=False)
+
+
+def failure_from_exception(exc: httpx.HTTPError) -> Failure:
+    """Network trouble is worth another try; the URL is left out as it may carry a secret token."""
+    if isinstance(exc, httpx.TimeoutException):
+        return Failure("timed out waiting for the server", retryable=True)
+    if isinstance(exc, httpx.ConnectError):
+        return Failure("cannot connect to the server", retryable=True)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return Failure("the connection was dropped mid-answer", retryable=True)
+    return Failure(f"network error: {type(exc).__name__}", retryable=True)

@@ -1,0 +1,268 @@
+"""Sandboxed Jinja rendering of a phase's template into blocks, with Babel date and duration filters."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from playbook.errors import TemplateError
+from playbook.timeparse import parse_duration
+
+BLOCKS = ("title", "short", "body", "html")
+
+# Babel 2.x has no CLDR "atTime" patterns, which is what makes French read "25 novembre 2026 à 14:05"
+# rather than "25 novembre 2026, 14:05". These are CLDR's own for the languages we know; others fall
+# back to Babel's long date-time pattern.
+_AT_TIME = {
+    "fr": "{1} 'à' {0}",
+    "en": "{1} 'at' {0}",
+    "de": "{1} 'um' {0}",
+    "es": "{1}, {0}",
+    "it": "{1} 'alle ore' {0}",
+    "nl": "{1} 'om' {0}",
+    "pt": "{1} 'às' {0}",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """The rendered blocks of one phase in one language (and, for per-recipient channels, one recipient)."""
+
+    lang: str
+    blocks: Mapping[str, str]
+    template: str = ""
+
+    def block(self, name: str) -> str:
+        return self.blocks.get(name, "")
+
+
+@dataclass
+class RenderContext:
+    """What a template sees, apart from the playbook's variables."""
+
+    playbook_id: str
+    playbook_name: Mapping[str, str]
+    timezone: str
+    incident_id: str
+    detected_at: datetime
+    phase: str
+    next_update_at: datetime | None = None
+    drill: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise jinja2.TemplateRuntimeError(f"'{value}' is not a date-time (ISO 8601 expected)") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise jinja2.TemplateRuntimeError(f"cannot format {type(value).__name__} as a date-time")
+
+
+def _locale_tz(ctx: Any) -> tuple[str, ZoneInfo]:
+    return str(ctx.get("lang", "en")).replace("-", "_"), ZoneInfo(str(ctx.get("timezone", "UTC")))
+
+
+@jinja2.pass_context
+def filter_datetime(ctx: Any, value: Any, format: str = "long") -> str:
+    from babel.dates import format_date, format_datetime, format_time
+
+    locale, tz = _locale_tz(ctx)
+    moment = _as_datetime(value).astimezone(tz)
+    if format != "long":
+        return str(format_datetime(moment, format=format, tzinfo=tz, locale=locale))
+    pattern = _AT_TIME.get(locale.split("_")[0])
+    date_text = format_date(moment, "long", locale=locale)
+    time_text = format_time(moment, "short", tzinfo=tz, locale=locale)
+    if pattern is None:
+        from babel import Locale
+
+        pattern = Locale.parse(locale).datetime_formats["long"]
+    return str(pattern).replace("'", "").format(time_text, date_text)
+
+
+@jinja2.pass_context
+def filter_date(ctx: Any, value: Any, format: str = "long") -> str:
+    from babel.dates import format_date
+
+    locale, tz = _locale_tz(ctx)
+    return str(format_date(_as_datetime(value).astimezone(tz), format, locale=locale))
+
+
+@jinja2.pass_context
+def filter_time(ctx: Any, value: Any, format: str = "short") -> str:
+    from babel.dates import format_time
+
+    locale, tz = _locale_tz(ctx)
+    return str(format_time(_as_datetime(value).astimezone(tz), format, tzinfo=tz, locale=locale))
+
+
+@jinja2.pass_context
+def filter_duration(ctx: Any, value: Any) -> str:
+    """`1h30m` or a timedelta -> "1 heure et 30 minutes" / "1 hour and 30 minutes"."""
+    from babel.dates import format_timedelta
+    from babel.lists import format_list
+
+    locale, _ = _locale_tz(ctx)
+    if isinstance(value, str):
+        try:
+            value = parse_duration(value)
+        except ValueError as exc:
+            raise jinja2.TemplateRuntimeError(str(exc)) from None
+    if not isinstance(value, timedelta):
+        raise jinja2.TemplateRuntimeError(f"cannot format {type(value).__name__} as a duration")
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    units: tuple[tuple[int, int, Literal["hour", "minute", "second"]], ...] = (
+        (hours, 3600, "hour"), (minutes, 60, "minute"), (secs, 1, "second"))
+    parts = [
+        format_timedelta(timedelta(seconds=amount * unit), granularity=name, threshold=1e9,
+                         format="long", locale=locale)
+        for amount, unit, name in units
+        if amount
+    ]
+    if not parts:
+        parts = [format_timedelta(timedelta(0), granularity="minute", threshold=1e9, locale=locale)]
+    return str(format_list(parts, locale=locale))
+
+
+def _environment(templates_dir: Path, autoescape: bool) -> jinja2.Environment:
+    env = ImmutableSandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters.update(
+        datetime=filter_datetime, date=filter_date, time=filter_time, duration=filter_duration
+    )
+    return env
+
+
+def template_name(playbook_id: str, phase: str, lang: str) -> str:
+    return f"{playbook_id}/{phase}.{lang}.j2"
+
+
+class Renderer:
+    """Renders `templates/<playbook>/<phase>.<lang>.j2` of one home; compiled templates are cached."""
+
+    def __init__(self, templates_dir: Path, display_root: Path | None = None) -> None:
+        self.templates_dir = templates_dir
+        self.display_root = display_root or templates_dir.parent
+        # Text blocks must not be HTML-escaped (an apostrophe stays an apostrophe in a post); the html
+        # block must be. Jinja decides escaping per environment, hence two over the same files.
+        self.text_env = _environment(templates_dir, autoescape=False)
+        self.html_env = _environment(templates_dir, autoescape=True)
+
+    def shown(self, name: str) -> str:
+        path = self.templates_dir / name
+        try:
+            return str(path.relative_to(self.display_root))
+        except ValueError:
+            return str(path)
+
+    def exists(self, name: str) -> bool:
+        return (self.templates_dir / name).is_file()
+
+    def load(self, name: str, html: bool = False) -> jinja2.Template:
+        env = self.html_env if html else self.text_env
+        try:
+            return env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(
+                f"template syntax error: {exc.message}",
+                path=self.shown(exc.name or name),
+                line=exc.lineno,
+            ) from None
+        except jinja2.TemplateNotFound as exc:
+            missing = exc.name or name
+            raise TemplateError("template not found", path=self.shown(str(missing))) from None
+
+    def blocks_of(self, name: str) -> set[str]:
+        return set(self.load(name).blocks)
+
+    def render(self, name: str, lang: str, variables: Mapping[str, Any], context: RenderContext,
+               recipient: Mapping[str, str] | None = None, wanted: tuple[str, ...] = BLOCKS) -> Message:
+        """Render the blocks of `name` that exist among `wanted`; errors carry the template's line."""
+        namespace = build_namespace(lang, variables, context, recipient)
+        text_template = self.load(name)
+        blocks: dict[str, str] = {}
+        for block in wanted:
+            if block not in text_template.blocks:
+                continue
+            template = self.load(name, html=True) if block == "html" else text_template
+            blocks[block] = self._render_block(template, block, namespace, name)
+        return Message(lang=lang, blocks=blocks, template=name)
+
+    def _render_block(self, template: jinja2.Template, block: str, namespace: dict[str, Any], name: str) -> str:
+        try:
+            ctx = template.new_context(namespace)
+            return "".join(template.blocks[block](ctx)).strip()
+        except jinja2.UndefinedError as exc:
+            raise self._runtime_error(exc, name, f"undefined variable: {_undefined_name(exc)}") from None
+        except SecurityError as exc:
+            raise self._runtime_error(exc, name, f"not allowed in a template: {exc}") from None
+        except jinja2.TemplateRuntimeError as exc:
+            raise self._runtime_error(exc, name, str(exc)) from None
+        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+            raise self._runtime_error(exc, name, f"{type(exc).__name__}: {exc}") from None
+
+    def _runtime_error(self, exc: BaseException, name: str, message: str) -> TemplateError:
+        line = None
+        tb = exc.__traceback__
+        target = str(self.templates_dir / name)
+        # Jinja rewrites tracebacks so that template frames carry the template's file and line.
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == target:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        return TemplateError(message, path=self.shown(name), line=line)
+
+
+def _undefined_name(exc: jinja2.UndefinedError) -> str:
+    text = str(exc.message or exc)
+    if text.startswith("'") and "' is undefined" in text:
+        return text[1 : text.index("' is undefined")]
+    return text
+
+
+def build_namespace(lang: str, variables: Mapping[str, Any], context: RenderContext,
+                    recipient: Mapping[str, str] | None) -> dict[str, Any]:
+    """What a template can read. Plain read-only data only: nothing with methods worth calling."""
+    incident = {
+        "id": context.incident_id,
+        "detected_at": context.detected_at,
+        "phase": context.phase,
+        "next_update_at": context.next_update_at,
+        "drill": context.drill,
+    }
+    namespace: dict[str, Any] = dict(variables)
+    namespace.update(
+        incident=types.MappingProxyType(incident),
+        playbook=types.MappingProxyType(
+            {"id": context.playbook_id, "name": context.playbook_name.get(lang, context.playbook_id)}
+        ),
+        lang=lang,
+        timezone=context.timezone,
+        drill=context.drill,
+    )
+    if recipient is not None:
+        namespace["recipient"] = types.MappingProxyType(dict(recipient))
+    namespace.update(context.extra)
+    return namespace

@@ -1,0 +1,55 @@
+"""Durations such as `1h30m` and moments such as `-15m` or ISO 8601, as users write them."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+_DURATION = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`45s`, `30m`, `2h`, `1h30m`, `1d` -> timedelta; ValueError with a readable reason otherwise."""
+    cleaned = text.strip().replace(" ", "").lower()
+    match = _DURATION.match(cleaned)
+    if not cleaned or not match or not any(match.groupdict().values()):
+        raise ValueError(f"'{text}' is not a duration: write it like 45s, 30m, 2h or 1h30m")
+    parts = {k: int(v or 0) for k, v in match.groupdict().items()}
+    return timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+
+
+def format_duration(delta: timedelta) -> str:
+    """Compact English form for the terminal (`1h30m`, `45s`); messages use Babel instead."""
+    seconds = int(abs(delta.total_seconds()))
+    sign = "-" if delta.total_seconds() < 0 else ""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{sign}{hours}h{minutes:02d}m" if minutes else f"{sign}{hours}h"
+    if minutes:
+        return f"{sign}{minutes}m{secs:02d}s" if secs else f"{sign}{minutes}m"
+    return f"{sign}{secs}s"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_moment(text: str, *, reference: datetime | None = None) -> datetime:
+    """ISO 8601 (naive means UTC), `now`, or relative to now such as `-15m`, `-1h30m`."""
+    ref = reference or now()
+    cleaned = text.strip()
+    if cleaned.lower() == "now":
+        return ref
+    if cleaned[:1] in "+-":
+        delta = parse_duration(cleaned[1:])
+        return ref - delta if cleaned[0] == "-" else ref + delta
+    try:
+        moment = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"'{text}' is not a moment: write ISO 8601 (2026-11-25T14:05+01:00) or relative (-15m)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -1,0 +1,138 @@
+"""`playbook validate`: every playbook, template, channel and message of a home, checked offline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from playbook.channels import Channels, load_channels
+from playbook.compose import Composer
+from playbook.errors import ChannelError, PlaybookError, TemplateError
+from playbook.home import Home
+from playbook.limits import Measure
+from playbook.model import Playbook
+from playbook.publishers.base import Publisher
+from playbook.variables import resolve
+
+
+@dataclass(frozen=True)
+class MessageCheck:
+    """One block of one phase x language x channel, measured against that channel's limit."""
+
+    playbook: str
+    phase: str
+    lang: str
+    channel: str
+    block: str
+    measure: Measure
+
+
+@dataclass
+class ValidationReport:
+    playbooks: list[str] = field(default_factory=list)
+    problems: list[PlaybookError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    checks: list[MessageCheck] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def validate_home(home: Home, ids: Sequence[str] = ()) -> ValidationReport:
+    report = ValidationReport()
+    home.require()
+    wanted = list(ids) or home.playbook_ids()
+    channels: Channels | None = None
+    try:
+        channels = load_channels(home)
+    except PlaybookError as exc:
+        report.problems.append(exc)
+    for playbook_id in wanted:
+        report.playbooks.append(playbook_id)
+        try:
+            playbook = home.load_playbook(playbook_id)
+        except PlaybookError as exc:
+            report.problems.append(exc)
+            continue
+        _validate_playbook(home, playbook, channels, report)
+    if channels is not None:
+        used = _channels_used(home, wanted)
+        for name in channels.names():
+            missing = channels.missing_env(name)
+            if missing and name in used:
+                report.warnings.append(
+                    f"channel '{name}': {', '.join('$' + v for v in missing)} not set; "
+                    "needed to publish for real (a dry-run works without)"
+                )
+    return report
+
+
+def _channels_used(home: Home, ids: Sequence[str]) -> set[str]:
+    used: set[str] = set()
+    for playbook_id in ids:
+        try:
+            used.update(home.load_playbook(playbook_id).channel_names())
+        except PlaybookError:
+            continue
+    return used
+
+
+def _validate_playbook(home: Home, playbook: Playbook, channels: Channels | None,
+                       report: ValidationReport) -> None:
+    composer = Composer(home, playbook)
+    try:
+        variables = resolve(playbook, {}, samples=True)
+    except PlaybookError as exc:
+        report.problems.append(exc)
+        return
+    publishers: dict[str, Publisher[Any]] = {}
+    if channels is not None:
+        for name in playbook.channel_names():
+            try:
+                channels.require(name, used_by=f"playbook '{playbook.id}'")
+                publisher = channels.publisher(name, playbook.languages, offline=True)
+            except PlaybookError as exc:
+                report.problems.append(exc)
+                continue
+            publishers[name] = publisher
+            report.problems.extend(ChannelError(f"channel '{name}': {p}") for p in publisher.validate())
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    for phase_name, phase in playbook.phases.items():
+        next_update = None if phase_name == playbook.last_phase else now + playbook.update_every
+        context = composer.context(f"{playbook.id}-preview", now, phase_name, next_update)
+        for lang in playbook.languages:
+            name = composer.template(phase_name, lang)
+            if not composer.renderer.exists(name):
+                report.problems.append(TemplateError(
+                    f"missing template for phase '{phase_name}' in '{lang}'",
+                    path=composer.renderer.shown(name),
+                ))
+                continue
+            try:
+                composer.renderer.load(name)
+                plain = composer.message(phase_name, lang, variables, context)
+            except PlaybookError as exc:
+                report.problems.append(exc)
+                continue
+            for channel in phase.channels:
+                publisher_ = publishers.get(channel)
+                if publisher_ is None or lang not in publisher_.languages():
+                    continue
+                try:
+                    composer.check_blocks(phase_name, lang, publisher_)
+                    message = (composer.message(phase_name, lang, variables, context, publisher_)
+                               if publisher_.per_recipient else plain)
+                except PlaybookError as exc:
+                    report.problems.append(exc)
+                    continue
+                for measured in composer.measure(message, publisher_):
+                    check = MessageCheck(playbook.id, phase_name, lang, channel, measured.block, measured.measure)
+                    report.checks.append(check)
+                    if not measured.measure.ok:
+                        report.problems.append(TemplateError(
+                            f"block '{measured.block}' is too long for channel '{channel}': {measured.measure}",
+                            path=composer.renderer.shown(name),
+                        ))

@@ -1,0 +1,48 @@
+"""Resolving a playbook's variables from defaults, samples and --var name=value."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from playbook.errors import VariableError, did_you_mean, one_of
+from playbook.model import Playbook
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, str]:
+    """`--var name=value` items -> {name: value}; the value may itself contain '='."""
+    values: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise VariableError(f"--var '{item}' must be written name=value")
+        values[name] = value
+    return values
+
+
+def resolve(playbook: Playbook, given: Mapping[str, str], *, samples: bool = False) -> dict[str, str | None]:
+    """Each variable's value: --var, else default, else (for previews) its sample; required ones must have one.
+
+    With `samples`, a required variable without default or sample reads `<name>` so that a preview still
+    renders and shows where the value will go.
+    """
+    for name in given:
+        if name not in playbook.vars:
+            raise VariableError(
+                f"playbook '{playbook.id}' has no variable '{name}'{did_you_mean(name, playbook.vars)};"
+                f" known: {one_of(playbook.vars)}"
+            )
+    values: dict[str, str | None] = {}
+    for name, spec in playbook.vars.items():
+        value = given.get(name)
+        if value is None or value == "":
+            value = spec.default
+        if (value is None or value == "") and samples:
+            value = spec.sample if spec.sample is not None else (f"<{name}>" if spec.required else None)
+        if (value is None or value == "") and spec.required:
+            about = f" ({spec.description})" if spec.description else ""
+            raise VariableError(
+                f"playbook '{playbook.id}' needs variable '{name}'{about}: give it with --var {name}=..."
+            )
+        values[name] = value if value != "" else None
+    return values

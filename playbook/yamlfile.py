@@ -1,0 +1,121 @@
+"""Safe YAML loading that remembers where every value was written, for file:line:column errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from playbook.errors import ConfigError
+
+# A playbook is a page of text; anything bigger is a mistake or an attack (a "billion laughs" of aliases).
+MAX_BYTES = 1_000_000
+MAX_NODES = 50_000
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass
+class YamlDoc:
+    """A parsed YAML document and the position of every key and value in it."""
+
+    path: Path
+    data: Any
+    positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def where(self, loc: Loc) -> tuple[int | None, int | None]:
+        """Line and column (1-based) of the deepest known part of `loc`."""
+        for end in range(len(loc), -1, -1):
+            pos = self.positions.get(tuple(loc[:end]))
+            if pos is not None:
+                return pos
+        return None, None
+
+    def at(self, loc: Loc) -> YamlDoc:
+        """The part of the document under `loc`, with positions re-rooted there."""
+        n = len(loc)
+        positions = {k[n:]: v for k, v in self.positions.items() if k[:n] == loc}
+        return YamlDoc(self.path, None, positions)
+
+    def error(self, message: str, loc: Loc = ()) -> ConfigError:
+        line, column = self.where(loc)
+        return ConfigError(message, path=self.path, line=line, column=column)
+
+
+def load_yaml(path: Path, *, display: Path | None = None) -> YamlDoc:
+    """Parse `path` with the safe loader; errors carry the file, line and column."""
+    shown = display or path
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("file not found", path=shown) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path=shown) from None
+    if len(raw) > MAX_BYTES:
+        raise ConfigError(f"file is {len(raw):,} bytes; the limit is {MAX_BYTES:,}", path=shown)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", path=shown) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(
+            f"invalid YAML: {problem}",
+            path=shown,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", path=shown) from None
+    doc = YamlDoc(path=shown, data=None)
+    if node is None:
+        return doc
+    builder = _Builder(doc)
+    doc.data = builder.build(node, ())
+    return doc
+
+
+class _Builder:
+    def __init__(self, doc: YamlDoc) -> None:
+        self.doc = doc
+        self.count = 0
+        self.constructor = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise ConfigError(
+                f"document expands to more than {MAX_NODES:,} values (aliases used as a YAML bomb?)",
+                path=self.doc.path,
+            )
+        self.doc.positions.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.MappingNode):
+            self.constructor.flatten_mapping(node)
+            result: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise self._at(key_node, "a key must be a plain value")
+                # Keys are taken as written: YAML 1.1 would read `no:` (Norwegian) or `on:` as booleans.
+                key = key_node.value
+                if key in result:
+                    raise self._at(key_node, f"duplicate key '{key}'")
+                self.doc.positions[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                result[key] = self.build(value_node, (*loc, key))
+                # Point errors about a value at its key's line: that is where the user looks.
+                self.doc.positions[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            raise self._at(node, f"invalid value: {exc.problem}") from None
+
+    def _at(self, node: yaml.Node, message: str) -> ConfigError:
+        return ConfigError(message, path=self.doc.path, line=node.start_mark.line + 1,
+                           column=node.start_mark.column + 1)

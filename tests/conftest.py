@@ -1,0 +1,83 @@
+"""Shared fixtures: a fresh home per test, the built-in channel types only, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from playbook import secrets
+from playbook.publishers import registry
+from playbook.starter import write_starter
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_HOME = ROOT / "examples" / "home"
+
+
+def builtin_publishers() -> dict[str, str]:
+    """The channel types this project registers itself: installed third-party plugins must not leak in."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return dict(data["project"]["entry-points"]["playbook.publishers"])
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    registry.use_registry(registry.Registry(builtin_publishers()))
+    secrets.forget_all()
+    for name in ("PLAYBOOK_HOME", "PLAYBOOK_STATE"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    registry.use_registry(None)
+    secrets.forget_all()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A fresh home made by `playbook init` (the starter: whatsapp-outage, channels archived to files)."""
+    target = tmp_path / "home"
+    write_starter(target)
+    return target
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cli(*args: str, home: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 60, input: str | None = None) -> Result:
+    """Run the real `playbook` command in a subprocess, as a user would (no terminal attached)."""
+    command = [sys.executable, "-m", "playbook"]
+    if home is not None:
+        command += ["--home", str(home)]
+    full_env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
+    full_env.pop("PLAYBOOK_HOME", None)
+    full_env.pop("PLAYBOOK_STATE", None)
+    done = subprocess.run([*command, *args], capture_output=True, text=True, env=full_env, timeout=timeout,
+                          input=input)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def copy_example(tmp_path: Path) -> Path:
+    target = tmp_path / "example"
+    shutil.copytree(EXAMPLE_HOME, target, ignore=shutil.ignore_patterns(".playbook", "outbox", "public"))
+    return target

@@ -314,10 +314,12 @@ def status(
 ) -> None:
     """Show open incidents: phase, deliveries, the window, the next update due."""
     from playbook import output
+    from playbook.incidents import rehearsal_status
     from playbook.incidents import status as incident_status
 
     session = _session()
-    output.status(incident_status(session, incident), session.home, as_json=json_)
+    views = incident_status(session, incident)
+    output.status(views, rehearsal_status(session.home) if incident is None else [], as_json=json_)
 
 
 @app.command()
@@ -333,6 +335,36 @@ def timeline(
     if format not in ("md", "json"):
         raise PlaybookError(f"--format must be md or json, not '{format}'")
     output.timeline(incident_status(_session(), incident)[0], format)
+
+
+@app.command()
+def rehearse(
+    ids: Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="Playbooks (default: all).")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Skip the channels' online checks.")] = False,
+    check_links: Annotated[bool, typer.Option("--check-links", help="Also fetch every link in the messages "
+                                                                    "(2xx/3xx expected).")] = False,
+    drill: Annotated[bool, typer.Option("--drill", help="Also publish the first phase for real through the "
+                                                        "sandbox channels, and time it.")] = False,
+    junit: Annotated[Path | None, typer.Option("--junit", metavar="FILE", help="Write JUnit XML "
+                                                                               "(one test case per check).")] = None,
+    report: Annotated[Path | None, typer.Option("--report", metavar="FILE.md", help="Write a Markdown report "
+                                                                                    "with an SVG chart beside it.")]
+    = None,
+) -> None:
+    """Test the whole plan: templates, variables, secrets, links, channels, and whether the window holds."""
+    from playbook import output
+    from playbook.rehearsal_report import write_junit, write_report
+    from playbook.rehearse import rehearse as run_rehearsal
+
+    rehearsals = run_rehearsal(_home(), ids or [], offline=offline, check_links=check_links, drill=drill)
+    written = []
+    if junit is not None:
+        write_junit(rehearsals, junit)
+        written.append(junit)
+    if report is not None:
+        written += write_report(rehearsals, report)
+    output.rehearsals(rehearsals, written)
+    _exit(0 if all(r.ok for r in rehearsals) else 1)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from playbook.errors import TemplateError
@@ -43,7 +43,10 @@ class Composer:
         return template_name(self.playbook.id, phase, lang)
 
     def context(self, incident_id: str, detected_at: datetime, phase: str,
-                next_update_at: datetime | None, drill: bool = False) -> RenderContext:
+                next_update_at: datetime | None, drill: bool = False,
+                issued_at: datetime | None = None) -> RenderContext:
+        """What templates see of the incident; `issued_at` of the last phase is when it was resolved."""
+        resolved_at = (issued_at or datetime.now(UTC)) if phase == self.playbook.last_phase else None
         return RenderContext(
             playbook_id=self.playbook.id,
             playbook_name=self.playbook.name,
@@ -52,6 +55,7 @@ class Composer:
             detected_at=detected_at,
             phase=phase,
             next_update_at=next_update_at,
+            resolved_at=resolved_at,
             drill=drill,
         )
 
@@ -78,6 +82,13 @@ class Composer:
         message = self.renderer.render(self.template(phase, lang), lang, variables, context,
                                        recipient=fields, wanted=tuple(dict.fromkeys(wanted)))
         return mark_drill(message) if context.drill else message
+
+    def preview_context(self, phase: str, drill: bool = False) -> RenderContext:
+        """A plausible context for previews: detected a little while before the phase, as in a real outage."""
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        detected = now - self.playbook.update_every * list(self.playbook.phases).index(phase)
+        next_update = None if phase == self.playbook.last_phase else now + self.playbook.update_every
+        return self.context(f"{self.playbook.id}-preview", detected, phase, next_update, drill=drill, issued_at=now)
 
     @staticmethod
     def measure(message: Message, publisher: Publisher[Any]) -> list[BlockMeasure]:

@@ -57,7 +57,8 @@ class Session:
 
 def build_plan(session: Session, playbook: Playbook, phase: str, variables: dict[str, str | None],
                incident_id: str, detected_at: datetime, deadline: datetime, *, drill: bool,
-               offline: bool, next_update: datetime | bool | None = True) -> PostPlan:
+               offline: bool, next_update: datetime | bool | None = True,
+               issued_at: datetime | None = None) -> PostPlan:
     """Render and check every message of a post. Raises on any problem: then nothing is sent.
 
     `next_update` True computes the next update time from now; a resumed post passes the one it recorded.
@@ -68,7 +69,7 @@ def build_plan(session: Session, playbook: Playbook, phase: str, variables: dict
         next_update = None if phase == playbook.last_phase else utcnow() + playbook.update_every
     elif next_update is False:
         next_update = None
-    context = composer.context(incident_id, detected_at, phase, next_update, drill=drill)
+    context = composer.context(incident_id, detected_at, phase, next_update, drill=drill, issued_at=issued_at)
     plans: list[ChannelPlan] = []
     for name in playbook.phases[phase].channels:
         channels.require(name, used_by=f"playbook '{playbook.id}' phase '{phase}'")
@@ -201,6 +202,16 @@ def publish_phase(session: Session, incident_id: str, phase: str | None, given: 
     return Outcome(plan, result, closed=closed)
 
 
+def close_drill(home: Home, incident_id: str) -> None:
+    """A rehearsal's drill is over once published: close it so it never blocks the next one."""
+    ledger = Ledger(home.state_path, create=False)
+    try:
+        if ledger.incident(incident_id).drill:
+            ledger.close_incident(incident_id)
+    finally:
+        ledger.close()
+
+
 def resume(session: Session, incident_id: str, observer: Observer | None = None) -> list[Outcome]:
     """Finish every post of the incident that has failed or unconfirmed deliveries."""
     ledger = session.ledger()
@@ -211,7 +222,7 @@ def resume(session: Session, incident_id: str, observer: Observer | None = None)
         post = ledger.post(incident.id, seq)
         plan = build_plan(session, playbook, post.phase, post.vars, incident.id, incident.detected_at,
                           post.deadline, drill=incident.drill, offline=False,
-                          next_update=post.next_update_at or False)
+                          next_update=post.next_update_at or False, issued_at=post.issued_at)
         outcomes.append(Outcome(plan, _run(Engine(ledger, post, plan, observer))))
     if (incident.open and outcomes and all(o.result and o.result.ok for o in outcomes)
             and incident.phase == playbook.last_phase):
@@ -307,6 +318,40 @@ def incident_view(home: Home, ledger: Ledger, incident: Incident) -> IncidentVie
         window_met=met, next_update_due=next_due, closed_at=incident.closed_at, deliveries=views,
         posts=[{"seq": p.seq, "phase": p.phase, "issued_at": p.issued_at, "deadline": p.deadline} for p in posts],
     )
+
+
+@dataclass
+class RehearsalView:
+    playbook: str
+    last_at: datetime | None
+    passed: bool | None
+    every: timedelta
+
+    @property
+    def stale(self) -> bool:
+        return self.last_at is None or utcnow() - self.last_at > self.every
+
+    def as_json(self) -> dict[str, Any]:
+        return {"playbook": self.playbook, "last_rehearsed_at": self.last_at.isoformat() if self.last_at else None,
+                "passed": self.passed, "stale": self.stale}
+
+
+def rehearsal_status(home: Home) -> list[RehearsalView]:
+    """When each playbook was last rehearsed, and whether that is older than its `rehearse_every`."""
+    ledger = Ledger(home.state_path, readonly=True) if home.state_path.exists() else None
+    views = []
+    try:
+        for playbook_id in home.playbook_ids():
+            try:
+                every = home.load_playbook(playbook_id).rehearse_every
+            except PlaybookError:
+                continue
+            last = ledger.last_rehearsal(playbook_id) if ledger else None
+            views.append(RehearsalView(playbook_id, last[0] if last else None, last[1] if last else None, every))
+    finally:
+        if ledger is not None:
+            ledger.close()
+    return views
 
 
 def status(session: Session, incident_id: str | None) -> list[IncidentView]:

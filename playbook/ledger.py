@@ -412,6 +412,20 @@ class Ledger:
             finished_at=_parse(row["finished_at"]),
         )
 
+    def measured_latencies(self, sample: int = 500) -> dict[str, float]:
+        """Median seconds of a first-attempt delivery per channel, from the latest confirmed deliveries."""
+        latencies: dict[str, list[float]] = {}
+        rows = self.db.execute(
+            "SELECT channel, started_at, finished_at FROM deliveries WHERE status=? AND attempts=1"
+            " AND started_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?",
+            (SENT, sample * 10),
+        )
+        for channel, started, finished in rows:
+            values = latencies.setdefault(channel, [])
+            if len(values) < sample:
+                values.append((datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds())
+        return {channel: sorted(v)[len(v) // 2] for channel, v in latencies.items() if v}
+
     # -- rehearsals ----------------------------------------------------------------------------------
     def record_rehearsal(self, playbook: str, passed: bool, summary: dict[str, Any]) -> None:
         with self.transaction() as db:

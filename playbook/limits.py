@@ -28,7 +28,9 @@ class Measure:
 
 
 class Limit(Protocol):
-    name: str
+    # Read-only, so the frozen dataclasses below satisfy it.
+    @property
+    def name(self) -> str: ...
 
     def measure(self, text: str) -> Measure: ...
 
@@ -48,31 +50,32 @@ class XWeighted:
 
 @dataclass(frozen=True)
 class Graphemes:
-    """User-perceived characters (Bluesky counts these): an emoji with modifiers is one."""
+    """User-perceived characters: an emoji with modifiers is one. Bluesky counts these (300); Mastodon
+    too (500), with every URL counted as 23 whatever its length: `Graphemes(500, url_weight=23)`."""
 
     limit: int = 300
+    url_weight: int | None = None
     name: str = "graphemes"
 
     def measure(self, text: str) -> Measure:
         import regex
 
-        return Measure(len(regex.findall(r"\X", text)), self.limit, "graphemes")
+        if self.url_weight is None:
+            return Measure(len(regex.findall(r"\X", text)), self.limit, "graphemes")
+        urls = URL.findall(text)
+        count = len(regex.findall(r"\X", URL.sub("", text))) + self.url_weight * len(urls)
+        return Measure(count, self.limit, "graphemes", f"URLs count {self.url_weight}" if urls else "")
 
 
 @dataclass(frozen=True)
 class Characters:
-    """Unicode characters, with every URL counted as `url_weight` when set (Mastodon counts 23)."""
+    """Unicode code points, for a provider that counts them plainly."""
 
     limit: int
-    url_weight: int | None = None
     name: str = "characters"
 
     def measure(self, text: str) -> Measure:
-        if self.url_weight is None:
-            return Measure(len(text), self.limit, "characters")
-        urls = URL.findall(text)
-        count = len(URL.sub("", text)) + self.url_weight * len(urls)
-        return Measure(count, self.limit, "characters", "URLs count 23" if urls else "")
+        return Measure(len(text), self.limit, "characters")
 
 
 # GSM 03.38: the basic set costs one septet, the extension set two (escape + char).

@@ -34,6 +34,9 @@ def _duration(value: Any) -> Any:
             raise PydanticCustomError("duration", str(exc)) from None
     if isinstance(value, int) and not isinstance(value, bool):
         raise PydanticCustomError("duration", f"'{value}' has no unit: write {value}m or {value}s")
+    if not isinstance(value, timedelta):
+        raise PydanticCustomError("duration", "expected a duration such as 45s, 30m, 2h or 1h30m, not {value}",
+                                  {"value": repr(value)})
     return value
 
 
@@ -202,6 +205,19 @@ class Playbook(Strict):
 RESERVED_NAMES = frozenset({"incident", "playbook", "lang", "recipient", "drill", "channel", "phase"})
 
 
+# Pydantic's words for a wrong type speak Python ("a valid dictionary"); these speak YAML.
+_PLAIN_MESSAGES = {
+    "list_type": "expected a list, such as [a, b], not {value!r}",
+    "dict_type": "expected a mapping of keys (key: value), not {value!r}",
+    "model_type": "expected a mapping of keys (key: value), not {value!r}",
+    "string_type": "expected text, not {value!r}",
+    "bool_type": "expected true or false, not {value!r}",
+    "bool_parsing": "expected true or false, not {value!r}",
+    "too_short": "must not be empty",
+    "string_pattern_mismatch": "{value!r} is not a valid id: lower-case letters, digits, - and _",
+}
+
+
 def validation_to_error(exc: ValidationError, doc: YamlDoc) -> ConfigError:
     """The first pydantic error as one line, pointing at the file, line and column of the bad key."""
     err = exc.errors(include_url=False)[0]
@@ -212,6 +228,8 @@ def validation_to_error(exc: ValidationError, doc: YamlDoc) -> ConfigError:
         return doc.error(message, (*loc, err["ctx"]["key"]))
     if err["type"] == "missing":
         message, loc = f"missing required key '{loc[-1]}'", loc[:-1]
+    elif err["type"] in _PLAIN_MESSAGES:
+        message = _PLAIN_MESSAGES[err["type"]].format(value=err.get("input"))
     field = ".".join(str(part) for part in loc)
     return doc.error(f"{field}: {message}" if field else message, loc)
 

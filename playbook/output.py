@@ -47,7 +47,8 @@ class _Masked:
 def _console(stderr: bool = False) -> Console:
     # Looked up at each call so that tests capturing sys.stdout see the output.
     stream = sys.stderr if stderr else sys.stdout
-    return Console(file=cast(IO[str], _Masked(stream)), highlight=False, soft_wrap=False)
+    # An error is one line whatever the terminal's width, so that it can be read, grepped and copied whole.
+    return Console(file=cast(IO[str], _Masked(stream)), highlight=False, soft_wrap=stderr)
 
 
 def _json(data: Any) -> None:
@@ -376,13 +377,25 @@ def _outcome_json(outcome: Any) -> dict[str, Any]:
 
 # -- the ledger ------------------------------------------------------------------------------------------
 
-def status(views: Sequence[Any], home: Any, as_json: bool) -> None:
+def status(views: Sequence[Any], rehearsals: Sequence[Any], as_json: bool) -> None:
     if as_json:
-        _json({"incidents": [v.as_json() for v in views]})
+        _json({"incidents": [v.as_json() for v in views], "rehearsals": [r.as_json() for r in rehearsals]})
         return
     console = _console()
     if not views:
         console.print("No open incident.")
+    for r in rehearsals:
+        if r.last_at is None:
+            console.print(Text(f"warning: playbook '{r.playbook}' has never been rehearsed: run "
+                               f"'playbook rehearse {r.playbook}'", style="yellow"))
+            continue
+        result = "passed" if r.passed else "FAILED"
+        line = f"playbook '{r.playbook}' last rehearsed {_when(r.last_at)}: {result}"
+        if r.stale:
+            console.print(Text(f"warning: {line}, more than {format_duration(r.every)} ago: rehearse it",
+                               style="yellow"))
+        else:
+            console.print(Text(line, style="green" if r.passed else "bold red"))
     for v in views:
         state = "open" if v.open else f"closed {_when(v.closed_at)}"
         console.print(Text(f"{v.id} · {v.playbook} · phase {v.phase} · {state}" + (" · DRILL" if v.drill else ""),
@@ -442,3 +455,22 @@ def timeline(view: Any, fmt: str) -> None:
             lines.append(f"| {d.channel} | {d.lang} | {d.status} | {_iso(d.sent_at) or ''} | {link} |")
         lines.append("")
     sys.stdout.write(secrets.redact("\n".join(lines)))
+
+
+# -- rehearsals ------------------------------------------------------------------------------------------
+
+def rehearsals(items: Sequence[Any], written: Sequence[Path]) -> None:
+    from playbook.rehearsal_report import verdict
+
+    console = _console()
+    for r in items:
+        table = Table("result", "check", "detail", title=f"Rehearsal of {r.playbook}", show_lines=False)
+        order = sorted(r.checks, key=lambda c: (c.ok or c.skipped, c.skipped))
+        for c in order:
+            mark = Text("skip", style="dim") if c.skipped else (Text("pass", style="green") if c.ok
+                                                                else Text("FAIL", style="bold red"))
+            table.add_row(mark, f"{c.group}: {c.name}", c.detail)
+        console.print(table)
+        console.print(Text(verdict(r), style="green" if r.ok else "bold red"))
+    for path in written:
+        console.print(f"Wrote {escape(str(path))}")

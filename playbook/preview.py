@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from playbook.channels import load_channels
@@ -47,9 +46,7 @@ def render_preview(home: Home, playbook_id: str, phase: str, lang: str | None, c
                             f"{', '.join(playbook.languages)}")
     variables = resolve(playbook, given, samples=True)
     composer = Composer(home, playbook)
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    next_update = None if phase == playbook.last_phase else now + playbook.update_every
-    context = composer.context(f"{playbook.id}-preview", now, phase, next_update, drill=drill)
+    context = composer.preview_context(phase, drill=drill)
     preview = Preview(playbook.id, phase, lang, composer.renderer.shown(composer.template(phase, lang)),
                       composer.message(phase, lang, variables, context))
     names = playbook.phases[phase].channels

@@ -56,6 +56,8 @@ class RenderContext:
     detected_at: datetime
     phase: str
     next_update_at: datetime | None = None
+    # When the last phase was issued: the end of the disruption, for "it lasted 3 hours".
+    resolved_at: datetime | None = None
     drill: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -125,6 +127,9 @@ def filter_duration(ctx: Any, value: Any) -> str:
     if not isinstance(value, timedelta):
         raise jinja2.TemplateRuntimeError(f"cannot format {type(value).__name__} as a duration")
     seconds = int(value.total_seconds())
+    if seconds >= 60:
+        # Past a minute, seconds are noise in a customer message: round to the nearest minute.
+        seconds = (seconds + 30) // 60 * 60
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     units: tuple[tuple[int, int, Literal["hour", "minute", "second"]], ...] = (
@@ -215,22 +220,23 @@ class Renderer:
             ctx = template.new_context(namespace)
             return "".join(template.blocks[block](ctx)).strip()
         except jinja2.UndefinedError as exc:
-            raise self._runtime_error(exc, name, f"undefined variable: {_undefined_name(exc)}") from None
+            raise self._runtime_error(exc, template, name, f"undefined variable: {_undefined_name(exc)}") from None
         except SecurityError as exc:
-            raise self._runtime_error(exc, name, f"not allowed in a template: {exc}") from None
+            raise self._runtime_error(exc, template, name, f"not allowed in a template: {exc}") from None
         except jinja2.TemplateRuntimeError as exc:
-            raise self._runtime_error(exc, name, str(exc)) from None
+            raise self._runtime_error(exc, template, name, str(exc)) from None
         except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
-            raise self._runtime_error(exc, name, f"{type(exc).__name__}: {exc}") from None
+            raise self._runtime_error(exc, template, name, f"{type(exc).__name__}: {exc}") from None
 
-    def _runtime_error(self, exc: BaseException, name: str, message: str) -> TemplateError:
+    def _runtime_error(self, exc: BaseException, template: jinja2.Template, name: str,
+                       message: str) -> TemplateError:
         line = None
         tb = exc.__traceback__
-        target = str(self.templates_dir / name)
-        # Jinja rewrites tracebacks so that template frames carry the template's file and line.
+        # A block function called directly skips Jinja's traceback rewriting: its frames carry the line of
+        # the compiled Python code, which the template's debug info maps back to the template's own line.
         while tb is not None:
-            if tb.tb_frame.f_code.co_filename == target:
-                line = tb.tb_lineno
+            if tb.tb_frame.f_code.co_filename == template.filename:
+                line = template.get_corresponding_lineno(tb.tb_lineno)
             tb = tb.tb_next
         return TemplateError(message, path=self.shown(name), line=line)
 
@@ -250,6 +256,7 @@ def build_namespace(lang: str, variables: Mapping[str, Any], context: RenderCont
         "detected_at": context.detected_at,
         "phase": context.phase,
         "next_update_at": context.next_update_at,
+        "resolved_at": context.resolved_at,
         "drill": context.drill,
     }
     namespace: dict[str, Any] = dict(variables)

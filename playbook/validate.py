@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from playbook.channels import Channels, load_channels
@@ -84,7 +83,7 @@ def _validate_playbook(home: Home, playbook: Playbook, channels: Channels | None
                        report: ValidationReport) -> None:
     composer = Composer(home, playbook)
     try:
-        variables = resolve(playbook, {}, samples=True)
+        variables = resolve(playbook, {}, samples=True, placeholders=True)
     except PlaybookError as exc:
         report.problems.append(exc)
         return
@@ -99,10 +98,8 @@ def _validate_playbook(home: Home, playbook: Playbook, channels: Channels | None
                 continue
             publishers[name] = publisher
             report.problems.extend(ChannelError(f"channel '{name}': {p}") for p in publisher.validate())
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
     for phase_name, phase in playbook.phases.items():
-        next_update = None if phase_name == playbook.last_phase else now + playbook.update_every
-        context = composer.context(f"{playbook.id}-preview", now, phase_name, next_update)
+        context = composer.preview_context(phase_name)
         for lang in playbook.languages:
             name = composer.template(phase_name, lang)
             if not composer.renderer.exists(name):

@@ -20,11 +20,13 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
     return values
 
 
-def resolve(playbook: Playbook, given: Mapping[str, str], *, samples: bool = False) -> dict[str, str | None]:
-    """Each variable's value: --var, else default, else (for previews) its sample; required ones must have one.
+def resolve(playbook: Playbook, given: Mapping[str, str], *, samples: bool = False,
+            placeholders: bool = False) -> dict[str, str | None]:
+    """Each variable's value: --var, else default; a required one without a value is an error naming it.
 
-    With `samples`, a required variable without default or sample reads `<name>` so that a preview still
-    renders and shows where the value will go.
+    With `samples`, an optional variable without a value takes its sample, so a preview shows where the
+    value goes. With `placeholders` (validate), a required one takes its sample, else reads `<name>`, so
+    that every template renders without anything given.
     """
     for name in given:
         if name not in playbook.vars:
@@ -37,12 +39,14 @@ def resolve(playbook: Playbook, given: Mapping[str, str], *, samples: bool = Fal
         value = given.get(name)
         if value is None or value == "":
             value = spec.default
-        if (value is None or value == "") and samples:
-            value = spec.sample if spec.sample is not None else (f"<{name}>" if spec.required else None)
+        if (value is None or value == "") and samples and (placeholders or not spec.required):
+            value = spec.sample
         if (value is None or value == "") and spec.required:
-            about = f" ({spec.description})" if spec.description else ""
-            raise VariableError(
-                f"playbook '{playbook.id}' needs variable '{name}'{about}: give it with --var {name}=..."
-            )
+            if not placeholders:
+                about = f" ({spec.description})" if spec.description else ""
+                raise VariableError(
+                    f"playbook '{playbook.id}' needs variable '{name}'{about}: give it with --var {name}=..."
+                )
+            value = f"<{name}>"
         values[name] = value if value != "" else None
     return values

@@ -16,6 +16,8 @@ MAX_NODES = 50_000
 
 Loc = tuple[str | int, ...]
 
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
 
 @dataclass
 class YamlDoc:
@@ -64,6 +66,12 @@ def load_yaml(path: Path, *, display: Path | None = None) -> YamlDoc:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        if "\\t" in problem:
+            problem += " (indent with spaces: YAML does not allow tabs)"
+        elif exc.problem and exc.context and exc.context_mark and exc.context_mark is not mark:
+            # An unclosed [ or { is reported where parsing gave up: also say where it was opened.
+            opened = exc.context_mark
+            problem += f" ({exc.context} at line {opened.line + 1}, column {opened.column + 1})"
         raise ConfigError(
             f"invalid YAML: {problem}",
             path=shown,
@@ -111,6 +119,10 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        if node.tag == _BOOL_TAG and node.value.lower() not in ("true", "false"):
+            # YAML 1.1 reads yes/no/on/off as booleans: `no` is Norwegian in a list of languages, and a
+            # boolean setting still accepts the text (pydantic reads "yes" and "off" as booleans).
+            return node.value
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:

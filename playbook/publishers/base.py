@@ -106,6 +106,17 @@ class CheckResult:
     detail: str
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How long a channel needs to deliver a phase, and the arithmetic behind the figure."""
+
+    seconds: float
+    arithmetic: str
+    # What sets the figure: "parallel" (connections x latency), "rate" (the `rate` cap) or "provider".
+    bound: str = "parallel"
+    messages: int = 0
+
+
 @dataclass
 class ChannelContext:
     """What a publisher may know of the world: the home folder and the playbook languages."""
@@ -125,6 +136,10 @@ class Publisher(ABC, Generic[C]):
     optional_blocks: ClassVar[tuple[str, ...]] = ()
     # The remote side drops a second request carrying the same idempotency key.
     deduplicates: ClassVar[bool] = False
+    # Seconds one delivery usually takes, for the window budget when no drill has measured it.
+    typical_latency: ClassVar[float] = 1.0
+    # The provider's own posting limit (posts, per period), which no retry can beat.
+    rate_limit: ClassVar[tuple[int, timedelta] | None] = None
     # One sentence for the README and `channels`: what an unconfirmed delivery may mean here.
     idempotency: ClassVar[str] = "an unconfirmed delivery may have been received: resume sends it again"
 
@@ -157,6 +172,29 @@ class Publisher(ABC, Generic[C]):
     def languages(self) -> list[str]:
         return list(self.config.languages or self.context.languages)
 
+    def budget(self, messages: int, latency: float | None = None) -> Budget:
+        """Time to deliver `messages` through this channel: connections, `rate` and provider limits."""
+        seconds_each = latency if latency is not None else self.typical_latency
+        source = "measured" if latency is not None else "typical"
+        lanes = max(1, self.concurrency)
+        by_lanes = messages * seconds_each / lanes
+        parts = [f"{messages:,} message(s) x {seconds_each:.2f} s ({source}) / {lanes} in parallel = {by_lanes:,.0f} s"]
+        seconds, bound = by_lanes, "parallel"
+        rate = getattr(self.config, "rate", None)
+        if rate:
+            by_rate = messages / float(rate)
+            parts.append(f"{messages:,} at {rate:g}/s (rate) = {by_rate:,.0f} s")
+            if by_rate > seconds:
+                seconds, bound = by_rate, "rate"
+        if self.rate_limit is not None:
+            count, period = self.rate_limit
+            if messages > count:
+                by_limit = (messages - 1) // count * period.total_seconds()
+                parts.append(f"provider limit {count} per {period} = {by_limit:,.0f} s")
+                if by_limit > seconds:
+                    seconds, bound = by_limit, "provider"
+        return Budget(seconds, "; ".join(parts), bound, messages)
+
     def validate(self) -> list[str]:
         """Problems found without the network (an unreadable file, a bad address); [] when fine."""
         return []
@@ -179,3 +217,4 @@ class Publisher(ABC, Generic[C]):
     @abstractmethod
     async def publish(self, delivery: Delivery) -> Receipt | Failure:
         """Send one delivery; never raise for the provider's answers, return a Failure instead."""
+

@@ -124,15 +124,13 @@ def _rehearse_one(home: Home, playbook_id: str, *, offline: bool, check_links: b
     report = validate_home(home, [playbook.id])
     record.add("validate", "playbook, templates and channels validate", report.ok,
                "; ".join(str(p) for p in report.problems) or "no problem found")
-    by_message: dict[tuple[str, str, str], list[str]] = {}
-    failing: dict[tuple[str, str, str], bool] = {}
+    lengths: dict[tuple[str, str, str, str], list[str]] = {}
     for check in report.checks:
-        key = (check.phase, check.lang, check.channel)
-        by_message.setdefault(key, []).append(f"{check.block} {check.measure}")
-        failing[key] = failing.get(key, False) or not check.measure.ok
-    for (phase, lang, channel), lengths in by_message.items():
-        record.add("render", f"{phase} · {lang} · {channel} within limit", not failing[(phase, lang, channel)],
-                   ", ".join(lengths))
+        key = (check.playbook, check.phase, check.lang, check.channel)
+        lengths.setdefault(key, []).append(f"{check.block} {check.measure}")
+    for (_, phase, lang, channel), problem in report.renders.items():
+        detail = problem or ", ".join(lengths.get((playbook.id, phase, lang, channel), [])) or "renders (no limit)"
+        record.add("render", f"{phase} · {lang} · {channel} within limit", problem is None, detail)
     _check_variables(playbook, record)
     try:
         channels = load_channels(home)
@@ -176,7 +174,7 @@ def _check_environment(channels: Channels, used: Sequence[str], record: _Recorde
 def _rendered_texts(home: Home, playbook: Playbook) -> list[tuple[str, str, str]]:
     """(phase, lang, text) of every block of every phase, rendered with defaults and samples."""
     composer = Composer(home, playbook)
-    variables = resolve(playbook, {}, samples=True)
+    variables = resolve(playbook, {}, samples=True, placeholders=True)
     texts = []
     for phase in playbook.phases:
         context = composer.preview_context(phase)
@@ -300,7 +298,7 @@ def _measured_latencies(home: Home) -> dict[str, float]:
 def _run_drill(home: Home, playbook: Playbook, record: _Recorder) -> None:
     """Publish the first phase for real through the sandbox channels, then close the drill incident."""
     session = Session(home)
-    samples = {k: v for k, v in resolve(playbook, {}, samples=True).items() if v is not None}
+    samples = {k: v for k, v in resolve(playbook, {}, samples=True, placeholders=True).items() if v is not None}
     start = time.perf_counter()
     try:
         outcome = trigger(session, playbook.id, samples, None, drill=True, new=True)

@@ -34,6 +34,8 @@ class ValidationReport:
     problems: list[PlaybookError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     checks: list[MessageCheck] = field(default_factory=list)
+    # Every (playbook, phase, lang, channel) rendered: None when it renders within limits, else the problem.
+    renders: dict[tuple[str, str, str, str], str | None] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -102,34 +104,38 @@ def _validate_playbook(home: Home, playbook: Playbook, channels: Channels | None
         context = composer.preview_context(phase_name)
         for lang in playbook.languages:
             name = composer.template(phase_name, lang)
+            targets = [c for c in phase.channels if c in publishers and lang in publishers[c].languages()]
+
+            def failed(problem: PlaybookError, channels: list[str], lang: str = lang, phase: str = phase_name) -> None:
+                report.problems.append(problem)
+                for channel in channels:
+                    report.renders[(playbook.id, phase, lang, channel)] = str(problem)
+
             if not composer.renderer.exists(name):
-                report.problems.append(TemplateError(
-                    f"missing template for phase '{phase_name}' in '{lang}'",
-                    path=composer.renderer.shown(name),
-                ))
+                failed(TemplateError(f"missing template for phase '{phase_name}' in '{lang}'",
+                                     path=composer.renderer.shown(name)), targets)
                 continue
             try:
                 composer.renderer.load(name)
                 plain = composer.message(phase_name, lang, variables, context)
             except PlaybookError as exc:
-                report.problems.append(exc)
+                failed(exc, targets)
                 continue
-            for channel in phase.channels:
-                publisher_ = publishers.get(channel)
-                if publisher_ is None or lang not in publisher_.languages():
-                    continue
+            for channel in targets:
+                publisher_ = publishers[channel]
                 try:
                     composer.check_blocks(phase_name, lang, publisher_)
                     message = (composer.message(phase_name, lang, variables, context, publisher_)
                                if publisher_.per_recipient else plain)
                 except PlaybookError as exc:
-                    report.problems.append(exc)
+                    failed(exc, [channel])
                     continue
+                report.renders[(playbook.id, phase_name, lang, channel)] = None
                 for measured in composer.measure(message, publisher_):
                     check = MessageCheck(playbook.id, phase_name, lang, channel, measured.block, measured.measure)
                     report.checks.append(check)
                     if not measured.measure.ok:
-                        report.problems.append(TemplateError(
+                        failed(TemplateError(
                             f"block '{measured.block}' is too long for channel '{channel}': {measured.measure}",
                             path=composer.renderer.shown(name),
-                        ))
+                        ), [channel])

@@ -23,8 +23,8 @@ DUPLICATE_WORDS = "duplicate content"
 DUPLICATE_CODE = 187
 CREDENTIALS_REFUSED = (
     "X refused the credentials (401): regenerate the access token and secret in the X developer portal "
-    "(check the consumer key and secret there too) and update the variables channels.yaml names for them "
-    "(X_ACCESS_TOKEN, X_ACCESS_TOKEN_SECRET)"
+    "(and check the consumer key and secret), then update X_ACCESS_TOKEN and X_ACCESS_TOKEN_SECRET "
+    "(or whichever variables channels.yaml names for them)"
 )
 
 
@@ -72,7 +72,7 @@ class XPublisher(Publisher[XConfig]):
     def host(self) -> str:
         return urlsplit(str(self.config.api_base)).netloc
 
-    def client(self) -> Any:
+    def _new_client(self) -> Any:
         """A tweepy Client for this account, routed to `api_base`, each request bounded by `timeout`."""
         config = self.config
         client = tweepy.Client(
@@ -86,7 +86,7 @@ class XPublisher(Publisher[XConfig]):
         return client
 
     async def open(self) -> None:
-        self._client = self.client()
+        self._client = self._new_client()
 
     async def close(self) -> None:
         if self._client is not None:
@@ -113,7 +113,7 @@ class XPublisher(Publisher[XConfig]):
         return Receipt(remote_id=tweet_id, url=STATUS_URL.format(id=tweet_id), note=note)
 
     async def check(self) -> CheckResult:
-        client = self.client()
+        client = self._new_client()
         try:
             response = await asyncio.to_thread(client.get_me, user_auth=True)
         except (tweepy.TweepyException, requests.RequestException) as exc:

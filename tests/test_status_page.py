@@ -1,0 +1,450 @@
+"""`type: status-page`: the static status site, served over HTTP and read by headless Chromium and feed readers."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+
+from playbook.home import Home
+from playbook.incidents import Outcome, Session, publish_phase, trigger
+from playbook.model import Playbook
+from playbook.publishers.base import ChannelContext, Delivery, Failure, Receipt
+from playbook.publishers.status_page import StatusPageConfig, StatusPagePublisher, status_of
+from playbook.publishers.status_site import body_html
+from playbook.render import Message
+from tests.conftest import run_cli, write
+from tests.fakes.browser import dump_dom, screenshot, serve_folder
+
+PLAYBOOK = "whatsapp-outage"
+URL = "https://status.example.com"
+INJECTION = "<script>alert(1)</script>"
+
+TITLE_FR = "Messages WhatsApp perturbés\u00a0: nous restons joignables par e-mail, téléphone et chat"
+TITLE_EN = "WhatsApp messages delayed: you can still reach us by email, phone and chat"
+IDENTIFIED_FR = "Perturbations WhatsApp\u00a0: l’origine est identifiée"
+IDENTIFIED_EN = "WhatsApp disruption: we know where the problem is"
+RESOLVED_EN = "WhatsApp is back to normal: thank you for your patience"
+
+CHANNELS = """\
+channels:
+  x:
+    type: file
+    path: outbox/x.jsonl
+  website:
+    type: status-page
+    output_dir: public/status
+    url: https://status.example.com
+  customers:
+    type: file
+    path: outbox/customers.jsonl
+"""
+
+
+@pytest.fixture
+def status_home(home: Path) -> Path:
+    """The starter home with its website channel turned into a status page in public/status."""
+    write(home / "channels.yaml", CHANNELS)
+    return home
+
+
+def site(home: Path) -> Path:
+    return home / "public" / "status"
+
+
+def start(home: Path, **given: str) -> Outcome:
+    session = Session(Home(root=home))
+    try:
+        outcome = trigger(session, PLAYBOOK, given, None)
+    finally:
+        session.close()
+    assert outcome.result is not None and outcome.result.ok, outcome.result
+    return outcome
+
+
+def follow(home: Path, incident: str, phase: str | None, **given: str) -> Outcome:
+    session = Session(Home(root=home))
+    try:
+        outcome = publish_phase(session, incident, phase, given, resolve_it=phase is None)
+    finally:
+        session.close()
+    assert outcome.result is not None and outcome.result.ok, outcome.result
+    return outcome
+
+
+def visible_text(dom: str) -> str:
+    """The text of a DOM dump, without tags, entities decoded, spaces collapsed (no-break spaces kept)."""
+    text = html.unescape(re.sub(r"<[^>]+>", " ", re.sub(r"(?s)<(style|script).*?</\1>", " ", dom)))
+    return re.sub(r"[ \t\r\n]+", " ", text).strip()
+
+
+def host_page(folder: Path, lang: str) -> str:
+    """A page of the main website that includes the banner, as its own site would."""
+    name = f"host-{lang}.html"
+    write(folder / name, f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>Shop</title>'
+                         '<script src="status/banner.js" defer></script></head>'
+                         "<body><h1>Our shop</h1></body></html>")
+    return name
+
+
+# -- the page in a browser ---------------------------------------------------------------------------------
+
+def test_the_page_shows_the_incident_in_both_languages_newest_update_first(status_home: Path,
+                                                                         tmp_path: Path) -> None:
+    incident = start(status_home).plan.incident_id
+    follow(status_home, incident, "identified", cause="a network configuration issue")
+    with serve_folder(site(status_home)) as base:
+        french = dump_dom(f"{base}/")
+        english = dump_dom(f"{base}/index.en.html")
+        shot = screenshot(f"{base}/index.en.html", tmp_path / "status-page.png")
+
+    assert '<html lang="fr"' in french and '<html lang="en"' in english
+    fr_text, en_text = visible_text(french), visible_text(english)
+    assert "État du service" in fr_text and "Perturbation partielle" in fr_text
+    assert "Service status" in en_text and "Partial System Outage" in en_text
+    phases = re.compile(r'<li class="update"[^>]*>\s*<p class="update-meta"><span class="pill pill-(\w+)">([^<]+)<')
+    for dom, text, first, later, opening, labels in (
+        (french, fr_text, TITLE_FR, IDENTIFIED_FR, "Depuis le", ("Cause identifiée", "Enquête en cours")),
+        (english, en_text, TITLE_EN, IDENTIFIED_EN, "Since", ("Identified", "Investigating")),
+    ):
+        assert first in text and later in text
+        # Newest first: the identified update, then the first one, each under its phase.
+        assert text.index(later) < text.index(opening)
+        assert phases.findall(dom) == [("identified", labels[0]), ("investigating", labels[1])]
+    assert "Cause reported by WhatsApp: a network configuration issue" in en_text
+    assert "Cause indiquée par WhatsApp\u00a0: a network configuration issue" in fr_text
+    # What customers can do instead: the body's alternatives, as links.
+    assert '<a href="mailto:support@example.com">support@example.com</a>' in english
+    assert '<a href="https://example.com/chat">https://example.com/chat</a>' in english
+    assert '<a href="tel:+33123456789">+33 1 23 45 67 89</a>' in french
+    # The language switch is plain links: it works with JavaScript off, and the page has no script at all.
+    assert re.search(r'<a href="index\.en\.html" hreflang="en" lang="en">English</a>', french)
+    assert re.search(r'<a href="index\.html" hreflang="fr" lang="fr">Français</a>', english)
+    assert '<a href="index.en.html" hreflang="en" lang="en" aria-current="page">' in english
+    assert "<script" not in (site(status_home) / "index.html").read_text()
+    assert "<h1>État du service</h1>" in french
+    assert re.search(rf'<h3 class="incident-name" lang="en"><a href="#{incident}">{TITLE_EN}</a></h3>', english)
+    assert f'id="{incident}"' in english
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000
+
+
+def test_the_banner_shows_while_an_incident_is_open_and_nothing_after_resolve(status_home: Path) -> None:
+    public = status_home / "public"
+    incident = start(status_home).plan.incident_id
+    french_host, english_host = host_page(public, "fr"), host_page(public, "en-GB")
+    with serve_folder(public) as base:
+        french = dump_dom(f"{base}/{french_host}")
+        english = dump_dom(f"{base}/{english_host}")
+        follow(status_home, incident, None)
+        after = dump_dom(f"{base}/{english_host}")
+
+    assert 'id="status-page-banner"' in french and 'id="status-page-banner"' in english
+    assert TITLE_FR in visible_text(french) and "Enquête en cours" in visible_text(french)
+    assert TITLE_EN in visible_text(english) and "Investigating" in visible_text(english)
+    assert TITLE_FR not in visible_text(english)
+    assert f'href="{URL}/index.en.html#{incident}"' in english
+    assert f'href="{URL}/#{incident}"' in french
+    assert "status-page-banner" not in after and "Our shop" in visible_text(after)
+    assert json.loads((site(status_home) / "banner.json").read_text())["open"] is False
+
+
+def test_resolved_incidents_stay_in_the_history_newest_first(status_home: Path) -> None:
+    first = start(status_home).plan.incident_id
+    follow(status_home, first, None)
+    second = start(status_home, cause="a routing issue").plan.incident_id
+    with serve_folder(site(status_home)) as base:
+        english = dump_dom(f"{base}/index.en.html")
+    text = visible_text(english)
+    assert text.index("Ongoing incidents") < text.index(TITLE_EN) < text.index("Past incidents")
+    assert text.index("Past incidents") < text.index(RESOLVED_EN)
+    assert f'id="{second}"' in english and f'id="{first}"' in english
+
+
+# -- machine-readable files ---------------------------------------------------------------------------------
+
+def test_atom_feeds_carry_each_languages_updates_newest_first(status_home: Path) -> None:
+    incident = start(status_home).plan.incident_id
+    follow(status_home, incident, "identified")
+    follow(status_home, incident, None)
+    for lang, titles in (("fr", ("Résolu", "Cause identifiée", "Enquête en cours")),
+                         ("en", ("Resolved", "Identified", "Investigating"))):
+        feed = feedparser.parse((site(status_home) / f"feed.{lang}.atom").read_bytes())
+        assert not feed.bozo, feed.bozo_exception
+        assert feed.feed.title == f"status.example.com – {'État du service' if lang == 'fr' else 'Service status'}"
+        assert [e.title.split(":")[0] for e in feed.entries] == list(titles)
+        assert all(e.link.endswith(f"#{incident}") for e in feed.entries)
+        assert len({e.id for e in feed.entries}) == 3
+        assert feed.entries[0].content[0].language == lang
+    english = feedparser.parse((site(status_home) / "feed.en.atom").read_bytes())
+    assert english.entries[-1].title == f"Investigating: {TITLE_EN}"
+    assert "support@example.com" in english.entries[-1].content[0].value
+    assert english.entries[0].link == f"{URL}/index.en.html#{incident}"
+
+
+def test_status_json_has_the_statuspage_summary_shape(status_home: Path) -> None:
+    outcome = start(status_home)
+    incident = outcome.plan.incident_id
+    summary = json.loads((site(status_home) / "status.json").read_text())
+    assert set(summary) == {"page", "status", "components", "incidents", "scheduled_maintenances"}
+    assert set(summary["page"]) >= {"id", "name", "url", "updated_at"}
+    assert summary["page"]["url"] == f"{URL}/" and summary["page"]["name"] == "status.example.com"
+    assert summary["status"] == {"indicator": "major", "description": "Perturbation partielle"}
+    [shown] = summary["incidents"]
+    assert shown["id"] == incident and shown["name"] == TITLE_FR and shown["status"] == "investigating"
+    assert shown["shortlink"] == f"{URL}/#{incident}" and shown["resolved_at"] is None
+    [update] = shown["incident_updates"]
+    assert set(update) >= {"id", "status", "body", "created_at"} and update["status"] == "investigating"
+    assert update["body"].startswith("Depuis le")
+    assert datetime.fromisoformat(update["created_at"].replace("Z", "+00:00")) <= datetime.now(UTC)
+    english = json.loads((site(status_home) / "status.en.json").read_text())
+    assert english["incidents"][0]["name"] == TITLE_EN
+    assert english["status"]["description"] == "Partial System Outage"
+
+    # The receipt points at the incident on the page and names the update.
+    assert outcome.result is not None
+    website = {d.lang: d for d in outcome.result.deliveries if d.channel == "website"}
+    assert website["fr"].url == f"{URL}/#{incident}" and website["en"].url == f"{URL}/index.en.html#{incident}"
+    assert website["fr"].remote_id == website["en"].remote_id == update["id"]
+
+    follow(status_home, incident, "monitoring")
+    follow(status_home, incident, None)
+    summary = json.loads((site(status_home) / "status.json").read_text())
+    assert summary["status"] == {"indicator": "none", "description": "Tous les services fonctionnent"}
+    assert summary["incidents"] == []
+    [past] = json.loads((site(status_home) / "incidents.json").read_text())["incidents"]
+    assert past["status"] == "resolved" and past["resolved_at"] and past["monitoring_at"]
+    assert [u["status"] for u in past["incident_updates"]] == ["resolved", "monitoring", "investigating"]
+    assert past["resolved_at"] == past["incident_updates"][0]["created_at"]
+
+
+# -- escaping ------------------------------------------------------------------------------------------------
+
+def test_markup_in_a_variable_is_escaped_in_the_page_feeds_json_and_banner(status_home: Path) -> None:
+    result = run_cli("trigger", PLAYBOOK, "--yes", "--var", f"provider={INJECTION}", home=status_home)
+    assert result.code == 0, result.output
+    folder = site(status_home)
+    for name in ("index.html", "index.en.html", "feed.fr.atom", "feed.en.atom"):
+        text = (folder / name).read_text()
+        assert "<script" not in text, name
+        assert "&lt;script&gt;alert(1)" in text or "&amp;lt;script&amp;gt;alert(1)" in text, name
+    feed = feedparser.parse((folder / "feed.en.atom").read_bytes())
+    assert INJECTION in feed.entries[0].title
+    assert "<script" not in feed.entries[0].content[0].value
+    banner = json.loads((folder / "banner.json").read_text())
+    assert banner["messages"]["en"][0]["title"].startswith(INJECTION)
+    host = host_page(status_home / "public", "en")
+    with serve_folder(status_home / "public") as base:
+        dom = dump_dom(f"{base}/{host}")
+    assert f"{INJECTION} messages delayed" in visible_text(dom)
+    assert "<script>alert(1)" not in dom and "&lt;script&gt;alert(1)&lt;/script&gt; messages delayed" in dom
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Write to support@example.com.", '<p>Write to <a href="mailto:support@example.com">support@example.com</a>.</p>'),
+    ("See https://example.com/chat.", '<p>See <a href="https://example.com/chat">https://example.com/chat</a>.</p>'),
+    ("(https://example.com/a?b=1&c=2)",
+     '<p>(<a href="https://example.com/a?b=1&amp;c=2">https://example.com/a?b=1&amp;c=2</a>)</p>'),
+    ('https://x.example/"><script>', '<p><a href="https://x.example/">https://x.example/</a>&#34;&gt;&lt;script&gt;</p>'),
+    ("javascript:alert(1)", "<p>javascript:alert(1)</p>"),
+    ("Call +33 1 23 45 67 89 now", '<p>Call <a href="tel:+33123456789">+33 1 23 45 67 89</a> now</p>'),
+    ("one\ntwo\n\nthree", "<p>one<br>\ntwo</p>\n<p>three</p>"),
+    ("Reach us:\n- by email\n- by <b>phone</b>\nThanks",
+     "<p>Reach us:</p>\n<ul><li>by email</li><li>by &lt;b&gt;phone&lt;/b&gt;</li></ul>\n<p>Thanks</p>"),
+])
+def test_body_text_becomes_escaped_html_with_links_and_line_breaks(text: str, expected: str) -> None:
+    assert str(body_html(text)) == expected
+
+
+# -- writing the folder -------------------------------------------------------------------------------------
+
+@dataclass
+class Publishing:
+    folder: Path
+    publisher: StatusPagePublisher
+
+    def delivery(self, seq: int, phase: str, lang: str, *, incident: str = "whatsapp-outage-20261125-1400",
+                 title: str | None = None, drill: bool = False) -> Delivery:
+        blocks = {"title": title or f"{phase} {seq} {lang}", "body": f"Update {seq} in {lang}.\n- https://example.com"}
+        return Delivery(
+            key=f"{incident}/{seq}-{phase}/website/{lang}", incident_id=incident, playbook_id=PLAYBOOK,
+            phase=phase, channel="website", lang=lang, message=Message(lang, blocks),
+            deadline=datetime.now(UTC) + timedelta(minutes=30), drill=drill,
+        )
+
+    def publish(self, *deliveries: Delivery) -> list[Receipt | Failure]:
+        async def run() -> list[Receipt | Failure]:
+            return list(await asyncio.gather(*(self.publisher.publish(d) for d in deliveries)))
+
+        return asyncio.run(run())
+
+    def state(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.folder / "state.json").read_text())
+        return data
+
+
+def publisher_for(home: Path, **settings: Any) -> StatusPagePublisher:
+    config = StatusPageConfig.model_validate({"type": "status-page", "output_dir": "public/status", "url": URL,
+                                              **settings})
+    return StatusPagePublisher("website", config, ChannelContext(home, ["fr", "en"]))
+
+
+@pytest.fixture
+def publishing(home: Path) -> Publishing:
+    return Publishing(site(home), publisher_for(home))
+
+
+def test_a_delivery_published_twice_adds_one_update(publishing: Publishing) -> None:
+    once = publishing.delivery(1, "investigating", "fr")
+    [first] = publishing.publish(once)
+    [second] = publishing.publish(once)
+    assert isinstance(first, Receipt) and isinstance(second, Receipt)
+    assert first.remote_id == second.remote_id and second.note == "already on the page"
+    [incident] = publishing.state()["incidents"]
+    assert len(incident["updates"]) == 1
+    [shown] = json.loads((publishing.folder / "status.json").read_text())["incidents"]
+    assert [u["id"] for u in shown["incident_updates"]] == [first.remote_id]
+
+
+def test_concurrent_deliveries_from_two_processes_lose_no_update(home: Path, publishing: Publishing) -> None:
+    other = Publishing(publishing.folder, publisher_for(home))
+    results: list[Receipt | Failure] = []
+
+    def send(side: Publishing, lang: str) -> None:
+        for seq in range(1, 9):
+            results.extend(side.publish(side.delivery(seq, "identified", lang)))
+
+    threads = [threading.Thread(target=send, args=(side, lang))
+               for side, lang in ((publishing, "fr"), (other, "en"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert all(isinstance(r, Receipt) for r in results) and len(results) == 16
+    [incident] = publishing.state()["incidents"]
+    assert len(incident["updates"]) == 8
+    assert all(set(u["texts"]) == {"fr", "en"} for u in incident["updates"])
+
+
+def test_every_file_is_replaced_whole_and_no_temporary_file_is_left(publishing: Publishing) -> None:
+    publishing.publish(publishing.delivery(1, "investigating", "fr"))
+    before = (publishing.folder / "index.html").stat().st_ino
+    torn: list[str] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            for name in ("index.html", "status.json", "feed.fr.atom"):
+                text = (publishing.folder / name).read_text()
+                end = {".html": "</html>", ".json": "}", ".atom": "</feed>"}[Path(name).suffix]
+                if not text.rstrip().endswith(end):
+                    torn.append(name)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for seq in range(2, 12):
+            publishing.publish(*(publishing.delivery(seq, "identified", lang) for lang in ("fr", "en")))
+    finally:
+        stop.set()
+        reader.join(timeout=10)
+    assert torn == []
+    assert (publishing.folder / "index.html").stat().st_ino != before
+    leftovers = [p.name for p in publishing.folder.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
+    assert leftovers == []
+    assert oct((publishing.folder / "index.html").stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_the_page_keeps_the_newest_incidents_of_its_history(home: Path) -> None:
+    publishing = Publishing(site(home), publisher_for(home, history=2))
+    for number in range(4):
+        incident = f"whatsapp-outage-20261125-14{number:02}"
+        publishing.publish(publishing.delivery(1, "investigating", "fr", incident=incident))
+        publishing.publish(publishing.delivery(2, "resolved", "fr", incident=incident))
+    kept = [i["id"] for i in json.loads((publishing.folder / "incidents.json").read_text())["incidents"]]
+    assert kept == ["whatsapp-outage-20261125-1403", "whatsapp-outage-20261125-1402"]
+
+
+def test_a_drill_is_marked_on_the_page(publishing: Publishing) -> None:
+    publishing.publish(publishing.delivery(1, "investigating", "en", title="[DRILL] WhatsApp is down", drill=True))
+    page = (publishing.folder / "index.en.html").read_text()
+    assert '<span class="pill pill-drill">Drill</span>' in page and "[DRILL] WhatsApp is down" in page
+
+
+def test_a_damaged_state_file_fails_the_delivery_and_leaves_the_page_alone(publishing: Publishing) -> None:
+    publishing.publish(publishing.delivery(1, "investigating", "fr"))
+    page = (publishing.folder / "index.html").read_bytes()
+    (publishing.folder / "state.json").write_text("{not json")
+    [outcome] = publishing.publish(publishing.delivery(2, "identified", "fr"))
+    assert isinstance(outcome, Failure) and not outcome.retryable
+    assert outcome.reason.startswith(f"{publishing.folder / 'state.json'} is damaged (")
+    assert outcome.reason.endswith("restore it from a backup, or move it away to start a new history")
+    assert (publishing.folder / "index.html").read_bytes() == page
+
+
+# -- phases and settings ------------------------------------------------------------------------------------
+
+def custom_playbook(*phases: str) -> Playbook:
+    return Playbook.model_validate({
+        "id": "custom", "name": {"en": "Custom"}, "languages": ["en"], "window": "30m", "update_every": "1h",
+        "phases": {phase: {"channels": ["website"]} for phase in phases},
+    })
+
+
+@pytest.mark.parametrize(("phase", "phases", "status"), [
+    ("identified", ("detected", "identified", "fixed"), "identified"),
+    ("monitoring", ("start", "monitoring", "end"), "monitoring"),
+    ("detected", ("detected", "working", "fixed"), "investigating"),
+    ("working", ("detected", "working", "fixed"), "identified"),
+    ("fixed", ("detected", "working", "fixed"), "resolved"),
+    ("resolved", ("resolved", "other"), "resolved"),
+])
+def test_a_phase_maps_to_a_statuspage_status(phase: str, phases: tuple[str, ...], status: str) -> None:
+    assert status_of(phase, custom_playbook(*phases)) == status
+
+
+@pytest.mark.parametrize(("output_dir", "message"), [
+    ("channels.yaml", "setting 'output_dir': {home}/channels.yaml is a file, not a folder"),
+    ("channels.yaml/status", "setting 'output_dir': folder {home}/channels.yaml/status cannot be written"),
+])
+def test_an_unusable_output_dir_is_refused_before_anything_is_sent(status_home: Path, output_dir: str,
+                                                                   message: str) -> None:
+    write(status_home / "channels.yaml", CHANNELS.replace("output_dir: public/status", f"output_dir: {output_dir}"))
+    result = run_cli("trigger", PLAYBOOK, "--yes", home=status_home)
+    assert result.code == 2
+    assert result.stderr.strip() == f"error: channel 'website': {message.format(home=status_home)}"
+    assert not (status_home / "outbox").exists()
+
+
+def test_check_writes_and_renames_a_probe_then_removes_it(home: Path) -> None:
+    publisher = publisher_for(home, output_dir="public/new/status")
+    assert publisher.validate() == []
+    result = asyncio.run(publisher.check())
+    assert result.ok and result.detail == f"writable: {home}/public/new/status, served at {URL}/"
+    assert list((home / "public" / "new" / "status").iterdir()) == []
+
+
+def test_unknown_settings_are_refused_with_the_channel_and_setting(status_home: Path) -> None:
+    write(status_home / "channels.yaml", CHANNELS.replace("url: https://status", "adress: x\n    url: https://status"))
+    result = run_cli("validate", home=status_home)
+    assert result.code == 2
+    assert "channel 'website' has an unknown setting 'adress'" in result.output
+
+
+def test_the_folder_holds_the_site_files_every_language_needs(publishing: Publishing) -> None:
+    publishing.publish(publishing.delivery(1, "investigating", "fr"), publishing.delivery(1, "investigating", "en"))
+    assert sorted(p.name for p in publishing.folder.iterdir()) == [
+        "banner.js", "banner.json", "feed.en.atom", "feed.fr.atom", "incidents.en.json", "incidents.fr.json",
+        "incidents.json", "index.en.html", "index.fr.html", "index.html", "state.json", "status.en.json",
+        "status.fr.json", "status.json",
+    ]
+    assert os.access(publishing.folder / "banner.js", os.R_OK)

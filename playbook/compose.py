@@ -66,7 +66,7 @@ class Composer:
         missing = [b for b in publisher.blocks if b not in present]
         if missing:
             raise TemplateError(
-                f"no block '{missing[0]}', which channel '{publisher.name}' ({type(publisher).__name__}) needs;"
+                f"no block '{missing[0]}', which channel '{publisher.name}' (type {publisher.config.type}) needs;"
                 f" the template has: {', '.join(sorted(present)) or 'no blocks'}",
                 path=self.renderer.shown(name),
             )

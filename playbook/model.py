@@ -92,7 +92,7 @@ class FaqEntry(Strict):
 
 
 class Playbook(Strict):
-    id: str = Field(pattern=ID_PATTERN)
+    id: str
     name: Localized
     description: Localized | None = None
     languages: list[str] = Field(min_length=1)
@@ -104,6 +104,14 @@ class Playbook(Strict):
     phases: dict[str, Phase] = Field(min_length=1)
     checklist: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
     faq: list[FaqEntry] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id_pattern(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise PydanticCustomError("id", "'{value}' is not a valid id: lower-case letters, digits, - and _",
+                                      {"value": value})
+        return value
 
     @field_validator("languages")
     @classmethod
@@ -153,28 +161,29 @@ class Playbook(Strict):
     @model_validator(mode="after")
     def _cross_references(self) -> Playbook:
         langs = set(self.languages)
-        self._check_localized(self.name, "name")
+        self._check_localized(self.name, "name", ("name",))
         if self.description is not None:
-            self._check_localized(self.description, "description")
+            self._check_localized(self.description, "description", ("description",))
         for phase, by_lang in self.checklist.items():
             if phase not in self.phases:
                 hint = did_you_mean(phase, self.phases)
-                raise PydanticCustomError("phase", f"checklist names phase '{phase}', which is not in phases{hint}")
+                raise _at(("checklist", phase), f"checklist names phase '{phase}', which is not in phases{hint}")
             for lang in by_lang:
                 if lang not in langs:
-                    raise PydanticCustomError("language", f"checklist.{phase} has language '{lang}', not in languages")
+                    raise _at(("checklist", phase, lang),
+                              f"checklist.{phase} has language '{lang}', not in languages")
         for i, entry in enumerate(self.faq):
-            self._check_localized(entry.question, f"faq[{i}].question")
-            self._check_localized(entry.answer, f"faq[{i}].answer")
+            self._check_localized(entry.question, f"faq[{i}].question", ("faq", i, "question"))
+            self._check_localized(entry.answer, f"faq[{i}].answer", ("faq", i, "answer"))
         return self
 
-    def _check_localized(self, text: Localized, where: str) -> None:
+    def _check_localized(self, text: Localized, where: str, loc: tuple[str | int, ...]) -> None:
         missing = [lang for lang in self.languages if not text.get(lang)]
         extra = [lang for lang in text if lang not in self.languages]
         if missing:
-            raise PydanticCustomError("language", f"{where} has no text in {', '.join(missing)}")
+            raise _at(loc, f"{where} has no text in {', '.join(missing)}")
         if extra:
-            raise PydanticCustomError("language", f"{where} has language {', '.join(extra)}, not in languages")
+            raise _at((*loc, extra[0]), f"{where} has language {', '.join(extra)}, not in languages")
 
     @property
     def default_language(self) -> str:
@@ -201,6 +210,11 @@ class Playbook(Strict):
         return list(seen)
 
 
+def _at(loc: tuple[str | int, ...], message: str) -> PydanticCustomError:
+    """An error found across fields, carrying the place in the file it is about (pydantic gives it none)."""
+    return PydanticCustomError("misplaced", message, {"at": loc})
+
+
 # Names that templates receive from the tool itself; a variable of that name would hide them.
 RESERVED_NAMES = frozenset({"incident", "playbook", "lang", "recipient", "drill", "channel", "phase"})
 
@@ -214,7 +228,6 @@ _PLAIN_MESSAGES = {
     "bool_type": "expected true or false, not {value!r}",
     "bool_parsing": "expected true or false, not {value!r}",
     "too_short": "must not be empty",
-    "string_pattern_mismatch": "{value!r} is not a valid id: lower-case letters, digits, - and _",
 }
 
 
@@ -226,6 +239,8 @@ def validation_to_error(exc: ValidationError, doc: YamlDoc) -> ConfigError:
     if err["type"] == "unknown_key":
         # Point at the offending key itself; the message already names it.
         return doc.error(message, (*loc, err["ctx"]["key"]))
+    if err["type"] == "misplaced":
+        return doc.error(message, (*loc, *err["ctx"]["at"]))
     if err["type"] == "missing":
         message, loc = f"missing required key '{loc[-1]}'", loc[:-1]
     elif err["type"] in _PLAIN_MESSAGES:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from playbook.channels import load_channels
 from playbook.compose import BlockMeasure, Composer
@@ -60,8 +59,8 @@ def render_preview(home: Home, playbook_id: str, phase: str, lang: str | None, c
         if lang not in publisher.languages():
             continue
         composer.check_blocks(phase, lang, publisher)
-        message: Any = (composer.message(phase, lang, variables, context, publisher)
-                        if publisher.per_recipient else preview.message)
+        # Rendered again for the channel: it shows only the blocks that channel sends.
+        message = composer.message(phase, lang, variables, context, publisher)
         preview.channels.append(ChannelPreview(name, channels.type_of(name), message,
                                                composer.measure(message, publisher)))
     return preview

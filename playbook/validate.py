@@ -100,6 +100,9 @@ def _validate_playbook(home: Home, playbook: Playbook, channels: Channels | None
                 continue
             publishers[name] = publisher
             report.problems.extend(ChannelError(f"channel '{name}': {p}") for p in publisher.validate())
+            for warning in (f"channel '{name}': {w}" for w in publisher.warnings()):
+                if warning not in report.warnings:
+                    report.warnings.append(warning)
     for phase_name, phase in playbook.phases.items():
         context = composer.preview_context(phase_name)
         for lang in playbook.languages:

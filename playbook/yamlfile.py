@@ -17,6 +17,8 @@ MAX_NODES = 50_000
 Loc = tuple[str | int, ...]
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
 @dataclass
@@ -65,15 +67,8 @@ def load_yaml(path: Path, *, display: Path | None = None) -> YamlDoc:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        if "\\t" in problem:
-            problem += " (indent with spaces: YAML does not allow tabs)"
-        elif exc.problem and exc.context and exc.context_mark and exc.context_mark is not mark:
-            # An unclosed [ or { is reported where parsing gave up: also say where it was opened.
-            opened = exc.context_mark
-            problem += f" ({exc.context} at line {opened.line + 1}, column {opened.column + 1})"
         raise ConfigError(
-            f"invalid YAML: {problem}",
+            f"invalid YAML: {_plain_problem(exc)}",
             path=shown,
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
@@ -86,6 +81,25 @@ def load_yaml(path: Path, *, display: Path | None = None) -> YamlDoc:
     builder = _Builder(doc)
     doc.data = builder.build(node, ())
     return doc
+
+
+def _plain_problem(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's problem in words a comms team can act on, keeping its own words where they are clear."""
+    problem = exc.problem or exc.context or "invalid YAML"
+    if problem.startswith("expected <block end>"):
+        return "this line's indentation does not match the lines above it"
+    if problem == "mapping values are not allowed here":
+        return "unexpected ':': check the indentation, or put the value in quotes if it contains ': '"
+    if "'\\t'" in problem:
+        return "a tab character: indent with spaces (YAML does not allow tabs)"
+    context, opened = exc.context or "", exc.context_mark
+    if "flow" in context and problem.endswith("but got '?'"):
+        # A question in `{fr: Quand ?, en: When?}`: YAML 1.1 does not allow '?' in unquoted text there.
+        return "a '?' inside [ ] or { }: put the text that contains it in quotes"
+    if opened is not None and ("flow" in context or "quoted" in context):
+        # An unclosed [, { or quote is reported where parsing gave up: also say where it was opened.
+        return f"{problem} ({context} at line {opened.line + 1}, column {opened.column + 1})"
+    return problem
 
 
 class _Builder:
@@ -102,6 +116,9 @@ class _Builder:
                 path=self.doc.path,
             )
         self.doc.positions.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.CollectionNode) and node.tag not in (_MAP_TAG, _SEQ_TAG):
+            # Built below without the constructor, a tag would otherwise be silently dropped.
+            raise self._at(node, f"invalid value: could not determine a constructor for the tag '{node.tag}'")
         if isinstance(node, yaml.MappingNode):
             self.constructor.flatten_mapping(node)
             result: dict[str, Any] = {}

@@ -1,0 +1,334 @@
+"""The CLI on a user's mistakes: one exact line on stderr with file:line:column, exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from playbook.starter import starter_dir
+from tests.conftest import run_cli, write
+
+PLAYBOOK = "playbooks/whatsapp-outage.yaml"
+TEMPLATES = "templates/whatsapp-outage"
+KNOWN_KEYS = ("checklist, description, faq, id, languages, name, phases, rehearse_every, timezone, update_every, "
+              "vars, window")
+KNOWN_VARS = "brand, cause, chat_url, eta, provider, status_url, support_email, support_phone, telegram_url"
+# Dummy credentials: validate and render build the X channel offline, never calling X.
+X_ENV = {"X_CONSUMER_KEY": "ck-dummy", "X_CONSUMER_SECRET": "cs-dummy", "X_ACCESS_TOKEN": "at-dummy",
+         "X_ACCESS_TOKEN_SECRET": "ats-dummy"}
+X_CHANNEL = """\
+  x:
+    type: x
+    consumer_key: ${X_CONSUMER_KEY}
+    consumer_secret: ${X_CONSUMER_SECRET}
+    access_token: ${X_ACCESS_TOKEN}
+    access_token_secret: ${X_ACCESS_TOKEN_SECRET}
+"""
+SUMMARY = "✗ 1 problem(s)\n"
+
+Setup = Callable[[Path], None]
+
+
+def edit(relative: str, old: str, new: str) -> Setup:
+    """A setup that replaces `old` (which must be there) by `new` in one file of the home."""
+    def apply(home: Path) -> None:
+        path = home / relative
+        text = path.read_text(encoding="utf-8")
+        assert old in text, f"{old!r} is not in {relative}"
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return apply
+
+
+def remove(relative: str) -> Setup:
+    def apply(home: Path) -> None:
+        (home / relative).unlink()
+    return apply
+
+
+def with_x(*more: Setup) -> Setup:
+    """The starter's `x` channel made a real X channel, which needs the `short` block and counts like X."""
+    def apply(home: Path) -> None:
+        channels = home / "channels.yaml"
+        text = channels.read_text(encoding="utf-8")
+        old = "  x:\n    type: file\n    path: outbox/x.jsonl\n"
+        assert old in text
+        channels.write_text(text.replace(old, X_CHANNEL), encoding="utf-8")
+        for setup in more:
+            setup(home)
+    return apply
+
+
+def bomb(home: Path) -> None:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    write(home / "playbooks" / "bomb.yaml", "\n".join(lines) + "\n")
+
+
+def replace_short(new_short: str) -> Setup:
+    """Replace the short block of investigating.en.j2 by fixed text (the real one shows the current time)."""
+    def apply(home: Path) -> None:
+        path = home / TEMPLATES / "investigating.en.j2"
+        text = path.read_text(encoding="utf-8")
+        text, count = re.subn(r"\{% block short %\}.*?\{% endblock %\}", lambda _: new_short, text, flags=re.S)
+        assert count == 1
+        path.write_text(text, encoding="utf-8")
+    return apply
+
+
+def line(relative: str, needle: str) -> int:
+    """The line of the starter's file where `needle` first appears: the edits below keep lines in place."""
+    source = starter_dir() / relative.removeprefix("playbooks/").removeprefix("templates/")
+    for number, text in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in text and (not needle.endswith(":") or text.startswith(needle)):
+            return number
+    raise AssertionError(f"{needle!r} is not in the starter's {relative}")
+
+
+IDENTIFIED_EN = f"{TEMPLATES}/identified.en.j2"
+ID_AT, NAME_AT, LANGUAGES_AT = line(PLAYBOOK, "id:"), line(PLAYBOOK, "name:"), line(PLAYBOOK, "languages:")
+TIMEZONE_AT, WINDOW_AT = line(PLAYBOOK, "timezone:"), line(PLAYBOOK, "window:")
+BRAND_AT, IDENTIFIED_AT = line(PLAYBOOK, "  brand:"), line(PLAYBOOK, "  identified:")
+TITLE_AT = line(IDENTIFIED_EN, "{{ provider }} disruption")
+CONTACT_AT = line(IDENTIFIED_EN, "Contact: {{ support_email }}")
+ELSE_AT = line(f"{TEMPLATES}/identified.fr.j2", "{% else %}")
+REQUIRED_TICKET = edit(PLAYBOOK, "\nvars:\n", "\nvars:\n  ticket: {required: true, description: The ticket number}\n")
+
+CASES: list[tuple[str, Setup | None, tuple[str, ...], str]] = [
+    # -- broken YAML ------------------------------------------------------------------------------------------
+    ("bad-indentation", edit(PLAYBOOK, "\ntimezone: Europe/Paris", "\n  timezone: Europe/Paris"),
+     ("show", "whatsapp-outage"),
+     f"error: {PLAYBOOK}:{TIMEZONE_AT}:3: invalid YAML: this line's indentation does not match the lines above it\n"),
+    ("unclosed-bracket", edit(PLAYBOOK, "languages: [fr, en]", "languages: [fr, en"),
+     ("show", "whatsapp-outage"),
+     f"error: {PLAYBOOK}:{TIMEZONE_AT}:9: invalid YAML: expected ',' or ']', but got ':' (while "
+     f"parsing a flow sequence at line {LANGUAGES_AT}, column 12)\n"),
+    ("tab-indentation", edit(PLAYBOOK, "\n  brand: {default: Example,", "\n\tbrand: {default: Example,"),
+     ("validate",),
+     f"error: {PLAYBOOK}:{BRAND_AT}:1: invalid YAML: a tab character: indent with spaces (YAML does not allow tabs)\n"
+     + SUMMARY),
+    ("yaml-bomb", bomb, ("show", "bomb"),
+     "error: playbooks/bomb.yaml: document expands to more than 50,000 values (aliases used as a YAML bomb?)\n"),
+    ("yaml-bomb-in-validate", bomb, ("validate",),
+     "error: playbooks/bomb.yaml: document expands to more than 50,000 values (aliases used as a YAML bomb?)\n"
+     + SUMMARY),
+    # -- the format -------------------------------------------------------------------------------------------
+    ("unknown-key", edit(PLAYBOOK, "\nwindow: 30m", "\nwindwo: 30m"), ("show", "whatsapp-outage"),
+     f"error: {PLAYBOOK}:{WINDOW_AT}:1: unknown key 'windwo' (did you mean 'window'?); known keys: {KNOWN_KEYS}\n"),
+    ("unknown-nested-key", edit(PLAYBOOK, "  brand: {default: Example,", "  brand: {defualt: Example,"),
+     ("validate",),
+     f"error: {PLAYBOOK}:{BRAND_AT}:11: unknown key 'defualt' (did you mean 'default'?); known keys: default, "
+     "description, required, sample\n" + SUMMARY),
+    ("unknown-phase-key", edit(PLAYBOOK, "identified:    {channels:", "identified:    {chanels:"),
+     ("show", "whatsapp-outage"),
+     f"error: {PLAYBOOK}:{IDENTIFIED_AT}:19: unknown key 'chanels' (did you mean 'channels'?); known keys: channels\n"),
+    ("languages-not-a-list", edit(PLAYBOOK, "languages: [fr, en]", "languages: fr"), ("show", "whatsapp-outage"),
+     f"error: {PLAYBOOK}:{LANGUAGES_AT}:1: languages: expected a list, such as [a, b], not 'fr'\n"),
+    ("window-soon", edit(PLAYBOOK, "\nwindow: 30m", "\nwindow: soon"), ("show", "whatsapp-outage"),
+     f"error: {PLAYBOOK}:{WINDOW_AT}:1: window: 'soon' is not a duration: write it like 45s, 30m, 2h or 1h30m\n"),
+    ("window-without-unit", edit(PLAYBOOK, "\nwindow: 30m", "\nwindow: 30"), ("show", "whatsapp-outage"),
+     f"error: {PLAYBOOK}:{WINDOW_AT}:1: window: '30' has no unit: write 30m or 30s\n"),
+    ("id-not-file-name", edit(PLAYBOOK, "\nid: whatsapp-outage", "\nid: whatsapp-down"), ("show", "whatsapp-outage"),
+     f"error: {PLAYBOOK}:{ID_AT}:1: id 'whatsapp-down' must match the file name 'whatsapp-outage'\n"),
+    ("unknown-timezone", edit(PLAYBOOK, "timezone: Europe/Paris", "timezone: Europe/Pari"),
+     ("show", "whatsapp-outage"),
+     f"error: {PLAYBOOK}:{TIMEZONE_AT}:1: timezone: unknown time zone 'Europe/Pari': use an IANA name such as "
+     "Europe/Paris\n"),
+    ("unknown-language", edit(PLAYBOOK, "languages: [fr, en]", "languages: [fr, en, xx]"),
+     ("show", "whatsapp-outage"),
+     f"error: {PLAYBOOK}:{LANGUAGES_AT}:1: languages: unknown language code 'xx'\n"),
+    ("norwegian-language-key", edit(PLAYBOOK, "languages: [fr, en]", "languages: [fr, en, no]"),
+     ("show", "whatsapp-outage"),
+     # `no` is read as the language code, not as false: the next problem found is the missing Norwegian name.
+     f"error: {PLAYBOOK}:{NAME_AT}:1: name has no text in no\n"),
+    # -- templates --------------------------------------------------------------------------------------------
+    ("missing-template", remove(f"{TEMPLATES}/identified.en.j2"), ("validate",),
+     f"error: {TEMPLATES}/identified.en.j2: missing template for phase 'identified' in 'en'\n" + SUMMARY),
+    ("missing-template-at-render", remove(f"{TEMPLATES}/identified.en.j2"),
+     ("render", "whatsapp-outage", "--phase", "identified", "--lang", "en"),
+     f"error: {TEMPLATES}/identified.en.j2: template not found\n"),
+    ("missing-block-a-channel-needs", with_x(replace_short("")), ("validate",),
+     f"error: {TEMPLATES}/investigating.en.j2: no block 'short', which channel 'x' (type x) needs; the "
+     "template has: body, html, title\n" + SUMMARY),
+    ("undefined-variable", edit(f"{TEMPLATES}/identified.en.j2", "Contact: {{ support_email }}",
+                                "Contact: {{ suport_email }}"), ("validate",),
+     f"error: {TEMPLATES}/identified.en.j2:{CONTACT_AT}: undefined "
+     "variable: suport_email\n" + SUMMARY),
+    ("undefined-variable-at-render", edit(f"{TEMPLATES}/identified.en.j2", "Contact: {{ support_email }}",
+                                          "Contact: {{ suport_email }}"),
+     ("render", "whatsapp-outage", "--phase", "identified", "--lang", "en"),
+     f"error: {TEMPLATES}/identified.en.j2:{CONTACT_AT}: undefined "
+     "variable: suport_email\n"),
+    ("template-syntax-error", edit(f"{TEMPLATES}/identified.en.j2", "{{ provider }} disruption", "{{ provider }"),
+     ("validate",),
+     f"error: {TEMPLATES}/identified.en.j2:{TITLE_AT}: template syntax "
+     "error: unexpected '}'\n" + SUMMARY),
+    ("template-unknown-tag", edit(f"{TEMPLATES}/identified.fr.j2", "{% else %}", "{% els %}"), ("validate",),
+     f"error: {TEMPLATES}/identified.fr.j2:{ELSE_AT}: template syntax error: Encountered unknown tag 'els'. Jinja was "
+     "looking for the following tags: 'elif' or 'else' or 'endif'. The innermost block that needs to be closed "
+     "is 'if'.\n" + SUMMARY),
+    ("over-long-x-post", with_x(replace_short("{% block short %}{{ status_url }} " + "é" * 270 + "{% endblock %}")),
+     ("validate",),
+     # 23 for the URL, 1 for the space, 270 for the accented letters: X weighs é 1.
+     f"error: {TEMPLATES}/investigating.en.j2: block 'short' is too long for channel 'x': 294/280 weighted "
+     "characters\n" + SUMMARY),
+    # -- the sandbox ------------------------------------------------------------------------------------------
+    ("sandbox-mro", edit(f"{TEMPLATES}/identified.en.j2", "{{ provider }} disruption",
+                         "{{ ''.__class__.__mro__ }} disruption"),
+     ("render", "whatsapp-outage", "--phase", "identified", "--lang", "en"),
+     f"error: {TEMPLATES}/identified.en.j2:{TITLE_AT}: not allowed in a "
+     "template: access to attribute '__class__' of 'str' object is unsafe.\n"),
+    ("sandbox-incident-internals", edit(f"{TEMPLATES}/identified.en.j2", "{{ provider }} disruption",
+                                        "{{ incident.__class__.__base__ }} disruption"),
+     ("validate",),
+     f"error: {TEMPLATES}/identified.en.j2:{TITLE_AT}: not allowed in a "
+     "template: access to attribute '__class__' of 'mappingproxy' object is unsafe.\n" + SUMMARY),
+    # -- variables --------------------------------------------------------------------------------------------
+    ("required-variable-at-render", REQUIRED_TICKET, ("render", "whatsapp-outage"),
+     "error: playbook 'whatsapp-outage' needs variable 'ticket' (The ticket number): give it with "
+     "--var ticket=...\n"),
+    ("required-variable-at-dry-run", REQUIRED_TICKET, ("trigger", "whatsapp-outage", "--dry-run"),
+     "error: playbook 'whatsapp-outage' needs variable 'ticket' (The ticket number): give it with "
+     "--var ticket=...\n"),
+    ("unknown-var", None, ("render", "whatsapp-outage", "--var", "brnad=Acme"),
+     f"error: playbook 'whatsapp-outage' has no variable 'brnad' (did you mean 'brand'?); known: {KNOWN_VARS}\n"),
+    ("var-without-value", None, ("render", "whatsapp-outage", "--var", "brand"),
+     "error: --var 'brand' must be written name=value\n"),
+    # -- what the commands are asked for ---------------------------------------------------------------------
+    ("unknown-playbook", None, ("show", "whatsapp-outgae"),
+     "error: no playbook 'whatsapp-outgae' (did you mean 'whatsapp-outage'?); known: whatsapp-outage\n"),
+    ("unknown-playbook-in-validate", None, ("validate", "whatsapp-outgae"),
+     "error: no playbook 'whatsapp-outgae' (did you mean 'whatsapp-outage'?); known: whatsapp-outage\n"
+     + SUMMARY),
+    ("unknown-phase", None, ("render", "whatsapp-outage", "--phase", "resolvd"),
+     "error: playbook 'whatsapp-outage' has no phase 'resolvd' (did you mean 'resolved'?); phases: "
+     "investigating, identified, monitoring, resolved\n"),
+    ("unknown-language-asked", None, ("faq", "whatsapp-outage", "--lang", "de"),
+     "error: playbook 'whatsapp-outage' is not written in 'de'; languages: fr, en\n"),
+    ("unknown-channel-asked", None, ("render", "whatsapp-outage", "--phase", "identified", "--channel", "customers"),
+     "error: phase 'identified' does not publish to channel 'customers'; its channels: website, x\n"),
+]
+
+
+@pytest.mark.parametrize(("setup", "args", "expected"), [case[1:] for case in CASES], ids=[c[0] for c in CASES])
+def test_a_mistake_is_one_exact_line_and_exit_2(home: Path, setup: Setup | None, args: tuple[str, ...],
+                                                expected: str) -> None:
+    if setup is not None:
+        setup(home)
+    result = run_cli(*args, home=home, env=X_ENV)
+    assert result.stderr == expected
+    assert result.code == 2
+    assert "Traceback" not in result.output
+
+
+def test_not_a_home_says_how_to_make_one(tmp_path: Path) -> None:
+    result = run_cli("list", home=tmp_path)
+    assert result.stderr == (f"error: {tmp_path} is not a playbook home (no playbooks/ folder): run 'playbook init "
+                             "DIR', or pass --home DIR / set PLAYBOOK_HOME\n")
+    assert result.code == 2
+
+
+# -- validate on good homes ------------------------------------------------------------------------------------
+
+def test_validate_passes_on_the_starter(home: Path) -> None:
+    result = run_cli("validate", home=home)
+    assert result.code == 0, result.output
+    assert result.stderr == ""
+    assert "✓ 1 playbook(s) valid: whatsapp-outage" in result.stdout
+
+
+def test_validate_measures_every_phase_language_and_channel(home: Path) -> None:
+    with_x()(home)
+    result = run_cli("validate", home=home, env=X_ENV)
+    assert result.code == 0, result.output
+    rows = re.findall(r"whatsapp-outage\s+│\s+(\w+)\s+│\s+(\w\w)\s+│\s+x\s+│\s+short\s+│\s+(\d+)/280 weighted",
+                      result.stdout)
+    assert {(phase, lang) for phase, lang, _ in rows} == {
+        (phase, lang) for phase in ("investigating", "identified", "monitoring", "resolved") for lang in ("fr", "en")
+    }
+    assert all(int(count) <= 280 for _, _, count in rows)
+
+
+def test_validate_warns_when_credentials_are_not_set_but_passes(home: Path) -> None:
+    with_x()(home)
+    result = run_cli("validate", home=home)
+    assert result.code == 0, result.output
+    assert ("warning: channel 'x': $X_CONSUMER_KEY, $X_CONSUMER_SECRET, $X_ACCESS_TOKEN, $X_ACCESS_TOKEN_SECRET "
+            "not set; needed to publish for real (a dry-run works without)") in result.stdout
+
+
+def test_validate_reports_every_problem_not_only_the_first(home: Path) -> None:
+    edit(f"{TEMPLATES}/identified.en.j2", "Contact: {{ support_email }}", "Contact: {{ suport_email }}")(home)
+    remove(f"{TEMPLATES}/resolved.fr.j2")(home)
+    result = run_cli("validate", home=home)
+    assert result.code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {IDENTIFIED_EN}:{CONTACT_AT}: undefined variable: suport_email",
+        f"error: {TEMPLATES}/resolved.fr.j2: missing template for phase 'resolved' in 'fr'",
+        "✗ 2 problem(s)",
+    ]
+
+
+# -- render, faq, checklist ------------------------------------------------------------------------------------
+
+def test_render_prints_the_blocks_and_their_length_against_the_limit(home: Path) -> None:
+    with_x()(home)
+    result = run_cli("render", "whatsapp-outage", "--phase", "investigating", "--lang", "fr", "--channel", "x",
+                     home=home, env=X_ENV)
+    assert result.code == 0, result.output
+    assert "→ channel x (x)" in result.stdout
+    assert re.search(r"short  \(\d{3}/280 weighted characters\)", result.stdout)
+    assert "Notre WhatsApp est perturbé" in result.stdout
+    assert "Suivi\u00a0: https://status.example.com" in result.stdout  # French: no-break space before ":"
+    # Only the blocks the X channel uses.
+    assert "─ body" not in result.stdout
+
+
+def test_render_shows_a_var_and_a_sample(home: Path) -> None:
+    result = run_cli("render", "whatsapp-outage", "--phase", "identified", "--lang", "en", "--channel", "website",
+                     "--var", "brand=Acme", home=home)
+    assert result.code == 0, result.output
+    assert "The Acme team" in result.stdout
+    # `cause` is optional and not given: a preview shows its sample where it would go.
+    assert "a network configuration issue" in result.stdout
+
+
+def test_variables_carrying_jinja_or_html_are_inert(home: Path) -> None:
+    result = run_cli("render", "whatsapp-outage", "--phase", "investigating", "--lang", "en", "--channel",
+                     "customers", "--var", "brand={{ 7*7 }} <b>Acme</b>", home=home)
+    assert result.code == 0, result.output
+    assert "The {{ 7*7 }} <b>Acme</b> team" in result.stdout
+    assert "<p>The {{ 7*7 }} &lt;b&gt;Acme&lt;/b&gt; team</p>" in result.stdout
+    assert "49" not in result.stdout
+
+
+@pytest.mark.parametrize(("lang", "first_question"), [("fr", "Ma commande est-elle concernée\u202f?"),
+                                                      ("en", "Is my order affected?")])
+def test_faq_prints_at_least_six_answers_in_each_language(home: Path, lang: str, first_question: str) -> None:
+    result = run_cli("faq", "whatsapp-outage", "--lang", lang, home=home)
+    assert result.code == 0, result.output
+    numbers = re.findall(r"^(\d+)\. ", result.stdout, flags=re.M)
+    assert len(numbers) >= 6
+    assert f"1. {first_question}" in result.stdout
+
+
+def test_checklist_prints_the_steps_of_a_phase(home: Path) -> None:
+    result = run_cli("checklist", "whatsapp-outage", "--phase", "resolved", "--lang", "en", home=home)
+    assert result.code == 0, result.output
+    steps = re.findall(r"^  \[ \] (.+)$", result.stdout, flags=re.M)
+    assert len(steps) == 7
+    assert steps[0].startswith("Check that WhatsApp works normally")
+    assert "investigating" not in result.stdout
+
+
+def test_list_and_show_describe_the_playbook(home: Path) -> None:
+    listed = run_cli("list", home=home)
+    assert listed.code == 0
+    assert "whatsapp-outage" in listed.stdout and "fr, en" in listed.stdout
+    shown = run_cli("show", "whatsapp-outage", home=home)
+    assert shown.code == 0
+    assert "Languages: fr, en (default fr) · time zone Europe/Paris" in shown.stdout
+    assert "First notice due 30m after detection · updates every 1h · rehearse every" in shown.stdout

@@ -1,0 +1,359 @@
+"""The Bluesky channel through the real atproto SDK and the real engine, against a fake PDS on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from playbook.publishers.base import Delivery
+from playbook.publishers.bluesky import record_key
+from playbook.render import Message
+from tests.conftest import Result, run_cli, write
+from tests.fakes.bluesky_api import TID, Answer, FakeBluesky
+
+HANDLE = "example-support.bsky.social"
+PASSWORD = "k7qz-m2xw-p9rt-v4hn"
+ENV = {"BLUESKY_APP_PASSWORD": PASSWORD}
+PASSWORD_REFUSED = ("Bluesky refused the handle or app password (HTTP 401: AuthenticationRequired: Invalid identifier "
+                    "or password): create a new app password in Settings > Privacy and security > App passwords")
+SESSION = "com.atproto.server.createSession"
+CREATE = "com.atproto.repo.createRecord"
+
+
+@pytest.fixture
+def bluesky() -> Iterator[FakeBluesky]:
+    with FakeBluesky(HANDLE, PASSWORD) as fake:
+        yield fake
+
+
+def use_bluesky(home: Path, api_base: str, *, extra: str = "") -> None:
+    """Add channel `bluesky`, a Bluesky account signing in at `api_base`, to every phase of the starter home."""
+    channels = home / "channels.yaml"
+    block = ("  bluesky:\n"
+             "    type: bluesky\n"
+             f"    handle: '@{HANDLE}'\n"
+             "    app_password: ${BLUESKY_APP_PASSWORD}\n"
+             f"    api_base: {api_base}\n"
+             f"{extra}")
+    channels.write_text(channels.read_text(encoding="utf-8").rstrip("\n") + "\n" + block, encoding="utf-8")
+    playbook = home / "playbooks" / "whatsapp-outage.yaml"
+    text, count = re.subn(r"\{channels: \[x,", "{channels: [bluesky, x,", playbook.read_text(encoding="utf-8"))
+    assert count == 4
+    playbook.write_text(text, encoding="utf-8")
+
+
+def trigger(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
+    result = run_cli("trigger", "whatsapp-outage", "--yes", "--json", *args, home=home, env=env or ENV)
+    return result, json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+def posted(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {d["lang"]: d for d in data["deliveries"] if d["channel"] == "bluesky"}
+
+
+def record_of(fake: FakeBluesky, delivery: dict[str, Any]) -> dict[str, Any]:
+    """The stored post a delivery's remote_id (`<at-uri>|<cid>`) names, checked against the store."""
+    uri, _, cid = delivery["remote_id"].partition("|")
+    stored = fake.records[uri.rsplit("/", 1)[-1]]
+    assert (stored["uri"], stored["cid"]) == (uri, cid)
+    value: dict[str, Any] = stored["value"]
+    return value
+
+
+def set_short_block(home: Path, lang: str, text: str) -> None:
+    template = home / "templates" / "whatsapp-outage" / f"investigating.{lang}.j2"
+    source = template.read_text(encoding="utf-8")
+    write(template, re.sub(r"(\{% block short %\}).*?(\{% endblock %\})", r"\1" + text + r"\2", source, count=1,
+                           flags=re.DOTALL))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ledger_text(home: Path) -> str:
+    with sqlite3.connect(home / ".playbook" / "state.db") as db:
+        return "\n".join(db.iterdump())
+
+
+def test_trigger_posts_one_post_per_language_with_its_language_and_links(home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    result, data = trigger(home)
+    assert result.code == 0, result.output
+    deliveries = posted(data)
+    assert set(deliveries) == {"fr", "en"}
+    for lang, delivery in deliveries.items():
+        record = record_of(bluesky, delivery)
+        rkey = delivery["remote_id"].partition("|")[0].rsplit("/", 1)[-1]
+        assert delivery["status"] == "sent" and delivery["attempts"] == 1
+        assert delivery["url"] == f"https://bsky.app/profile/{HANDLE}/post/{rkey}"
+        assert TID.match(rkey)
+        assert record["langs"] == [lang] and "reply" not in record
+        links = [f["features"][0]["uri"] for f in record["facets"]]
+        assert links == ["https://example.com/chat", "https://status.example.com"]
+    assert record_of(bluesky, deliveries["en"])["text"].startswith("Our WhatsApp is disrupted")
+    assert record_of(bluesky, deliveries["fr"])["text"].startswith("Notre WhatsApp")
+
+
+def test_link_facets_count_utf8_bytes_not_characters(home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    set_short_block(home, "fr", "Réponses retardées — désolés ! Écrivez-nous : https://example.com/aide/café, "
+                                "suivi sur https://status.example.com.")
+    result, data = trigger(home)
+    assert result.code == 0, result.output
+    record = record_of(bluesky, posted(data)["fr"])
+    text: str = record["text"]
+    raw = text.encode()
+    expected = []
+    for url in ("https://example.com/aide/café", "https://status.example.com"):
+        start = len(text[:text.index(url)].encode())
+        expected.append({"byteStart": start, "byteEnd": start + len(url.encode()), "uri": url})
+    found = [{**{k: f["index"][k] for k in ("byteStart", "byteEnd")}, "uri": f["features"][0]["uri"]}
+             for f in record["facets"]]
+    assert found == expected
+    assert [raw[f["byteStart"]:f["byteEnd"]].decode() for f in found] == [f["uri"] for f in found]
+    # The accents before the first link shift its byte offset away from its character offset.
+    assert found[0]["byteStart"] > text.index("https://example.com/aide/café")
+
+
+def test_one_session_serves_every_post_and_retry_of_the_run(home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    bluesky.queue(CREATE, Answer.server_error(503), Answer.rate_limited(time.time() + 1))
+    result, data = trigger(home)
+    assert result.code == 0, result.output
+    assert sorted(d["attempts"] for d in posted(data).values()) == [2, 2]
+    assert len(bluesky.calls(CREATE)) == 4 and len(bluesky.records) == 2
+    assert len(bluesky.calls(SESSION)) == 1
+    session = bluesky.calls(SESSION)[0]
+    assert session.params == {"identifier": HANDLE, "password": PASSWORD}
+
+
+def test_a_session_close_to_expiry_is_refreshed_not_created_again(home: Path) -> None:
+    with FakeBluesky(HANDLE, PASSWORD, access_lifetime=timedelta(minutes=10)) as bluesky:
+        use_bluesky(home, bluesky.url)
+        result, data = trigger(home)
+        assert result.code == 0, result.output
+        assert all(d["status"] == "sent" for d in posted(data).values())
+        assert len(bluesky.calls(SESSION)) == 1
+        assert len(bluesky.calls("com.atproto.server.refreshSession")) >= 2
+
+
+def test_a_session_the_server_ended_is_signed_in_again(home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    bluesky.queue(CREATE, Answer.expired_token())
+    result, data = trigger(home)
+    assert result.code == 0, result.output
+    assert sorted(d["attempts"] for d in posted(data).values()) == [1, 2]
+    assert len(bluesky.calls(SESSION)) == 2 and len(bluesky.records) == 2
+
+
+def test_later_phases_reply_in_the_thread_of_their_language(home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    _, first = trigger(home)
+    update = run_cli("update", first["incident"], "--phase", "identified", "--yes", "--json", home=home, env=ENV)
+    assert update.code == 0, update.output
+    for lang, delivery in posted(json.loads(update.stdout)).items():
+        uri, _, cid = posted(first)[lang]["remote_id"].partition("|")
+        reply = record_of(bluesky, delivery)["reply"]
+        assert reply["root"] == reply["parent"]
+        assert {k: reply["root"][k] for k in ("uri", "cid")} == {"uri": uri, "cid": cid}
+        assert record_of(bluesky, delivery)["langs"] == [lang]
+
+
+def test_rate_limit_is_waited_out_until_the_reset_the_server_names(home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    reset = int(time.time()) + 2
+    bluesky.queue(CREATE, Answer.rate_limited(reset))
+    result, data = trigger(home)
+    assert result.code == 0, result.output
+    assert sorted(d["attempts"] for d in posted(data).values()) == [1, 2]
+    limited, *others = bluesky.calls(CREATE)
+    retried = next(c for c in others if c.params["rkey"] == limited.params["rkey"])
+    assert retried.at >= reset - 0.05
+
+
+def test_rate_limit_ending_after_the_deadline_fails_at_once_naming_the_reset(
+        home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    reset = int(time.time()) + 3 * 3600
+    bluesky.queue(CREATE, Answer.rate_limited(reset), Answer.rate_limited(reset))
+    result, data = trigger(home)
+    assert result.code == 1, result.output
+    for delivery in posted(data).values():
+        assert delivery["status"] == "failed" and delivery["attempts"] == 1
+        assert delivery["error"] == (f"Bluesky rate limit reached (HTTP 429); the provider accepts again at "
+                                     f"{datetime.fromtimestamp(reset, UTC):%H:%M:%S} UTC, after the deadline")
+
+
+def test_server_error_is_retried_until_the_server_accepts(home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    bluesky.queue(CREATE, Answer.server_error(502))
+    result, data = trigger(home)
+    assert result.code == 0, result.output
+    assert sorted(d["attempts"] for d in posted(data).values()) == [1, 2]
+    assert len(bluesky.records) == 2
+
+
+def test_refused_password_fails_fast_with_what_to_do_while_other_channels_deliver(
+        home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    result, data = trigger(home, env={"BLUESKY_APP_PASSWORD": "zzzz-yyyy-xxxx-wwww"})
+    assert result.code == 1, result.output
+    for delivery in posted(data).values():
+        assert delivery["status"] == "failed" and delivery["attempts"] == 1
+        assert delivery["error"].startswith(PASSWORD_REFUSED)
+    others = [d for d in data["deliveries"] if d["channel"] != "bluesky"]
+    assert len(others) == 6 and all(d["status"] == "sent" for d in others)
+    # One refusal is enough: asking again for the other language would only spend the sign-in limit.
+    assert len(bluesky.calls(SESSION)) == 1 and bluesky.calls(CREATE) == []
+
+
+def test_invalid_request_reports_the_server_words_and_is_not_retried(home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    refusal = Answer(400, {"error": "InvalidRequest", "message": "Invalid app.bsky.feed.post record: nope"})
+    bluesky.queue(CREATE, refusal, refusal)
+    result, data = trigger(home)
+    assert result.code == 1, result.output
+    for delivery in posted(data).values():
+        assert delivery["attempts"] == 1
+        assert delivery["error"] == ("Bluesky refused the post (HTTP 400): InvalidRequest: Invalid app.bsky.feed.post "
+                                     "record: nope")
+
+
+def test_short_block_over_300_graphemes_stops_everything_before_sending(home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    set_short_block(home, "en", "Sorry 🙇🏽‍♀️. " * 33 + "https://status.example.com")
+    result = run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV)
+    assert result.code == 2, result.output
+    assert "block 'short' is too long for channel 'bluesky': 323/300 graphemes; nothing was sent" in result.stderr
+    assert bluesky.requests == []
+
+
+def test_post_whose_answer_was_lost_is_not_posted_twice(home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url, extra="    timeout: 1s\n")
+    bluesky.queue(CREATE, Answer.slow(4))
+    result, data = trigger(home)
+    assert result.code == 0, result.output
+    assert sorted(d["attempts"] for d in posted(data).values()) == [1, 2]
+    assert len(bluesky.calls(CREATE)) == 3 and len(bluesky.records) == 2
+    with sqlite3.connect(home / ".playbook" / "state.db") as db:
+        notes = [row[0] for row in db.execute("SELECT note FROM deliveries WHERE channel = 'bluesky'")]
+    assert sorted(notes, key=str) == [None, "already posted: found under its record key"]
+
+
+def test_post_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url, extra="    timeout: 20s\n")
+    bluesky.queue(CREATE, Answer.slow(30))
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV, timeout=6)
+    incident = json.loads(run_cli("status", "--json", home=home, env=ENV).stdout)["incidents"][0]["id"]
+    resumed = run_cli("resume", incident, "--json", home=home, env=ENV)
+    assert resumed.code == 0, resumed.output
+    redone = posted(json.loads(resumed.stdout))
+    assert sorted(d["status"] for d in redone.values()) == ["already-sent", "sent"]
+    assert len(bluesky.calls(CREATE)) == 3 and len(bluesky.records) == 2
+    assert all(d["remote_id"] for d in redone.values())
+
+
+def delivery(key: str, deadline: datetime) -> Delivery:
+    return Delivery(key=key, incident_id="i", playbook_id="p", phase="investigating", channel="bluesky", lang="en",
+                    message=Message(lang="en", blocks={"short": "x"}, template="t"), deadline=deadline)
+
+
+def test_record_key_is_a_tid_fixed_by_the_delivery() -> None:
+    deadline = datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
+    keys = [record_key(delivery(f"whatsapp-outage-1/{seq}-investigating/bluesky/{lang}", deadline))
+            for seq in (1, 2) for lang in ("fr", "en")]
+    assert all(TID.match(k) for k in keys) and len(set(keys)) == 4
+    assert keys[0] == record_key(delivery("whatsapp-outage-1/1-investigating/bluesky/fr", deadline))
+    # Its time is the deadline's second, so it sorts among the account's other posts as a real client's would.
+    value = 0
+    for char in keys[0]:
+        value = value * 32 + "234567abcdefghijklmnopqrstuvwxyz".index(char)
+    assert (value >> 10) // 1_000_000 == int(deadline.timestamp())
+
+
+def channel_check(home: Path, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
+    result = run_cli("channels", "--check", "--json", home=home, env=env or ENV)
+    listing = {c["name"]: c for c in json.loads(result.stdout)["channels"]}
+    return result, listing["bluesky"]
+
+
+def test_check_signs_in_and_names_the_profile(home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    result, channel = channel_check(home)
+    assert result.code == 0, result.output
+    assert channel["check"] == {"ok": True, "detail": f"@{HANDLE} (Example Support)"}
+    assert channel["limits"] == "short: graphemes ≤ 300"
+    assert [r.nsid for r in bluesky.requests] == [SESSION, "app.bsky.actor.getProfile"]
+    assert bluesky.requests[1].params == {"actor": HANDLE}
+
+
+def test_check_with_a_refused_password_says_what_to_do(home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    result, channel = channel_check(home, {"BLUESKY_APP_PASSWORD": "old0-pass-word-here"})
+    assert result.code == 1
+    assert not channel["check"]["ok"] and channel["check"]["detail"].startswith(PASSWORD_REFUSED)
+
+
+@pytest.mark.parametrize(("settings", "error"), [
+    ("    password: ${BLUESKY_APP_PASSWORD}\n", "has an unknown setting 'password' (did you mean 'app_password'?)"),
+    ("    api_base: bsky.social\n", "setting 'api_base': Input should be a valid URL"),
+])
+def test_wrong_settings_are_named_before_anything_is_sent(home: Path, bluesky: FakeBluesky, settings: str,
+                                                          error: str) -> None:
+    use_bluesky(home, bluesky.url)
+    channels = home / "channels.yaml"
+    text = channels.read_text(encoding="utf-8").replace(f"    api_base: {bluesky.url}\n", settings)
+    channels.write_text(text, encoding="utf-8")
+    result = run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV)
+    assert result.code == 2, result.output
+    assert re.search(r"channels\.yaml:\d+:\d+: channel 'bluesky' " + re.escape(error), result.stderr), result.stderr
+    assert bluesky.requests == []
+
+
+def test_empty_handle_is_refused_naming_the_setting(home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    channels = home / "channels.yaml"
+    channels.write_text(channels.read_text(encoding="utf-8").replace(f"'@{HANDLE}'", "'@'"), encoding="utf-8")
+    result = run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV)
+    assert result.code == 2, result.output
+    assert ("channel 'bluesky' setting 'handle': is empty: write the account's handle, e.g. example.bsky.social"
+            in result.stderr)
+
+
+def test_unreachable_server_is_retried_then_reported_by_host(home: Path) -> None:
+    port = free_port()
+    use_bluesky(home, f"http://127.0.0.1:{port}", extra="    retry_for: 1s\n")
+    result, data = trigger(home, "--detected-at", "-40m")
+    assert result.code == 1, result.output
+    for delivery in posted(data).values():
+        assert delivery["attempts"] >= 2
+        assert delivery["error"].startswith(f"cannot reach 127.0.0.1:{port} (gave up after ")
+
+
+def test_app_password_never_appears_in_output_or_ledger(home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    results = [run_cli("channels", "--check", home=home, env=ENV), run_cli("channels", "--json", home=home, env=ENV)]
+    first, data = trigger(home)
+    results.append(first)
+    bluesky.queue(SESSION, Answer.unauthorized())
+    results.append(run_cli("--debug", "update", data["incident"], "--phase", "identified", "--yes", home=home,
+                           env=ENV))
+    results.append(run_cli("status", "--json", home=home, env=ENV))
+    assert results[-2].code == 1 and "Bluesky refused the handle or app password" in results[-2].output
+    seen = "\n".join(r.output for r in results) + ledger_text(home)
+    assert len(bluesky.records) == 2
+    assert PASSWORD not in seen

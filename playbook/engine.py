@@ -142,7 +142,8 @@ class RateLimiter:
 
 def backoff(attempt: int) -> float:
     """Exponential backoff with full jitter: retries of many clients do not arrive together."""
-    return random.uniform(BACKOFF_FIRST, min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (attempt - 1)))
+    # The floor is half the first wait: uniform(0.5, 0.5) would send every first retry at the same instant.
+    return random.uniform(BACKOFF_FIRST / 2, min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (attempt - 1)))
 
 
 class Engine:
@@ -154,9 +155,14 @@ class Engine:
         self.observer = observer or NullObserver()
         self.clock = clock
         self.started = clock()
+        # The other channels' results, handed to briefing channels once those have finished.
+        self.links: list[dict[str, str | None]] = []
 
     async def run(self) -> PostResult:
-        """Send every unconfirmed delivery of the post; one channel's trouble never holds up another."""
+        """Send every unconfirmed delivery of the post; one channel's trouble never holds up another.
+
+        Briefing channels (`Publisher.briefing`) wait for the others and receive their results as links.
+        """
         live = [c for c in self.plan.channels if c.skipped is None]
         self.ledger.record_intents(self.post, [
             (c.name, lang, None) for c in live if not c.publisher.per_recipient for lang in c.languages
@@ -171,8 +177,14 @@ class Engine:
             DeliveryResult(c.name, lang, SKIPPED, error=c.skipped)
             for c in self.plan.channels if c.skipped is not None for lang in c.languages or ["-"]
         ]
-        jobs = [self._run_channel(c) for c in live]
-        for channel_results in await asyncio.gather(*jobs):
+        # Briefing channels (team chats) go last: their message links to what the others have just published.
+        for channel_results in await asyncio.gather(*(self._run_channel(c) for c in live
+                                                      if not c.publisher.briefing)):
+            results.extend(channel_results)
+        briefings = {c.name for c in self.plan.channels if c.publisher.briefing}
+        self.links = [{"channel": r.channel, "lang": r.lang, "status": r.status, "url": r.url}
+                      for r in results if r.channel not in briefings]
+        for channel_results in await asyncio.gather(*(self._run_channel(c) for c in live if c.publisher.briefing)):
             results.extend(channel_results)
         return PostResult(
             incident=self.post.incident, playbook=self.plan.playbook, phase=self.post.phase, seq=self.post.seq,
@@ -210,6 +222,7 @@ class Engine:
             incident_id=self.post.incident, playbook_id=self.plan.playbook, phase=self.post.phase,
             channel=plan.name, lang=lang, message=message, deadline=self.post.deadline, recipient=recipient,
             thread=thread, drill=self.plan.drill,
+            extra={"links": list(self.links)} if plan.publisher.briefing else {},
         )
 
     async def _single(self, plan: ChannelPlan, lang: str) -> DeliveryResult:
@@ -287,6 +300,8 @@ class Engine:
                     key = delivery_key(self.post.incident, self.post.seq, self.post.phase, plan.name, lang,
                                        recipient.address)
                     self.ledger.mark_failed(key, f"cannot render for this recipient: {exc}")
+                    self.observer.event(DeliveryEvent(plan.name, lang, FAILED_STATUS, error=secrets.redact(str(exc)),
+                                                      recipient=recipient.address))
                     counts[lang][FAILED_STATUS] += 1
                     errors.setdefault(lang, str(exc))
                     continue

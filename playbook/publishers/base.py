@@ -142,6 +142,9 @@ class Publisher(ABC, Generic[C]):
     rate_limit: ClassVar[tuple[int, timedelta] | None] = None
     # One sentence for the README and `channels`: what an unconfirmed delivery may mean here.
     idempotency: ClassVar[str] = "an unconfirmed delivery may have been received: resume sends it again"
+    # A briefing channel (a team chat) runs after the post's other channels and receives their receipts:
+    # Delivery.extra["links"] lists {"channel", "lang", "status", "url"} for each of their deliveries.
+    briefing: ClassVar[bool] = False
 
     def __init__(self, name: str, config: C, context: ChannelContext) -> None:
         self.name = name
@@ -197,6 +200,10 @@ class Publisher(ABC, Generic[C]):
 
     def validate(self) -> list[str]:
         """Problems found without the network (an unreadable file, a bad address); [] when fine."""
+        return []
+
+    def warnings(self) -> list[str]:
+        """What `playbook validate` should point out without failing (rows of a list that will be skipped)."""
         return []
 
     def settings(self) -> dict[str, Any]:

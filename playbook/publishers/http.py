@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
+import functools
+import ssl
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from playbook.publishers.base import Failure
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The verified TLS context every HTTP channel shares: loading the CA bundle costs ~50 ms of CPU each time."""
+    return httpx.create_ssl_context()
+
+
+def host_of(url: str) -> str:
+    """The host (and port) of a URL: what an error may name, unlike a path or query that may hold a token."""
+    return urlsplit(url).netloc.rpartition("@")[2] or "the server"
+
+
+def json_of(response: httpx.Response) -> Any:
+    """The answer's JSON, or None when it has none (an HTML error page from a proxy, an empty body)."""
+    try:
+        return response.json() if response.content else None
+    except ValueError:
+        return None
+
+
+def retry_at_in(seconds: float, now: datetime | None = None) -> datetime:
+    """The moment `seconds` from now: for providers that say when to come back in the body, not a header."""
+    return (now or datetime.now(UTC)) + timedelta(seconds=seconds)
 
 
 def retry_at_from(headers: httpx.Headers, now: datetime | None = None) -> datetime | None:
@@ -30,27 +58,36 @@ def retry_at_from(headers: httpx.Headers, now: datetime | None = None) -> dateti
     return None
 
 
-def failure_from_response(response: httpx.Response, channel_hint: str) -> Failure:
-    """Classify a non-2xx answer: retry what may pass, fail at once what will not."""
+def failure_from_response(response: httpx.Response, channel_hint: str, *, detail: str | None = None,
+                          retry_at: datetime | None = None) -> Failure:
+    """Classify a non-2xx answer: retry what may pass, fail at once what will not.
+
+    `detail` replaces the excerpt of the body (a provider's own error message); `retry_at` the time the
+    headers give (a provider that says when to come back in the body).
+    """
     status = response.status_code
-    excerpt = " ".join(response.text.split())[:200] if response.content else ""
+    excerpt = detail if detail is not None else (" ".join(response.text.split())[:200] if response.content else "")
     said = f": {excerpt}" if excerpt else ""
     if status == 429:
-        return Failure(f"rate limited (HTTP 429){said}", retryable=True, retry_at=retry_at_from(response.headers))
+        return Failure(f"rate limited (HTTP 429){said}", retryable=True,
+                       retry_at=retry_at or retry_at_from(response.headers))
     if status >= 500 or status == 408:
         return Failure(f"server error (HTTP {status}){said}", retryable=True,
-                       retry_at=retry_at_from(response.headers))
+                       retry_at=retry_at or retry_at_from(response.headers))
     if status in (401, 403):
         return Failure(f"refused (HTTP {status}): {channel_hint}{said}", retryable=False)
     return Failure(f"rejected (HTTP {status}){said}", retryable=False)
 
 
-def failure_from_exception(exc: httpx.HTTPError) -> Failure:
-    """Network trouble is worth another try; the URL is left out as it may carry a secret token."""
+def failure_from_exception(exc: httpx.HTTPError, host: str | None = None) -> Failure:
+    """Network trouble is worth another try; the URL is left out as it may carry a secret token.
+
+    `host` (see host_of) names where the trouble is when it is safe to show.
+    """
     if isinstance(exc, httpx.TimeoutException):
-        return Failure("timed out waiting for the server", retryable=True)
+        return Failure(f"timed out waiting for {host or 'the server'}", retryable=True)
     if isinstance(exc, httpx.ConnectError):
-        return Failure("cannot connect to the server", retryable=True)
+        return Failure(f"cannot reach {host}" if host else "cannot connect to the server", retryable=True)
     if isinstance(exc, httpx.RemoteProtocolError):
         return Failure("the connection was dropped mid-answer", retryable=True)
     return Failure(f"network error: {type(exc).__name__}", retryable=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from playbook import secrets
 from playbook.errors import ChannelError, did_you_mean, one_of
@@ -59,7 +59,8 @@ class Channels:
             raw = self.raw[name]
             cls = self.registry.get(str(raw.get("type")), channel=name)
             publisher_: Publisher[Any] = cls(
-                name, cls.Config.model_construct(**raw), ChannelContext(self.home.root, languages)
+                name, cls.Config.model_construct(**_secrets_wrapped(cls.Config, raw)),
+                ChannelContext(self.home.root, languages),
             )
             return publisher_
         raw = self.raw[name]
@@ -135,6 +136,13 @@ class Channels:
 
     def sandbox_of(self, name: str) -> str | None:
         return self.drill.get(name)
+
+
+def _secrets_wrapped(config: type[BaseModel], raw: dict[str, Any]) -> dict[str, Any]:
+    """Settings as written, with the values of secret settings as SecretStr, as a validated config has them."""
+    secret = {key for name, f in config.model_fields.items() for key in (name, f.alias)
+              if key and SecretStr in (f.annotation, *get_args(f.annotation))}
+    return {k: SecretStr(v) if k in secret and isinstance(v, str) else v for k, v in raw.items()}
 
 
 def _setting_phrase(message: str) -> str:

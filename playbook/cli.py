@@ -1,7 +1,7 @@
 """The `playbook` command: parse options, call the core, hand the result to output. Nothing else."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: typer would eval() every annotation string of every
+# command at each start, which doubles the time `playbook --help` spends building the commands.
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -380,11 +380,13 @@ def main() -> None:
             output.traceback(exc)
         output.error(str(exc))
         sys.exit(int(exc.exit_status))
-    except KeyboardInterrupt:
-        from playbook import output
+    except SystemExit as exc:
+        # typer turns Ctrl-C into a silent exit 130; mid-publish, the user must learn how to finish.
+        if exc.code == 130:
+            from playbook import output
 
-        output.error("interrupted: run 'playbook status' to see what went out, 'playbook resume' to finish")
-        sys.exit(130)
+            output.error("interrupted: run 'playbook status' to see what went out, 'playbook resume' to finish")
+        raise
     except Exception as exc:
         from playbook import output
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -141,6 +142,20 @@ def delivery_key(incident: str, seq: int, phase: str, channel: str, lang: str, r
     return f"{key}/{recipient.lower()}" if recipient else key
 
 
+def _use_wal(db: sqlite3.Connection, patience: float = 30) -> None:
+    """Switch to WAL, waiting for another process that is creating the same ledger at this moment."""
+    # SQLite answers "locked" at once, without its busy timeout, while another connection makes the switch.
+    give_up = time.monotonic() + patience
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > give_up:
+                raise
+            time.sleep(0.05)
+
+
 class Ledger:
     """One SQLite file; every write is its own short transaction (WAL: readers never wait)."""
 
@@ -161,7 +176,7 @@ class Ledger:
                                           isolation_level=None, check_same_thread=False)
             else:
                 self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-                self.db.execute("PRAGMA journal_mode=WAL")
+                _use_wal(self.db)
                 # NORMAL in WAL mode survives any process crash; only a power cut can lose the last commit.
                 self.db.execute("PRAGMA synchronous=NORMAL")
                 self.db.executescript(SCHEMA)
@@ -177,7 +192,8 @@ class Ledger:
 
     def _guard_against_lost_ledger(self) -> None:
         marker = self.path.with_name(self.path.name + ".created")
-        if marker.exists():
+        # The marker is written after the file: another process creating the ledger right now is not a loss.
+        if marker.exists() and not self.path.exists():
             raise LedgerError(
                 f"the ledger {self.path} has disappeared (it was created on {marker.read_text().strip()}): "
                 "starting afresh could post everything again. Restore it from backup, or, once you are sure "
@@ -342,7 +358,9 @@ class Ledger:
         with self.transaction() as db:
             db.execute(
                 "UPDATE deliveries SET status=?, remote_id=?, url=?, note=?, error=NULL, finished_at=? WHERE key=?",
-                (SENT, remote_id, url, secrets.redact(note) if note else None, _iso(now), key),
+                # A receiver may echo a tokened URL back: readers such as `status` never load the secrets.
+                (SENT, secrets.redact(remote_id) if remote_id else None, secrets.redact(url) if url else None,
+                 secrets.redact(note) if note else None, _iso(now), key),
             )
         return now
 

@@ -239,9 +239,10 @@ class LiveView:
             "status": "pending", "attempts": 0, "error": "", "url": "", "done": 0, "total": 0,
             "since": datetime.now(UTC), "took": None})
         if event.recipient is not None:
-            if event.status == "pending":
+            # A recipient settled by an earlier run comes without a pending event (and 0 attempts): count it too.
+            if event.status == "pending" or (event.status in ("already-sent", "rejected") and not event.attempts):
                 row["total"] += 1
-            elif event.status in ("sent", "already-sent", "failed", "rejected"):
+            if event.status in ("sent", "already-sent", "failed", "rejected"):
                 row["done"] += 1
                 if event.status == "failed":
                     row["error"] = event.error or ""
@@ -332,7 +333,9 @@ def _result_table(result: Any, console: Console) -> None:
                       window, str(d.attempts or ""), detail)
     console.print(table)
     failed = [d for d in result.deliveries if d.status == "failed"]
-    took = format_duration(result.finished_at - result.started_at)
+    elapsed = result.finished_at - result.started_at
+    # Most posts take under a second: "0s" would read as if nothing had been timed.
+    took = f"{elapsed.total_seconds():.1f}s" if elapsed.total_seconds() < 60 else format_duration(elapsed)
     if failed:
         console.print(Text(f"{len(failed)} delivery(ies) failed; fix the cause, then run "
                            f"'playbook resume {result.incident}' (confirmed deliveries are not repeated).",

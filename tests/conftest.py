@@ -17,6 +17,9 @@ from playbook import secrets
 from playbook.publishers import registry
 from playbook.starter import write_starter
 
+# The local protocol servers' fixtures (webhook_sink), shared by every test module.
+pytest_plugins = ("tests.fakes.http",)
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_HOME = ROOT / "examples" / "home"
 
@@ -69,9 +72,9 @@ def run_cli(*args: str, home: Path | None = None, env: dict[str, str] | None = N
     command = [sys.executable, "-m", "playbook"]
     if home is not None:
         command += ["--home", str(home)]
-    full_env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
-    full_env.pop("PLAYBOOK_HOME", None)
-    full_env.pop("PLAYBOOK_STATE", None)
+    # The caller's env wins, so a test can set PLAYBOOK_HOME or PLAYBOOK_STATE on purpose.
+    full_env = {k: v for k, v in os.environ.items() if k not in ("PLAYBOOK_HOME", "PLAYBOOK_STATE")}
+    full_env.update({"COLUMNS": "200", "NO_COLOR": "1", **(env or {})})
     done = subprocess.run([*command, *args], capture_output=True, text=True, env=full_env, timeout=timeout,
                           input=input)
     return Result(done.returncode, done.stdout, done.stderr)

@@ -13,7 +13,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr
 
 from playbook.limits import Limit
 from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt
-from playbook.publishers.http import failure_from_exception, failure_from_response
+from playbook.publishers.http import failure_from_exception, failure_from_response, tls_context
 
 
 class WebhookConfig(ChannelConfig):
@@ -37,7 +37,9 @@ class WebhookPublisher(Publisher[WebhookConfig]):
         return {}
 
     async def open(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self.config.timeout.total_seconds(), follow_redirects=False)
+        # One shared TLS context: a context per channel would stall the event loop before the first request.
+        self._client = httpx.AsyncClient(timeout=self.config.timeout.total_seconds(), follow_redirects=False,
+                                         verify=tls_context())
 
     async def close(self) -> None:
         if self._client is not None:

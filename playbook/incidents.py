@@ -13,7 +13,7 @@ from playbook.compose import Composer
 from playbook.engine import ChannelPlan, Engine, Observer, PostPlan, PostResult
 from playbook.errors import IncidentError, PlaybookError, did_you_mean
 from playbook.home import Home
-from playbook.ledger import Incident, Ledger, utcnow
+from playbook.ledger import Incident, Ledger, NewPost, utcnow
 from playbook.model import Playbook
 from playbook.variables import resolve
 
@@ -134,12 +134,19 @@ def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detect
         _refuse_if_open(ledger, playbook.id, drill)
     if confirm is not None and not confirm(plan):
         return Outcome(plan, cancelled=True)
-    incident = ledger.create_incident(playbook.id, detected, phase, variables, drill=drill, allow_concurrent=new)
+    incident, post = ledger.create_incident(playbook.id, detected, _new_post(plan, utcnow()), drill=drill,
+                                            allow_concurrent=new)
     if incident.id != provisional:
         plan = build_plan(session, playbook, phase, variables, incident.id, detected, deadline,
-                          drill=drill, offline=False)
-    post = ledger.add_post(incident.id, phase, utcnow(), deadline, plan.context.next_update_at, variables)
+                          drill=drill, offline=False, next_update=plan.context.next_update_at or False)
     return Outcome(plan, _run(Engine(ledger, post, plan, observer)))
+
+
+def _new_post(plan: PostPlan, issued_at: datetime) -> NewPost:
+    """The post as the ledger records it, with the intent of every single-target delivery."""
+    intents = tuple((c.name, lang, None) for c in plan.channels
+                    if c.skipped is None and not c.publisher.per_recipient for lang in c.languages)
+    return NewPost(plan.phase, issued_at, plan.deadline, plan.context.next_update_at, plan.variables, intents)
 
 
 def _refuse_if_open(ledger: Ledger, playbook_id: str, drill: bool) -> None:
@@ -193,7 +200,7 @@ def publish_phase(session: Session, incident_id: str, phase: str | None, given: 
         return Outcome(plan, dry_run=True)
     if confirm is not None and not confirm(plan):
         return Outcome(plan, cancelled=True)
-    post = ledger.add_post(incident.id, phase, issued, deadline, plan.context.next_update_at, merged)
+    post = ledger.add_post(incident.id, _new_post(plan, issued))
     result = _run(Engine(ledger, post, plan, observer))
     closed = False
     if resolve_it and result.ok:

@@ -118,6 +118,18 @@ class Post:
 
 
 @dataclass(frozen=True)
+class NewPost:
+    """A post about to be recorded, with the (channel, lang, recipient) intents known up front."""
+
+    phase: str
+    issued_at: datetime
+    deadline: datetime
+    next_update_at: datetime | None
+    variables: dict[str, str | None]
+    intents: tuple[tuple[str, str, str | None], ...] = ()
+
+
+@dataclass(frozen=True)
 class DeliveryRow:
     key: str
     incident: str
@@ -247,9 +259,14 @@ class Ledger:
             raise IncidentError(f"no incident '{incident_id}' in the ledger {self.path}{hint}")
         return self._incident(row)
 
-    def create_incident(self, playbook: str, detected_at: datetime, phase: str,
-                        variables: dict[str, str | None], *, drill: bool, allow_concurrent: bool) -> Incident:
-        """Open an incident, refusing if this playbook already has one open (of the same kind)."""
+    def create_incident(self, playbook: str, detected_at: datetime, first: NewPost, *, drill: bool,
+                        allow_concurrent: bool) -> tuple[Incident, Post]:
+        """Open an incident with its first post and the post's intents, in one transaction.
+
+        Refuses if this playbook already has an open incident of the same kind. One transaction means a
+        process killed at any moment leaves either nothing or an incident that `resume` can finish.
+        """
+        phase, variables = first.phase, first.variables
         with self.transaction() as db:
             if not allow_concurrent:
                 existing = db.execute(
@@ -274,7 +291,8 @@ class Ledger:
                 " VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
                 (incident_id, playbook, int(drill), _iso(detected_at), _iso(now), phase, json.dumps(variables)),
             )
-        return self.incident(incident_id)
+            seq = self._insert_post(db, incident_id, first)
+        return self.incident(incident_id), self.post(incident_id, seq)
 
     def close_incident(self, incident_id: str) -> None:
         with self.transaction() as db:
@@ -290,18 +308,24 @@ class Ledger:
         )
 
     # -- posts ---------------------------------------------------------------------------------------
-    def add_post(self, incident_id: str, phase: str, issued_at: datetime, deadline: datetime,
-                 next_update_at: datetime | None, variables: dict[str, str | None]) -> Post:
+    def add_post(self, incident_id: str, new: NewPost) -> Post:
+        """Record a later post of an incident and its intents, in one transaction."""
         with self.transaction() as db:
-            seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM posts WHERE incident=?",
-                             (incident_id,)).fetchone()[0]
-            db.execute(
-                "INSERT INTO posts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (incident_id, seq, phase, _iso(issued_at), _iso(deadline),
-                 _iso(next_update_at) if next_update_at else None, json.dumps(variables)),
-            )
-            db.execute("UPDATE incidents SET phase=?, vars=? WHERE id=?", (phase, json.dumps(variables), incident_id))
+            seq = self._insert_post(db, incident_id, new)
         return self.post(incident_id, seq)
+
+    def _insert_post(self, db: sqlite3.Connection, incident_id: str, new: NewPost) -> int:
+        seq = int(db.execute("SELECT coalesce(max(seq), 0) + 1 FROM posts WHERE incident=?",
+                             (incident_id,)).fetchone()[0])
+        db.execute(
+            "INSERT INTO posts VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (incident_id, seq, new.phase, _iso(new.issued_at), _iso(new.deadline),
+             _iso(new.next_update_at) if new.next_update_at else None, json.dumps(new.variables)),
+        )
+        db.execute("UPDATE incidents SET phase=?, vars=? WHERE id=?",
+                   (new.phase, json.dumps(new.variables), incident_id))
+        _insert_intents(db, incident_id, seq, new.phase, new.intents)
+        return seq
 
     def post(self, incident_id: str, seq: int) -> Post:
         row = self.db.execute("SELECT * FROM posts WHERE incident=? AND seq=?", (incident_id, seq)).fetchone()
@@ -322,18 +346,8 @@ class Ledger:
     # -- deliveries ----------------------------------------------------------------------------------
     def record_intents(self, post: Post, items: Iterable[tuple[str, str, str | None]]) -> None:
         """Write (channel, lang, recipient) intents as pending; existing rows are left as they are."""
-        now = _iso(utcnow())
-        rows = [
-            (delivery_key(post.incident, post.seq, post.phase, channel, lang, recipient), post.incident,
-             post.seq, post.phase, channel, lang, recipient, PENDING, now)
-            for channel, lang, recipient in items
-        ]
         with self.transaction() as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO deliveries (key, incident, seq, phase, channel, lang, recipient, status,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            _insert_intents(db, post.incident, post.seq, post.phase, items)
 
     def statuses(self, keys: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -454,3 +468,14 @@ class Ledger:
         row = self.db.execute("SELECT at, passed FROM rehearsals WHERE playbook=? ORDER BY id DESC LIMIT 1",
                               (playbook,)).fetchone()
         return (datetime.fromisoformat(row[0]), bool(row[1])) if row else None
+
+
+def _insert_intents(db: sqlite3.Connection, incident: str, seq: int, phase: str,
+                    items: Iterable[tuple[str, str, str | None]]) -> None:
+    now = _iso(utcnow())
+    db.executemany(
+        "INSERT OR IGNORE INTO deliveries (key, incident, seq, phase, channel, lang, recipient, status,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(delivery_key(incident, seq, phase, channel, lang, recipient), incident, seq, phase, channel, lang,
+          recipient, PENDING, now) for channel, lang, recipient in items],
+    )

@@ -10,14 +10,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from playbook.errors import IncidentError, LedgerError, PlaybookError
-from playbook.ledger import Ledger
+from playbook.ledger import Ledger, NewPost
 from tests.conftest import run_cli
 from tests.fakes.http import Reply, WebhookSink, use_webhooks
 
@@ -145,15 +145,33 @@ def test_two_triggers_at_the_same_instant_open_one_incident(home: Path, webhook_
     assert set(webhook_sink.keys().values()) == {1}
 
 
+def _first_post(intents: tuple[tuple[str, str, str | None], ...] = ()) -> NewPost:
+    now = datetime.now(UTC)
+    return NewPost("investigating", now, now + timedelta(minutes=30), None, {}, intents)
+
+
+def test_an_incident_its_first_post_and_intents_are_recorded_together(tmp_path: Path) -> None:
+    # One transaction: a process killed right after opening leaves pending intents that resume finishes.
+    ledger = Ledger(tmp_path / "state.db")
+    incident, post = ledger.create_incident(PLAYBOOK, datetime.now(UTC), _first_post((("x", "fr", None),
+                                                                                        ("x", "en", None))),
+                                            drill=False, allow_concurrent=False)
+    rows = ledger.deliveries(incident.id)
+    assert [(r.seq, r.channel, r.lang, r.status) for r in rows] == [(1, "x", "en", "pending"),
+                                                                    (1, "x", "fr", "pending")]
+    assert ledger.unfinished_posts(incident.id) == [post.seq]
+    ledger.close()
+
+
 def test_the_ledger_refuses_a_second_open_incident_inside_its_transaction(tmp_path: Path) -> None:
     # Two processes may both pass the early check; the insert itself must still refuse the second.
     path = tmp_path / "state.db"
     first, second = Ledger(path), Ledger(path)
     detected = datetime.now(UTC)
-    opened = first.create_incident(PLAYBOOK, detected, "investigating", {}, drill=False, allow_concurrent=False)
+    opened, _ = first.create_incident(PLAYBOOK, detected, _first_post(), drill=False, allow_concurrent=False)
     with pytest.raises(IncidentError, match=f"already has an open incident: {opened.id}"):
-        second.create_incident(PLAYBOOK, detected, "investigating", {}, drill=False, allow_concurrent=False)
-    drill = second.create_incident(PLAYBOOK, detected, "investigating", {}, drill=True, allow_concurrent=False)
+        second.create_incident(PLAYBOOK, detected, _first_post(), drill=False, allow_concurrent=False)
+    drill, _ = second.create_incident(PLAYBOOK, detected, _first_post(), drill=True, allow_concurrent=False)
     assert drill.id.startswith(f"{PLAYBOOK}-drill-")
     first.close()
     second.close()
@@ -164,8 +182,7 @@ def _open_and_trigger(path: str, start: Any, outcomes: Any) -> None:
     start.wait()
     try:
         ledger = Ledger(Path(path))
-        ledger.create_incident(PLAYBOOK, datetime.now(UTC), "investigating", {}, drill=False,
-                               allow_concurrent=False)
+        ledger.create_incident(PLAYBOOK, datetime.now(UTC), _first_post(), drill=False, allow_concurrent=False)
         outcomes.put("opened")
     except PlaybookError as exc:
         outcomes.put(f"{type(exc).__name__}: {exc}")

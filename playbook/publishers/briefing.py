@@ -16,7 +16,7 @@ import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt
-from playbook.publishers.http import failure_from_exception, host_of
+from playbook.publishers.http import client, failure_from_exception, host_of
 
 
 class BriefingConfig(ChannelConfig):
@@ -101,7 +101,7 @@ class BriefingPublisher(Publisher[BriefingConfig]):
         return [f"setting 'url' does not look like a {self.provider} incoming webhook ({self.shape_hint})"]
 
     async def open(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self.config.timeout.total_seconds(), follow_redirects=False)
+        self._client = client(self.config.timeout)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -125,9 +125,9 @@ class BriefingPublisher(Publisher[BriefingConfig]):
     async def reachable(self) -> CheckResult:
         """Whether the webhook's host answers HTTP at all: a GET of its root, which posts nothing."""
         parts = urlsplit(self.url)
-        async with httpx.AsyncClient(timeout=self.config.timeout.total_seconds()) as client:
+        async with client(self.config.timeout) as probe:
             try:
-                response = await client.get(f"{parts.scheme}://{parts.netloc}/")
+                response = await probe.get(f"{parts.scheme}://{parts.netloc}/")
             except httpx.HTTPError as exc:
                 return CheckResult(False, failure_from_exception(exc, self.host).reason)
         return CheckResult(True, f"{self.host} answers (HTTP {response.status_code} to GET /)")

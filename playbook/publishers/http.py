@@ -20,6 +20,13 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def client(timeout: timedelta, **options: Any) -> httpx.AsyncClient:
+    """The HTTP client of a channel: the shared TLS context, the channel's timeout, no redirects followed
+    (a redirected POST could publish twice, or somewhere else)."""
+    return httpx.AsyncClient(timeout=timeout.total_seconds(), follow_redirects=False, verify=tls_context(),
+                             **options)
+
+
 def host_of(url: str) -> str:
     """The host (and port) of a URL: what an error may name, unlike a path or query that may hold a token."""
     return urlsplit(url).netloc.rpartition("@")[2] or "the server"

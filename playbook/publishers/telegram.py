@@ -13,7 +13,14 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from playbook import secrets
 from playbook.limits import Characters, Limit
 from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt
-from playbook.publishers.http import failure_from_exception, failure_from_response, host_of, json_of, retry_at_in
+from playbook.publishers.http import (
+    client,
+    failure_from_exception,
+    failure_from_response,
+    host_of,
+    json_of,
+    retry_at_in,
+)
 
 TELEGRAM_API = "https://api.telegram.org"
 # Telegram's limit for the text of one message, counted after the HTML tags are parsed away.
@@ -84,7 +91,7 @@ class TelegramPublisher(Publisher[TelegramConfig]):
         return f"{str(self.config.api_base).rstrip('/')}/bot{self.config.token.get_secret_value()}/{method}"
 
     async def open(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self.config.timeout.total_seconds(), follow_redirects=False)
+        self._client = client(self.config.timeout)
 
     async def close(self) -> None:
         if self._client is not None:

@@ -13,7 +13,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr
 
 from playbook.limits import Limit
 from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt
-from playbook.publishers.http import failure_from_exception, failure_from_response, tls_context
+from playbook.publishers.http import client, failure_from_exception, failure_from_response
 
 
 class WebhookConfig(ChannelConfig):
@@ -37,9 +37,7 @@ class WebhookPublisher(Publisher[WebhookConfig]):
         return {}
 
     async def open(self) -> None:
-        # One shared TLS context: a context per channel would stall the event loop before the first request.
-        self._client = httpx.AsyncClient(timeout=self.config.timeout.total_seconds(), follow_redirects=False,
-                                         verify=tls_context())
+        self._client = client(self.config.timeout)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -82,9 +80,9 @@ class WebhookPublisher(Publisher[WebhookConfig]):
 
     async def check(self) -> CheckResult:
         # Webhooks rarely answer GET; any HTTP answer proves the host is there, without posting anything.
-        async with httpx.AsyncClient(timeout=self.config.timeout.total_seconds()) as client:
+        async with client(self.config.timeout) as probe:
             try:
-                response = await client.request("HEAD", str(self.config.url))
+                response = await probe.request("HEAD", str(self.config.url))
             except httpx.HTTPError as exc:
                 return CheckResult(False, failure_from_exception(exc).reason)
         if response.status_code in (401, 403):

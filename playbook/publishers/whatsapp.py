@@ -30,6 +30,7 @@ from playbook.publishers.base import (
     Recipient,
 )
 from playbook.publishers.http import (
+    client,
     failure_from_exception,
     failure_from_response,
     host_of,
@@ -184,8 +185,8 @@ class WhatsAppPublisher(Publisher[WhatsAppConfig]):
 
     async def open(self) -> None:
         self._fatal = None
-        self._client = httpx.AsyncClient(
-            timeout=self.config.timeout.total_seconds(), follow_redirects=False,
+        self._client = client(
+            self.config.timeout,
             headers={"authorization": f"Bearer {self.config.access_token.get_secret_value()}"},
             limits=httpx.Limits(max_connections=self.concurrency + 1),
         )

@@ -17,8 +17,9 @@ demo: $(STAMP)
 	$(BIN)/playbook --home examples/home validate
 	$(BIN)/playbook --home examples/home trigger whatsapp-outage --dry-run
 
-## test: lint, type-check and run the whole test suite
+## test: lint, type-check and run the whole test suite (installs headless Chromium if it is missing)
 test: $(STAMP)
+	./scripts/install-test-deps
 	$(BIN)/ruff check playbook tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest

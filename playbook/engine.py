@@ -40,6 +40,8 @@ class ChannelPlan:
     messages: dict[str, Message] = field(default_factory=dict)
     measures: dict[str, list[BlockMeasure]] = field(default_factory=dict)
     recipient_count: int | None = None
+    # Per-recipient channels: how many recipients each language has (the first language takes the rest).
+    recipients_by_lang: dict[str, int] = field(default_factory=dict)
     skipped: str | None = None
     # In a drill: the live channel this sandbox stands in for.
     stands_in_for: str | None = None
@@ -287,11 +289,11 @@ class Engine:
                   for lang in plan.languages}
         last_sent: dict[str, datetime] = {}
         errors: dict[str, str] = {}
-        queue: asyncio.Queue[Recipient | None] = asyncio.Queue(maxsize=BATCH)
+        queue: asyncio.Queue[tuple[Recipient, str] | None] = asyncio.Queue(maxsize=BATCH)
 
         async def worker() -> None:
-            while (recipient := await queue.get()) is not None:
-                lang = self._recipient_lang(recipient, plan)
+            while (item := await queue.get()) is not None:
+                recipient, lang = item
                 await limiter.wait()
                 try:
                     message = self.plan.composer.message(self.post.phase, lang, self.plan.variables,
@@ -315,7 +317,7 @@ class Engine:
         workers = [asyncio.create_task(worker()) for _ in range(max(1, publisher.concurrency))]
         try:
             for batch in _batches(publisher.recipients(), BATCH):
-                pairs = [(r, self._recipient_lang(r, plan)) for r in batch]
+                pairs = [(r, recipient_language(r, plan.languages)) for r in batch]
                 self.ledger.record_intents(self.post, [(plan.name, lang, r.address) for r, lang in pairs])
                 keys = [delivery_key(self.post.incident, self.post.seq, self.post.phase, plan.name, lang, r.address)
                         for r, lang in pairs]
@@ -330,7 +332,7 @@ class Engine:
                                                           recipient=recipient.address))
                     else:
                         self.observer.event(DeliveryEvent(plan.name, lang, "pending", recipient=recipient.address))
-                        await queue.put(recipient)
+                        await queue.put((recipient, lang))
         finally:
             for _ in workers:
                 await queue.put(None)
@@ -349,13 +351,15 @@ class Engine:
             ))
         return results
 
-    def _recipient_lang(self, recipient: Recipient, plan: ChannelPlan) -> str:
-        """The recipient's language when the channel speaks it, else the playbook's first language."""
-        lang = (recipient.lang or "").strip().lower()
-        if lang in plan.languages:
-            return lang
-        base = lang.split("-")[0].split("_")[0]
-        return base if base in plan.languages else plan.languages[0]
+
+
+def recipient_language(recipient: Recipient, languages: list[str]) -> str:
+    """The recipient's language when the channel speaks it (`en-GB` counts as `en`), else the first language."""
+    lang = (recipient.lang or "").strip().lower()
+    if lang in languages:
+        return lang
+    base = lang.split("-")[0].split("_")[0]
+    return base if base in languages else languages[0]
 
 
 def _batches(items: Iterator[Recipient], size: int) -> Iterator[list[Recipient]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -10,11 +11,12 @@ from typing import Any
 
 from playbook.channels import Channels, load_channels
 from playbook.compose import Composer
-from playbook.engine import ChannelPlan, Engine, Observer, PostPlan, PostResult
+from playbook.engine import ChannelPlan, Engine, Observer, PostPlan, PostResult, recipient_language
 from playbook.errors import IncidentError, PlaybookError, did_you_mean
 from playbook.home import Home
 from playbook.ledger import Incident, Ledger, NewPost, utcnow
 from playbook.model import Playbook
+from playbook.publishers.base import Recipient
 from playbook.variables import resolve
 
 # Called with the plan before anything is recorded or sent; returning False cancels.
@@ -90,9 +92,20 @@ def build_plan(session: Session, playbook: Playbook, phase: str, variables: dict
         problems = publisher.validate()
         if problems:
             raise PlaybookError(f"channel '{target}': {problems[0]}")
+        first: dict[str, Recipient] = {}
+        if publisher.per_recipient:
+            plan.recipient_count = publisher.recipient_count()
+            counts: Counter[str] = Counter()
+            for recipient in publisher.recipients():
+                lang = recipient_language(recipient, languages)
+                counts[lang] += 1
+                first.setdefault(lang, recipient)
+            plan.recipients_by_lang = {lang: counts.get(lang, 0) for lang in languages}
         for lang in languages:
             composer.check_blocks(phase, lang, publisher)
-            message = composer.message(phase, lang, variables, context, publisher)
+            # A per-recipient channel's message is previewed for the first recipient of that language (a sample
+            # one when there is none); the engine renders each recipient's own while sending.
+            message = composer.message(phase, lang, variables, context, publisher, first.get(lang))
             measures = composer.measure(message, publisher)
             for measured in measures:
                 if not measured.measure.ok:
@@ -101,10 +114,7 @@ def build_plan(session: Session, playbook: Playbook, phase: str, variables: dict
                         f"too long for channel '{target}': {measured.measure}; nothing was sent"
                     )
             plan.measures[lang] = measures
-            if not publisher.per_recipient:
-                plan.messages[lang] = message
-        if publisher.per_recipient:
-            plan.recipient_count = publisher.recipient_count()
+            plan.messages[lang] = message
     return PostPlan(playbook.id, phase, incident_id, deadline, composer, context, variables, plans, drill)
 
 

@@ -204,9 +204,9 @@ def _plan_table(plan: Any, console: Console) -> None:
         for lang in c.languages:
             measures = c.measures.get(lang, [])
             lengths = "\n".join(f"{m.block}: {m.measure}" for m in measures) or "-"
-            blocks = ", ".join(c.messages[lang].blocks) if lang in c.messages else "per recipient"
-            table.add_row(c.name, c.type, lang, blocks, lengths,
-                          "" if c.recipient_count is None else f"{c.recipient_count:,}")
+            blocks = ", ".join(c.messages[lang].blocks) if lang in c.messages else ""
+            per_lang = c.recipients_by_lang.get(lang)
+            table.add_row(c.name, c.type, lang, blocks, lengths, "" if per_lang is None else f"{per_lang:,}")
     console.print(table)
     console.print(f"Deadline: {_when(plan.deadline)} ({_left(plan.deadline)})")
 
@@ -305,7 +305,8 @@ def outcomes(items: Sequence[Any], as_json: bool) -> None:
             _plan_table(outcome.plan, console)
             for c in outcome.plan.channels:
                 for lang, message in c.messages.items():
-                    console.print(Text(f"→ {c.name} ({c.type}) · {lang}", style="bold"))
+                    sample = " · sample for one recipient" if c.publisher.per_recipient else ""
+                    console.print(Text(f"→ {c.name} ({c.type}) · {lang}{sample}", style="bold"))
                     console.print(_blocks(message, c.measures.get(lang, [])))
             continue
         if outcome.cancelled:

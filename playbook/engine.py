@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from playbook.render import Message, RenderContext
 # Statuses of a delivery in results (the ledger has its own, finer ones).
 SENT_STATUS, FAILED_STATUS, SKIPPED, DRY_RUN, ALREADY_SENT, REJECTED_STATUS = (
     "sent", "failed", "skipped", "dry-run", "already-sent", "rejected")
+
+log = logging.getLogger("playbook.engine")
 
 BACKOFF_FIRST = 0.5
 BACKOFF_CAP = 30.0
@@ -175,6 +178,9 @@ class Engine:
                 for lang in c.languages:
                     totals[(c.name, lang)] = 0
         self.observer.planned(self.plan, totals)
+        log.info("%s: post %d (%s)%s to %s, deadline %s", self.post.incident, self.post.seq, self.post.phase,
+                 " [drill]" if self.plan.drill else "", ", ".join(c.name for c in live) or "no channel",
+                 self.post.deadline.isoformat(timespec="seconds"))
         results: list[DeliveryResult] = [
             DeliveryResult(c.name, lang, SKIPPED, error=c.skipped)
             for c in self.plan.channels if c.skipped is not None for lang in c.languages or ["-"]
@@ -252,9 +258,14 @@ class Engine:
             except TimeoutError:
                 outcome = Failure(f"no answer within {timeout:g}s", retryable=True)
             except Exception as exc:  # a plugin bug: reported as this delivery's failure, others go on
+                log.exception("%s: the publisher raised instead of returning a Failure", delivery.key)
                 outcome = Failure(f"{type(exc).__name__}: {exc}", retryable=False)
+            # One line per recipient would drown the log of a large list: those go at debug level.
+            level = logging.DEBUG if who else logging.INFO
             if isinstance(outcome, Receipt):
                 sent_at = self.ledger.mark_sent(delivery.key, outcome.remote_id, outcome.url, outcome.note)
+                log.log(level, "%s: sent (attempt %d) %s", delivery.key, attempts,
+                        outcome.url or outcome.remote_id or outcome.note or "")
                 self.observer.event(DeliveryEvent(plan.name, delivery.lang, SENT_STATUS, attempts, recipient=who,
                                                   url=outcome.url))
                 return DeliveryResult(plan.name, delivery.lang, SENT_STATUS, outcome.remote_id, outcome.url,
@@ -265,6 +276,8 @@ class Engine:
             if outcome.retry_at is not None:
                 wait = max(wait, outcome.retry_at - now)
             if outcome.retryable and now + wait <= retry_until:
+                log.log(level, "%s: attempt %d failed, retrying in %.1fs: %s", delivery.key, attempts,
+                        wait.total_seconds(), reason)
                 self.ledger.note_error(delivery.key, reason)
                 self.observer.event(DeliveryEvent(plan.name, delivery.lang, "retrying", attempts, reason, who))
                 await asyncio.sleep(wait.total_seconds())
@@ -274,6 +287,8 @@ class Engine:
             elif outcome.retryable:
                 reason += f" (gave up after {attempts} attempts)"
             status = REJECTED_STATUS if outcome.rejected else FAILED_STATUS
+            log.log(level if outcome.rejected else logging.WARNING, "%s: %s after %d attempt(s): %s", delivery.key,
+                    status, attempts, reason)
             self.ledger.mark_failed(delivery.key, reason, rejected=outcome.rejected)
             self.observer.event(DeliveryEvent(plan.name, delivery.lang, status, attempts, reason, who))
             return DeliveryResult(plan.name, delivery.lang, status, attempts=attempts, error=reason)

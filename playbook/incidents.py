@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from playbook import logs
 from playbook.channels import Channels, load_channels
 from playbook.compose import Composer
 from playbook.engine import ChannelPlan, Engine, Observer, PostPlan, PostResult, recipient_language
@@ -43,8 +44,11 @@ class Session:
     _ledger: Ledger | None = field(default=None, repr=False)
 
     def ledger(self, *, create: bool = False, readonly: bool = False) -> Ledger:
+        """The ledger; a writable one also opens the log file beside it (`playbook.log`)."""
         if self._ledger is None:
             self._ledger = Ledger(self.home.state_path, create=create, readonly=readonly)
+            if not readonly:
+                logs.attach(self.home.state_path.with_name("playbook.log"))
         return self._ledger
 
     def load_channels(self) -> Channels:

@@ -1,0 +1,45 @@
+"""The log file beside the ledger: what was attempted, retried and refused, with every secret masked."""
+
+from __future__ import annotations
+
+import logging
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+from playbook import secrets
+
+LOGGER = "playbook"
+FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+class _Redact(logging.Filter):
+    """Masks secrets in the final message, whatever was interpolated into it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = secrets.redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            # A traceback may quote a URL or a header: format it now and mask it like the message.
+            record.msg += "\n" + secrets.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def attach(path: Path) -> None:
+    """Send the `playbook` logger to `path` (rotated at 5 MB, 5 kept); idempotent for one path."""
+    logger = logging.getLogger(LOGGER)
+    resolved = str(path.resolve())
+    if any(getattr(h, "baseFilename", None) == resolved for h in logger.handlers):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = RotatingFileHandler(path, maxBytes=5_000_000, backupCount=5, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(_Redact())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    # The terminal is output.py's: log records must not also reach stderr through the root logger.
+    logger.propagate = False
+
+
+def get() -> logging.Logger:
+    return logging.getLogger(LOGGER)

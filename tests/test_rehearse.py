@@ -6,9 +6,36 @@ import json
 import re
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli, write
+from tests.fakes.smtp import SmtpServer, self_signed
+from tests.fakes.x_api import FakeXApi
+from tests.test_email import use_email
+from tests.test_x import CREDENTIALS as X_CREDENTIALS
+from tests.test_x import ENV as X_ENV
+from tests.test_x import use_x
+
+
+@pytest.fixture
+def fake_x() -> Iterator[FakeXApi]:
+    with FakeXApi(X_CREDENTIALS) as fake:
+        yield fake
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> tuple[Path, Path]:
+    return self_signed(tmp_path)
+
+
+@pytest.fixture
+def smtp_server(tls: tuple[Path, Path]) -> Iterator[SmtpServer]:
+    with SmtpServer(cert=tls) as server:
+        yield server
+
 
 SANDBOXES = """
   x-sandbox: {type: file, path: outbox/x-drill.jsonl}
@@ -143,3 +170,43 @@ def test_an_invalid_playbook_is_one_failed_check_not_a_crash(home: Path, tmp_pat
     _, failed, _, names = _junit_counts(tmp_path / "r.xml")
     assert failed == 1 and names == ["playbook loads"]
     assert "playbooks/broken.yaml:" in result.stdout and "invalid YAML" in result.stdout
+
+
+def test_expired_x_credentials_fail_the_channel_check(home: Path, tmp_path: Path, fake_x: FakeXApi) -> None:
+    use_x(home, fake_x.url)
+    expired = {**X_ENV, "X_ACCESS_TOKEN": "at-expired-0000000000"}
+    result = run_cli("rehearse", "--junit", str(tmp_path / "r.xml"), home=home, env=expired)
+    assert result.code == 1
+    _, _, _, names = _junit_counts(tmp_path / "r.xml")
+    assert names == ["channel 'x' (x) online check"]
+    assert "X refused the credentials (401)" in result.stdout
+    assert "at-expired-0000000000" not in result.output + (tmp_path / "r.xml").read_text()
+
+
+def test_a_wrong_smtp_password_fails_the_channel_check(home: Path, tmp_path: Path, smtp_server: SmtpServer,
+                                                       tls: tuple[Path, Path]) -> None:
+    use_email(home, smtp_server, tls, secret="not-the-password-42")
+    result = run_cli("rehearse", "--junit", str(tmp_path / "r.xml"), home=home)
+    assert result.code == 1
+    _, _, _, names = _junit_counts(tmp_path / "r.xml")
+    assert names == ["channel 'customers' (email) online check"]
+    assert "password" in result.stdout and "not-the-password-42" not in result.output
+    assert smtp_server.messages == []  # a check sends nothing
+
+
+def test_a_list_too_large_for_the_window_at_its_rate_fails_with_the_arithmetic_and_the_fix(
+        home: Path, tmp_path: Path, smtp_server: SmtpServer, tls: tuple[Path, Path]) -> None:
+    use_email(home, smtp_server, tls, rate=10, connections=4)
+    rows = "".join(f"client{n}@example.com,fr,Client {n}\n" for n in range(60_000))
+    write(home / "contacts" / "customers.csv", "email,language,name\n" + rows)
+    result = run_cli("rehearse", "--offline", "--junit", str(tmp_path / "r.xml"), "--report",
+                     str(tmp_path / "r.md"), home=home)
+    assert result.code == 1
+    _, _, _, names = _junit_counts(tmp_path / "r.xml")
+    assert names == ["channel 'customers' delivers 'investigating' within 30m",
+                     "first phase fully delivered within 30m"]
+    report = (tmp_path / "r.md").read_text()
+    assert "60,000 at 10/s (rate) = 6,000 s" in report  # 100 minutes
+    assert "raise `rate` to at least 33.3 per second" in report
+    assert "send a first wave of at most 18,000" in report
+    assert "Today the 30m window would be MISSED: 'customers' (email) needs about 1h40m" in report

@@ -12,10 +12,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## demo: validate the example home and dry-run the whatsapp-outage trigger in both languages
+## demo: validate the example home, dry-run the whatsapp-outage trigger in both languages, then run it as a
+## drill in a scratch copy (build/demo): the status page is really written, X and email go to sandbox files
 demo: $(STAMP)
 	$(BIN)/playbook --home examples/home validate
 	$(BIN)/playbook --home examples/home trigger whatsapp-outage --dry-run
+	rm -rf build/demo && mkdir -p build && cp -r examples/home build/demo
+	rm -rf build/demo/.playbook build/demo/outbox build/demo/public
+	$(BIN)/playbook --home build/demo trigger whatsapp-outage --drill --yes
+	@echo "Drill status page: build/demo/public/status-drill/index.html (X and email: build/demo/outbox/)"
 
 ## test: lint, type-check and run the whole test suite (installs headless Chromium if it is missing)
 test: $(STAMP)

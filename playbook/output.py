@@ -6,7 +6,7 @@ import json
 import sys
 import traceback as tb
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -318,7 +318,8 @@ def outcomes(items: Sequence[Any], as_json: bool) -> None:
 
 
 def _result_table(result: Any, console: Console) -> None:
-    table = Table("channel", "lang", "status", "sent at", "window", "attempts", "link / error",
+    # "took" is counted from the start of this run: in a drill, it is what the window budget is made of.
+    table = Table("channel", "lang", "status", "took", "window", "tries", "link / error",
                   title=f"{result.incident} · {result.phase}" + (" · DRILL" if result.drill else ""))
     colours = {"sent": "green", "already-sent": "green", "failed": "red", "skipped": "yellow", "rejected": "yellow"}
     for d in result.deliveries:
@@ -330,19 +331,23 @@ def _result_table(result: Any, console: Console) -> None:
                       + (f", {r['failed']:,} failed" if r["failed"] else "")
                       + (f", {r['rejected']:,} refused" if r["rejected"] else "")
                       + (f": {d.error}" if d.error else ""))
-        table.add_row(d.channel, d.lang, Text(d.status, style=colours.get(d.status, "")), _when(d.sent_at),
-                      window, str(d.attempts or ""), detail)
+        took = _seconds(d.sent_at - result.started_at) if d.sent_at and d.status == "sent" else ""
+        table.add_row(d.channel, d.lang, Text(d.status, style=colours.get(d.status, "")), took,
+                      window, str(d.attempts or ""), Text(detail, overflow="fold"))
     console.print(table)
     failed = [d for d in result.deliveries if d.status == "failed"]
-    elapsed = result.finished_at - result.started_at
-    # Most posts take under a second: "0s" would read as if nothing had been timed.
-    took = f"{elapsed.total_seconds():.1f}s" if elapsed.total_seconds() < 60 else format_duration(elapsed)
+    took = _seconds(result.finished_at - result.started_at)
     if failed:
         console.print(Text(f"{len(failed)} delivery(ies) failed; fix the cause, then run "
                            f"'playbook resume {result.incident}' (confirmed deliveries are not repeated).",
                            style="bold red"))
     else:
         console.print(Text(f"Everything went out in {took}. Incident: {result.incident}", style="green"))
+
+
+def _seconds(elapsed: timedelta) -> str:
+    # Most deliveries take under a second: "0s" would read as if nothing had been timed.
+    return f"{elapsed.total_seconds():.1f}s" if elapsed.total_seconds() < 60 else format_duration(elapsed)
 
 
 def _outcome_json(outcome: Any) -> dict[str, Any]:

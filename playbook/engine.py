@@ -78,6 +78,8 @@ class DeliveryResult:
     error: str | None = None
     # Per-recipient channels report one row per language with counts.
     recipients: dict[str, int] | None = None
+    # What the provider said besides an id or link (e.g. "X reports a duplicate: already posted").
+    note: str | None = None
 
 
 @dataclass
@@ -269,7 +271,8 @@ class Engine:
                 self.observer.event(DeliveryEvent(plan.name, delivery.lang, SENT_STATUS, attempts, recipient=who,
                                                   url=outcome.url))
                 return DeliveryResult(plan.name, delivery.lang, SENT_STATUS, outcome.remote_id, outcome.url,
-                                      sent_at, self._in_window(sent_at), attempts)
+                                      sent_at, self._in_window(sent_at), attempts,
+                                      note=secrets.redact(outcome.note) if outcome.note else None)
             reason = secrets.redact(outcome.reason)
             now = self.clock()
             wait = timedelta(seconds=backoff(attempts))

@@ -270,6 +270,7 @@ class DeliveryView:
     error: str | None
     within_window: bool | None
     recipients: dict[str, int] | None = None
+    note: str | None = None
 
 
 @dataclass
@@ -322,7 +323,7 @@ def incident_view(home: Home, ledger: Ledger, incident: Incident) -> IncidentVie
         in_window = (row.finished_at <= post_deadline) if row.status == "sent" and row.finished_at else None
         views.append(DeliveryView(row.seq, row.phase, row.channel, row.lang, row.status, row.attempts,
                                   row.remote_id, row.url, row.finished_at if row.status == "sent" else None,
-                                  row.error, in_window))
+                                  row.error, in_window, note=row.note))
     grouped: dict[tuple[int, str, str], dict[str, int]] = {}
     for seq, channel, lang, status, count in ledger.delivery_counts(incident.id):
         grouped.setdefault((seq, channel, lang), {})[status] = count

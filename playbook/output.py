@@ -324,7 +324,7 @@ def _result_table(result: Any, console: Console) -> None:
     colours = {"sent": "green", "already-sent": "green", "failed": "red", "skipped": "yellow", "rejected": "yellow"}
     for d in result.deliveries:
         window = "" if d.within_window is None else ("met" if d.within_window else "missed")
-        detail = d.error or d.url or d.remote_id or ""
+        detail = d.error or d.url or d.remote_id or d.note or ""
         if d.recipients:
             r = d.recipients
             detail = (f"{r['sent'] + r['already-sent']:,}/{r['total']:,} delivered"
@@ -378,7 +378,7 @@ def _outcome_json(outcome: Any) -> dict[str, Any]:
         "deliveries": [
             {"channel": d.channel, "lang": d.lang, "status": d.status, "remote_id": d.remote_id, "url": d.url,
              "sent_at": _iso(d.sent_at), "within_window": d.within_window, "attempts": d.attempts,
-             "error": d.error, **({"recipients": d.recipients} if d.recipients else {})}
+             "error": d.error, "note": d.note, **({"recipients": d.recipients} if d.recipients else {})}
             for d in result.deliveries
         ],
     }
@@ -427,7 +427,7 @@ def status(views: Sequence[Any], rehearsals: Sequence[Any], as_json: bool) -> No
 def _delivery_table(deliveries: Sequence[Any], console: Console) -> None:
     table = Table("post", "phase", "channel", "lang", "status", "sent at", "window", "link / error")
     for d in deliveries:
-        detail = d.error or d.url or d.remote_id or ""
+        detail = d.error or d.url or d.remote_id or d.note or ""
         if d.recipients:
             detail = ", ".join(f"{n:,} {s}" for s, n in d.recipients.items() if s != "total")
         window = "" if d.within_window is None else ("met" if d.within_window else "missed")
@@ -442,7 +442,8 @@ def timeline(view: Any, fmt: str) -> None:
         data["deliveries"] = [
             {"post": d.seq, "phase": d.phase, "channel": d.channel, "lang": d.lang, "status": d.status,
              "sent_at": _iso(d.sent_at), "within_window": d.within_window, "remote_id": d.remote_id, "url": d.url,
-             "attempts": d.attempts, "error": d.error, **({"recipients": d.recipients} if d.recipients else {})}
+             "attempts": d.attempts, "error": d.error, "note": d.note,
+             **({"recipients": d.recipients} if d.recipients else {})}
             for d in view.deliveries
         ]
         _json(data)
@@ -458,7 +459,7 @@ def timeline(view: Any, fmt: str) -> None:
         lines += [f"## {post['seq']}. {post['phase']} (issued {_iso(post['issued_at'])})", "",
                   "| channel | lang | status | sent at | link |", "|---|---|---|---|---|"]
         for d in (d for d in view.deliveries if d.seq == post["seq"]):
-            link = f"[{d.remote_id or 'link'}]({d.url})" if d.url else (d.remote_id or d.error or "")
+            link = f"[{d.remote_id or 'link'}]({d.url})" if d.url else (d.remote_id or d.error or d.note or "")
             if d.recipients:
                 link = ", ".join(f"{n:,} {s}" for s, n in d.recipients.items() if s != "total")
             lines.append(f"| {d.channel} | {d.lang} | {d.status} | {_iso(d.sent_at) or ''} | {link} |")

@@ -168,6 +168,10 @@ def test_duplicate_refusal_means_the_text_is_already_posted(home: Path, x_api: F
     with sqlite3.connect(home / ".playbook" / "state.db") as db:
         notes = [row[0] for row in db.execute("SELECT note FROM deliveries WHERE channel = 'x'")]
     assert notes == ["X reports a duplicate: already posted (this exact text is on the timeline)"] * 2
+    # Without an id or a link, the note is what tells the operator where the post is.
+    assert {d["note"] for d in x_deliveries(data).values()} == {notes[0]}
+    shown = run_cli("status", data["incident"], home=home, env={"COLUMNS": "250"})
+    assert "X reports a duplicate: already posted" in shown.stdout
 
 
 def test_post_whose_answer_was_lost_is_not_posted_twice(home: Path, x_api: FakeXApi) -> None:

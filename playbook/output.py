@@ -14,6 +14,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
 from rich.panel import Panel
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -219,25 +220,32 @@ def _left(deadline: datetime) -> str:
 
 
 class LiveView:
-    """The live table of a trigger: one row per channel and language, and the countdown to the deadline."""
+    """The live table of a trigger: one row per channel and language, and the countdown to the deadline.
+
+    Events only update counters; rich draws the table four times a second (a 100,000-recipient list sends
+    far more events than a terminal can show).
+    """
 
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
         self.plan: Any = None
         self.live: Live | None = None
 
+    @staticmethod
+    def _row(total: int = 0, expected: int = 0) -> dict[str, Any]:
+        return {"status": "pending", "attempts": 0, "error": "", "url": "", "done": 0, "total": total,
+                "expected": expected, "since": datetime.now(UTC), "took": None}
+
     def planned(self, plan: Any, totals: dict[tuple[str, str], int]) -> None:
         self.plan = plan
+        expected = {(c.name, lang): n for c in plan.channels for lang, n in c.recipients_by_lang.items()}
         for key, total in totals.items():
-            self.rows[key] = {"status": "pending", "attempts": 0, "error": "", "url": "", "done": 0,
-                              "total": total, "since": datetime.now(UTC), "took": None}
-        self.live = Live(self._render(), console=_console(), refresh_per_second=4, transient=False)
+            self.rows[key] = self._row(total, expected.get(key, 0))
+        self.live = Live(console=_console(), get_renderable=self._render, refresh_per_second=4, transient=False)
         self.live.start()
 
     def event(self, event: Any) -> None:
-        row = self.rows.setdefault((event.channel, event.lang), {
-            "status": "pending", "attempts": 0, "error": "", "url": "", "done": 0, "total": 0,
-            "since": datetime.now(UTC), "took": None})
+        row = self.rows.setdefault((event.channel, event.lang), self._row())
         if event.recipient is not None:
             # A recipient settled by an earlier run comes without a pending event (and 0 attempts): count it too.
             if event.status == "pending" or (event.status in ("already-sent", "rejected") and not event.attempts):
@@ -246,17 +254,15 @@ class LiveView:
                 row["done"] += 1
                 if event.status == "failed":
                     row["error"] = event.error or ""
-            row["status"] = "sending" if row["done"] < row["total"] else "done"
+            row["status"] = "sending" if row["done"] < max(row["total"], row["expected"]) else "done"
         else:
             row.update(status=event.status, attempts=event.attempts, error=event.error or "", url=event.url or "")
             if event.status in ("sent", "failed", "already-sent"):
                 row["took"] = datetime.now(UTC) - row["since"]
-        if self.live is not None:
-            self.live.update(self._render())
 
     def stop(self) -> None:
         if self.live is not None:
-            self.live.update(self._render())
+            self.live.refresh()
             self.live.stop()
             self.live = None
 
@@ -267,12 +273,34 @@ class LiveView:
         colours = {"sent": "green", "already-sent": "green", "failed": "red", "retrying": "yellow",
                    "sending": "cyan", "done": "green"}
         for (channel, lang), row in self.rows.items():
-            progress = (f"{row['done']:,}/{row['total']:,}" if row["total"] > 1 or row["done"] > 1
-                        else (format_duration(row["took"]) if row["took"] else ""))
-            detail = row["error"] or row["url"] or (f"attempt {row['attempts']}" if row["attempts"] > 1 else "")
+            total = max(row["total"], row["expected"])
+            if total > 1 or row["done"] > 1:
+                progress: Any = Table.grid(padding=(0, 1))
+                progress.add_row(ProgressBar(total=max(total, 1), completed=row["done"], width=20),
+                                 f"{row['done']:,}/{total:,}")
+                detail = row["error"] or _pace(row["done"], total, row["since"], deadline)
+            else:
+                progress = _seconds(row["took"]) if row["took"] else ""
+                detail = row["error"] or row["url"] or (f"attempt {row['attempts']}" if row["attempts"] > 1 else "")
             table.add_row(channel, lang, Text(row["status"], style=colours.get(row["status"], "")), progress,
                           detail)
         return table
+
+
+def _pace(done: int, total: int, since: datetime, deadline: datetime | None) -> str:
+    """Messages per second so far, and whether the rest will be out before the deadline at that pace."""
+    elapsed = (datetime.now(UTC) - since).total_seconds()
+    if not done or elapsed <= 0:
+        return ""
+    rate = done / elapsed
+    if done >= total:
+        return f"{rate:,.1f}/s"
+    left = timedelta(seconds=(total - done) / rate)
+    pace = f"{rate:,.1f}/s, {format_duration(left)} left"
+    if deadline is not None and done < total:
+        finish = datetime.now(UTC) + left
+        pace += " (before the deadline)" if finish <= deadline else " (AFTER the deadline)"
+    return pace
 
 
 class _Quiet:
@@ -332,8 +360,9 @@ def _result_table(result: Any, console: Console) -> None:
                       + (f", {r['rejected']:,} refused" if r["rejected"] else "")
                       + (f": {d.error}" if d.error else ""))
         took = _seconds(d.sent_at - result.started_at) if d.sent_at and d.status == "sent" else ""
+        tries = "" if d.recipients else str(d.attempts or "")
         table.add_row(d.channel, d.lang, Text(d.status, style=colours.get(d.status, "")), took,
-                      window, str(d.attempts or ""), Text(detail, overflow="fold"))
+                      window, tries, Text(detail, overflow="fold"))
     console.print(table)
     failed = [d for d in result.deliveries if d.status == "failed"]
     took = _seconds(result.finished_at - result.started_at)

@@ -1,0 +1,49 @@
+"""The live view of a trigger: progress per channel and language, pace against the deadline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+from rich.console import Console
+
+from playbook.engine import DeliveryEvent
+from playbook.output import LiveView, _pace
+
+
+def _render(view: LiveView) -> str:
+    console = Console(record=True, width=140, color_system=None)
+    console.print(view._render())
+    return console.export_text()
+
+
+def test_an_email_row_shows_sent_of_total_with_a_bar_and_the_pace() -> None:
+    view = LiveView()
+    channel = SimpleNamespace(name="customers", recipients_by_lang={"fr": 5})
+    view.plan = SimpleNamespace(deadline=datetime.now(UTC) + timedelta(minutes=30), channels=[channel])
+    view.rows[("customers", "fr")] = LiveView._row(0, 5)
+    view.rows[("customers", "fr")]["since"] = datetime.now(UTC) - timedelta(seconds=2)
+    for n in range(2):
+        view.event(DeliveryEvent("customers", "fr", "pending", recipient=f"c{n}@example.com"))
+        view.event(DeliveryEvent("customers", "fr", "sent", 1, recipient=f"c{n}@example.com"))
+    text = _render(view)
+    assert "2/5" in text and "sending" in text
+    assert "/s, " in text and "left (before the deadline)" in text
+    assert "━" in text  # the bar
+
+
+def test_a_single_post_row_shows_its_time_and_link() -> None:
+    view = LiveView()
+    view.plan = SimpleNamespace(deadline=datetime.now(UTC) + timedelta(minutes=30), channels=[])
+    view.rows[("x", "en")] = LiveView._row(1)
+    view.event(DeliveryEvent("x", "en", "sent", 1, url="https://x.com/i/web/status/1"))
+    text = _render(view)
+    assert "sent" in text and "https://x.com/i/web/status/1" in text
+
+
+def test_the_pace_warns_when_the_rest_would_arrive_after_the_deadline() -> None:
+    started = datetime.now(UTC) - timedelta(seconds=100)
+    late = _pace(100, 60_000, started, datetime.now(UTC) + timedelta(minutes=30))  # 1/s: ~16h left
+    assert late.startswith("1.0/s, ") and late.endswith("(AFTER the deadline)")
+    on_time = _pace(100, 1_000, started, datetime.now(UTC) + timedelta(minutes=30))
+    assert on_time.endswith("(before the deadline)")

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` here: typer would eval() every annotation string of every
 # command at each start, which doubles the time `playbook --help` spends building the commands.
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -198,9 +199,16 @@ def _confirm(yes: bool, as_json: bool) -> Any:
     return output.confirm_plan
 
 
-def _finish(outcomes: list[Any], as_json: bool) -> None:
+def _publish(run: Callable[[Any], Any], *, as_json: bool, quiet: bool) -> None:
+    """Run a publishing command under the live view, show its outcome(s) and exit 0 only if all went out."""
     from playbook import output
 
+    observer = output.live_observer(as_json or quiet)
+    try:
+        result = run(observer)
+    finally:
+        observer.stop()
+    outcomes = result if isinstance(result, list) else [result]
     output.outcomes(outcomes, as_json=as_json)
     if any(o.cancelled for o in outcomes):
         _exit(1)
@@ -222,7 +230,6 @@ def trigger(
     json_: Json = False,
 ) -> None:
     """Open an incident and publish the playbook's first phase on every channel."""
-    from playbook import output
     from playbook.errors import PlaybookError
     from playbook.incidents import trigger as run_trigger
     from playbook.timeparse import parse_moment
@@ -233,13 +240,9 @@ def trigger(
         detected = parse_moment(detected_at) if detected_at else None
     except ValueError as exc:
         raise PlaybookError(f"--detected-at: {exc}") from None
-    observer = output.live_observer(json_ or dry_run)
-    try:
-        outcome = run_trigger(_session(), playbook_id, given, detected, dry_run=dry_run, drill=drill, new=new,
-                              confirm=_confirm(yes, json_), observer=observer)
-    finally:
-        observer.stop()
-    _finish([outcome], json_)
+    _publish(lambda observer: run_trigger(_session(), playbook_id, given, detected, dry_run=dry_run, drill=drill,
+                                          new=new, confirm=_confirm(yes, json_), observer=observer),
+             as_json=json_, quiet=dry_run)
 
 
 @app.command()
@@ -254,17 +257,13 @@ def update(
     json_: Json = False,
 ) -> None:
     """Publish a later phase of an open incident."""
-    from playbook import output
     from playbook.incidents import publish_phase
     from playbook.variables import parse_assignments
 
-    observer = output.live_observer(json_ or dry_run)
-    try:
-        outcome = publish_phase(_session(), incident, phase, parse_assignments(var or []), again=again,
-                                dry_run=dry_run, confirm=_confirm(yes, json_), observer=observer)
-    finally:
-        observer.stop()
-    _finish([outcome], json_)
+    given = parse_assignments(var or [])
+    _publish(lambda observer: publish_phase(_session(), incident, phase, given, again=again, dry_run=dry_run,
+                                            confirm=_confirm(yes, json_), observer=observer),
+             as_json=json_, quiet=dry_run)
 
 
 @app.command()
@@ -276,17 +275,13 @@ def resolve(
     json_: Json = False,
 ) -> None:
     """Publish the playbook's last phase and close the incident."""
-    from playbook import output
     from playbook.incidents import publish_phase
     from playbook.variables import parse_assignments
 
-    observer = output.live_observer(json_ or dry_run)
-    try:
-        outcome = publish_phase(_session(), incident, None, parse_assignments(var or []), resolve_it=True,
-                                dry_run=dry_run, confirm=_confirm(yes, json_), observer=observer)
-    finally:
-        observer.stop()
-    _finish([outcome], json_)
+    given = parse_assignments(var or [])
+    _publish(lambda observer: publish_phase(_session(), incident, None, given, resolve_it=True, dry_run=dry_run,
+                                            confirm=_confirm(yes, json_), observer=observer),
+             as_json=json_, quiet=dry_run)
 
 
 @app.command()
@@ -295,15 +290,9 @@ def resume(
     json_: Json = False,
 ) -> None:
     """Retry what failed or was left unconfirmed; confirmed deliveries are never sent again."""
-    from playbook import output
     from playbook.incidents import resume as run_resume
 
-    observer = output.live_observer(json_)
-    try:
-        outcomes = run_resume(_session(), incident, observer=observer)
-    finally:
-        observer.stop()
-    _finish(outcomes, json_)
+    _publish(lambda observer: run_resume(_session(), incident, observer=observer), as_json=json_, quiet=False)
 
 
 @app.command()

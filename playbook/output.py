@@ -407,7 +407,8 @@ def _outcome_json(outcome: Any) -> dict[str, Any]:
         "deliveries": [
             {"channel": d.channel, "lang": d.lang, "status": d.status, "remote_id": d.remote_id, "url": d.url,
              "sent_at": _iso(d.sent_at), "within_window": d.within_window, "attempts": d.attempts,
-             "error": d.error, "note": d.note, **({"recipients": d.recipients} if d.recipients else {})}
+             "error": d.error, **({"note": d.note} if d.note else {}),
+             **({"recipients": d.recipients} if d.recipients else {})}
             for d in result.deliveries
         ],
     }

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
-from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt
-from playbook.publishers.http import client, failure_from_exception, host_of
+from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Receipt
+from playbook.publishers.http import HttpPublisher, client, failure_from_exception, host_of
 
 
 class BriefingConfig(ChannelConfig):
@@ -67,7 +67,7 @@ def facts(delivery: Delivery) -> list[tuple[str, str]]:
     return found
 
 
-class BriefingPublisher(Publisher[BriefingConfig]):
+class BriefingPublisher(HttpPublisher[BriefingConfig]):
     """Posts the title, body, facts and links of the post to a team chat's incoming webhook."""
 
     blocks = ("title", "body")
@@ -79,8 +79,6 @@ class BriefingPublisher(Publisher[BriefingConfig]):
     provider: ClassVar[str]
     shape: ClassVar[re.Pattern[str]]
     shape_hint: ClassVar[str]
-
-    _client: httpx.AsyncClient | None = None
 
     @property
     def url(self) -> str:
@@ -100,21 +98,11 @@ class BriefingPublisher(Publisher[BriefingConfig]):
             return []
         return [f"setting 'url' does not look like a {self.provider} incoming webhook ({self.shape_hint})"]
 
-    async def open(self) -> None:
-        self._client = client(self.config.timeout)
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
     async def post(self, payload: dict[str, Any]) -> httpx.Response | Failure:
         """POST `payload` as JSON to the webhook; network trouble becomes a retryable Failure naming the host."""
-        if self._client is None:
-            await self.open()
-        assert self._client is not None
+        http = await self.http()
         try:
-            return await self._client.post(self.url, json=payload)
+            return await http.post(self.url, json=payload)
         except httpx.HTTPError as exc:
             return failure_from_exception(exc, self.host)
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from playbook.publishers.base import Failure
+from playbook.publishers.base import C, Failure, Publisher
 
 
 @functools.cache
@@ -98,3 +98,27 @@ def failure_from_exception(exc: httpx.HTTPError, host: str | None = None) -> Fai
     if isinstance(exc, httpx.RemoteProtocolError):
         return Failure("the connection was dropped mid-answer", retryable=True)
     return Failure(f"network error: {type(exc).__name__}", retryable=True)
+
+
+class HttpPublisher(Publisher[C]):
+    """A channel that speaks HTTP: one client for the run, opened by open() or on first use, closed by close()."""
+
+    _client: httpx.AsyncClient | None = None
+
+    def client_options(self) -> dict[str, Any]:
+        """Extra httpx.AsyncClient options of this channel (headers, limits)."""
+        return {}
+
+    async def open(self) -> None:
+        self._client = client(self.config.timeout, **self.client_options())
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            await self.open()
+        assert self._client is not None
+        return self._client

@@ -12,9 +12,9 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from playbook import secrets
 from playbook.limits import Characters, Limit
-from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt
+from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Receipt
 from playbook.publishers.http import (
-    client,
+    HttpPublisher,
     failure_from_exception,
     failure_from_response,
     host_of,
@@ -61,7 +61,7 @@ class TelegramConfig(ChannelConfig):
         return value
 
 
-class TelegramPublisher(Publisher[TelegramConfig]):
+class TelegramPublisher(HttpPublisher[TelegramConfig]):
     """Sends `title` in bold over `body` as HTML; URLs stay text, which Telegram turns into links."""
 
     Config = TelegramConfig
@@ -72,8 +72,6 @@ class TelegramPublisher(Publisher[TelegramConfig]):
     rate_limit = (20, timedelta(minutes=1))
     idempotency = ("the Bot API takes no idempotency key: a message Telegram posted just before the process "
                    "stopped, not yet recorded, is posted again by resume")
-
-    _client: httpx.AsyncClient | None = None
 
     def limits(self) -> Mapping[str, Limit]:
         return {"title": Characters(TITLE_LIMIT), "body": Characters(BODY_LIMIT)}
@@ -90,20 +88,10 @@ class TelegramPublisher(Publisher[TelegramConfig]):
         # The token is part of the path: this URL must never reach a message, a log or the ledger.
         return f"{str(self.config.api_base).rstrip('/')}/bot{self.config.token.get_secret_value()}/{method}"
 
-    async def open(self) -> None:
-        self._client = client(self.config.timeout)
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
     async def _call(self, method: str, payload: dict[str, Any]) -> httpx.Response | Failure:
-        if self._client is None:
-            await self.open()
-        assert self._client is not None
+        http = await self.http()
         try:
-            return await self._client.post(self._method_url(method), json=payload)
+            return await http.post(self._method_url(method), json=payload)
         except httpx.HTTPError as exc:
             return failure_from_exception(exc, self.host)
 

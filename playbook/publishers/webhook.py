@@ -12,8 +12,8 @@ import httpx
 from pydantic import AnyHttpUrl, Field, SecretStr
 
 from playbook.limits import Limit
-from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt
-from playbook.publishers.http import client, failure_from_exception, failure_from_response
+from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Receipt
+from playbook.publishers.http import HttpPublisher, client, failure_from_exception, failure_from_response
 
 
 class WebhookConfig(ChannelConfig):
@@ -22,7 +22,7 @@ class WebhookConfig(ChannelConfig):
     headers: dict[str, str] = Field(default_factory=dict)
 
 
-class WebhookPublisher(Publisher[WebhookConfig]):
+class WebhookPublisher(HttpPublisher[WebhookConfig]):
     """Posts every rendered block as JSON; the receiver may drop repeats by the Idempotency-Key header."""
 
     Config = WebhookConfig
@@ -31,18 +31,8 @@ class WebhookPublisher(Publisher[WebhookConfig]):
     deduplicates = True
     idempotency = "sends the Idempotency-Key header: a receiver that honours it never sees a repeat"
 
-    _client: httpx.AsyncClient | None = None
-
     def limits(self) -> Mapping[str, Limit]:
         return {}
-
-    async def open(self) -> None:
-        self._client = client(self.config.timeout)
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
     def payload(self, delivery: Delivery) -> dict[str, Any]:
         return {
@@ -64,12 +54,10 @@ class WebhookPublisher(Publisher[WebhookConfig]):
         return headers
 
     async def publish(self, delivery: Delivery) -> Receipt | Failure:
-        if self._client is None:
-            await self.open()
-        assert self._client is not None
+        http = await self.http()
         body = json.dumps(self.payload(delivery), ensure_ascii=False).encode()
         try:
-            response = await self._client.post(
+            response = await http.post(
                 str(self.config.url), content=body, headers=self.request_headers(body, delivery.key)
             )
         except httpx.HTTPError as exc:
@@ -99,4 +87,4 @@ def _receipt_from(response: httpx.Response) -> Receipt:
     if isinstance(data, dict):
         remote_id = str(data["id"]) if data.get("id") is not None else None
         url = str(data["url"]) if isinstance(data.get("url"), str) else None
-    return Receipt(remote_id=remote_id, url=url, note=f"HTTP {response.status_code}")
+    return Receipt(remote_id=remote_id, url=url)

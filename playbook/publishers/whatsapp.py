@@ -25,12 +25,11 @@ from playbook.publishers.base import (
     CheckResult,
     Delivery,
     Failure,
-    Publisher,
     Receipt,
     Recipient,
 )
 from playbook.publishers.http import (
-    client,
+    HttpPublisher,
     failure_from_exception,
     failure_from_response,
     host_of,
@@ -124,7 +123,7 @@ class WhatsAppConfig(ChannelConfig):
         return text
 
 
-class WhatsAppPublisher(Publisher[WhatsAppConfig]):
+class WhatsAppPublisher(HttpPublisher[WhatsAppConfig]):
     """One template message per contact of the list, in the contact's language, `connections` at a time."""
 
     Config = WhatsAppConfig
@@ -133,7 +132,6 @@ class WhatsAppPublisher(Publisher[WhatsAppConfig]):
     idempotency = ("the Cloud API takes no idempotency key: a message WhatsApp accepted just before the process "
                    "stopped, not yet recorded, is sent again by resume (at most one per connection in flight)")
 
-    _client: httpx.AsyncClient | None = None
     # A refusal every further message would meet (an expired token): later contacts are not even tried.
     _fatal: Failure | None = None
     # The posts whose profile text is done or in hand: (incident, phase, deadline) names a post.
@@ -183,26 +181,21 @@ class WhatsAppPublisher(Publisher[WhatsAppConfig]):
     def _url(self, *path: str) -> str:
         return "/".join((str(self.config.api_base).rstrip("/"), self.config.phone_number_id, *path))
 
+    def client_options(self) -> dict[str, Any]:
+        return {
+            "headers": {"authorization": f"Bearer {self.config.access_token.get_secret_value()}"},
+            "limits": httpx.Limits(max_connections=self.concurrency + 1),
+        }
+
     async def open(self) -> None:
         self._fatal = None
-        self._client = client(
-            self.config.timeout,
-            headers={"authorization": f"Bearer {self.config.access_token.get_secret_value()}"},
-            limits=httpx.Limits(max_connections=self.concurrency + 1),
-        )
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await super().open()
 
     async def _request(self, method: str, url: str, payload: dict[str, Any] | None = None,
                        ) -> httpx.Response | Failure:
-        if self._client is None:
-            await self.open()
-        assert self._client is not None
+        http = await self.http()
         try:
-            return await self._client.request(method, url, json=payload)
+            return await http.request(method, url, json=payload)
         except httpx.HTTPError as exc:
             return failure_from_exception(exc, self.host)
 

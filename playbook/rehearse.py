@@ -24,9 +24,6 @@ from playbook.timeparse import format_duration
 from playbook.validate import validate_home
 from playbook.variables import resolve
 
-GROUPS = ("validate", "render", "variables", "environment", "links", "channels", "window", "drill")
-
-
 @dataclass
 class Check:
     """One named result of a rehearsal."""

@@ -29,10 +29,6 @@ def redact(text: str) -> str:
     return _pattern.sub(MASK, text)
 
 
-def known() -> frozenset[str]:
-    return frozenset(_secrets)
-
-
 def forget_all() -> None:
     """For tests that run many homes in one process."""
     global _pattern

@@ -24,6 +24,7 @@ from playbook.timeparse import format_duration
 from playbook.validate import validate_home
 from playbook.variables import resolve
 
+
 @dataclass
 class Check:
     """One named result of a rehearsal."""

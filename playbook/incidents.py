@@ -15,7 +15,7 @@ from playbook.compose import Composer
 from playbook.engine import ChannelPlan, Engine, Observer, PostPlan, PostResult, recipient_language
 from playbook.errors import IncidentError, PlaybookError, did_you_mean
 from playbook.home import Home
-from playbook.ledger import Incident, Ledger, NewPost, utcnow
+from playbook.ledger import Incident, Ledger, NewPost, created_marker, utcnow
 from playbook.model import Playbook
 from playbook.publishers.base import Recipient
 from playbook.variables import resolve
@@ -377,7 +377,9 @@ def rehearsal_status(home: Home) -> list[RehearsalView]:
 
 
 def status(session: Session, incident_id: str | None) -> list[IncidentView]:
-    if not session.home.state_path.exists() and incident_id is None:
+    path = session.home.state_path
+    # A ledger that has disappeared must say so (Ledger does): "no open incident" would be a silent lie.
+    if not path.exists() and not created_marker(path).exists() and incident_id is None:
         return []
     ledger = session.ledger(readonly=True)
     incidents = [ledger.incident(incident_id)] if incident_id else ledger.open_incidents()

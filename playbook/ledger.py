@@ -154,6 +154,11 @@ def delivery_key(incident: str, seq: int, phase: str, channel: str, lang: str, r
     return f"{key}/{recipient.lower()}" if recipient else key
 
 
+def created_marker(path: Path) -> Path:
+    """The file written beside a new ledger: while it exists, a missing or empty ledger is a loss, not a start."""
+    return path.with_name(path.name + ".created")
+
+
 def _use_wal(db: sqlite3.Connection, patience: float = 30) -> None:
     """Switch to WAL, waiting for another process that is creating the same ledger at this moment."""
     # SQLite answers "locked" at once, without its busy timeout, while another connection makes the switch.
@@ -175,35 +180,55 @@ class Ledger:
         self.path = path
         self.readonly = readonly
         if not path.exists():
+            self._guard_against_lost_ledger()
             if not create or readonly:
                 raise LedgerError(
                     f"no ledger at {path}: nothing has been published from this home yet, or the ledger "
                     "was moved (pass --state PATH or set PLAYBOOK_STATE)"
                 )
-            self._guard_against_lost_ledger()
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
             if readonly:
                 self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30,
                                           isolation_level=None, check_same_thread=False)
+                self._refuse_damaged()
             else:
                 self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
                 _use_wal(self.db)
                 # NORMAL in WAL mode survives any process crash; only a power cut can lose the last commit.
                 self.db.execute("PRAGMA synchronous=NORMAL")
+                self._refuse_damaged()
                 self.db.executescript(SCHEMA)
                 self._stamp()
             self.db.row_factory = sqlite3.Row
             self.db.execute("SELECT count(*) FROM incidents").fetchone()
         except sqlite3.DatabaseError as exc:
             raise LedgerError(
-                f"the ledger {path} cannot be read ({exc}); nothing was sent. Keep the file for the review, "
-                f"move it aside, and check remote channels before publishing again ('playbook timeline' "
-                f"works on a copy restored from backup)"
+                f"the ledger {path} cannot be read ({exc}); nothing was sent. Keep the file for the review and "
+                f"check the remote channels before publishing again: restore the ledger from backup, or move it "
+                f"aside and delete {created_marker(path)} to start a new one ('playbook timeline' works on a "
+                f"copy restored from backup)"
             ) from None
 
+    def _refuse_damaged(self) -> None:
+        """A ledger failing SQLite's own check, or emptied since it was created, is neither trusted nor rebuilt."""
+        # Damage in a page the first query does not touch would otherwise surface mid-send, as a traceback.
+        verdict = str(self.db.execute("PRAGMA quick_check(1)").fetchone()[0])
+        if verdict != "ok":
+            self.db.close()
+            raise sqlite3.DatabaseError(f"damaged: {' '.join(verdict.splitlines()[-1:])}")
+        marker = created_marker(self.path)
+        # A zero-length or truncated file opens as an empty database: recreating the tables would post again.
+        if marker.exists() and self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone() is None:
+            self.db.close()
+            raise LedgerError(
+                f"the ledger {self.path} is empty (it was created on {marker.read_text().strip()}): starting "
+                "afresh could post everything again. Restore it from backup, or, once you are sure nothing is in "
+                f"flight, delete it and {marker} to start a new ledger"
+            )
+
     def _guard_against_lost_ledger(self) -> None:
-        marker = self.path.with_name(self.path.name + ".created")
+        marker = created_marker(self.path)
         # The marker is written after the file: another process creating the ledger right now is not a loss.
         if marker.exists() and not self.path.exists():
             raise LedgerError(
@@ -216,7 +241,7 @@ class Ledger:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            marker = self.path.with_name(self.path.name + ".created")
+            marker = created_marker(self.path)
             if not marker.exists():
                 marker.write_text(_iso(utcnow()) + "\n")
         elif int(row[0]) > SCHEMA_VERSION:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import traceback as tb
 from collections.abc import Sequence
@@ -65,7 +66,21 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def error(message: str) -> None:
-    _console(stderr=True).print(Text(f"error: {message}", style="bold red"))
+    # One line whatever the message quotes (a name with a line break in it), so it can be read and grepped whole.
+    _console(stderr=True).print(Text(f"error: {_one_line(message)}", style="bold red"))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _inert(text: str) -> str:
+    """Text from outside (a provider's answer, a file) with its control characters shown, never obeyed."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+def _one_line(text: str) -> str:
+    """An error as one line, however many the text it quotes has."""
+    return _inert(text).replace("\n", "\\n")
 
 
 def traceback(exc: BaseException) -> None:
@@ -84,7 +99,7 @@ def initialised(written: list[Path], directory: Path) -> None:
 def playbook_list(playbooks: Sequence[Any]) -> None:
     table = Table("id", "name", "languages", "phases", "window", "updates every", title="Playbooks")
     for p in playbooks:
-        table.add_row(p.id, p.name[p.default_language], ", ".join(p.languages), " → ".join(p.phases),
+        table.add_row(p.id, Text(p.name[p.default_language]), ", ".join(p.languages), " → ".join(p.phases),
                       format_duration(p.window), format_duration(p.update_every))
     _console().print(table if playbooks else "No playbooks in this home (playbooks/*.yaml).")
 
@@ -104,7 +119,8 @@ def playbook_detail(p: Any) -> None:
     if p.vars:
         variables = Table("variable", "default", "required", "description", title="Variables (--var name=value)")
         for name, spec in p.vars.items():
-            variables.add_row(name, spec.default or "", "yes" if spec.required else "", spec.description or "")
+            variables.add_row(name, Text(spec.default or ""), "yes" if spec.required else "",
+                              Text(spec.description or ""))
         console.print(variables)
     console.print(f"{len(p.faq)} FAQ entries · checklist for {', '.join(p.checklist) or 'no phase'}")
 
@@ -121,7 +137,7 @@ def validation(report: Any) -> None:
         console.print(Text(f"warning: {warning}", style="yellow"))
     err = _console(stderr=True)
     for problem in report.problems:
-        err.print(Text(f"error: {problem}", style="bold red"))
+        err.print(Text(f"error: {_one_line(str(problem))}", style="bold red"))
     if report.ok:
         console.print(Text(f"✓ {len(report.playbooks)} playbook(s) valid: {', '.join(report.playbooks)}",
                            style="green"))
@@ -180,8 +196,8 @@ def channel_list(listing: Sequence[Any], as_json: bool) -> None:
         check = "" if c.check is None else ("✓ " if c.check.ok else "✗ ") + c.check.detail
         table.add_row(c.name, c.type, ", ".join(c.languages), c.limits,
                       "" if c.recipients is None else f"{c.recipients:,}",
-                      "\n".join(f"{k}: {v}" for k, v in c.settings.items()),
-                      Text(check, style="green" if c.check and c.check.ok else "red"))
+                      Text("\n".join(f"{k}: {v}" for k, v in c.settings.items())),
+                      Text(_inert(check), style="green" if c.check and c.check.ok else "red"))
     _console().print(table)
 
 
@@ -362,7 +378,7 @@ def _result_table(result: Any, console: Console) -> None:
         took = _seconds(d.sent_at - result.started_at) if d.sent_at and d.status == "sent" else ""
         tries = "" if d.recipients else str(d.attempts or "")
         table.add_row(d.channel, d.lang, Text(d.status, style=colours.get(d.status, "")), took,
-                      window, tries, Text(detail, overflow="fold"))
+                      window, tries, Text(_inert(detail), overflow="fold"))
     console.print(table)
     failed = [d for d in result.deliveries if d.status == "failed"]
     took = _seconds(result.finished_at - result.started_at)
@@ -461,7 +477,8 @@ def _delivery_table(deliveries: Sequence[Any], console: Console) -> None:
         if d.recipients:
             detail = ", ".join(f"{n:,} {s}" for s, n in d.recipients.items() if s != "total")
         window = "" if d.within_window is None else ("met" if d.within_window else "missed")
-        table.add_row(str(d.seq), d.phase, d.channel, d.lang, d.status, _when(d.sent_at), window, detail)
+        # A provider's words are text, not markup: "[/x]" in an answer must not break the table.
+        table.add_row(str(d.seq), d.phase, d.channel, d.lang, d.status, _when(d.sent_at), window, Text(_inert(detail)))
     console.print(table)
 
 
@@ -509,7 +526,7 @@ def rehearsals(items: Sequence[Any], written: Sequence[Path]) -> None:
         for c in order:
             mark = Text("skip", style="dim") if c.skipped else (Text("pass", style="green") if c.ok
                                                                 else Text("FAIL", style="bold red"))
-            table.add_row(mark, f"{c.group}: {c.name}", c.detail)
+            table.add_row(mark, Text(f"{c.group}: {c.name}"), Text(_inert(c.detail)))
         console.print(table)
         console.print(Text(verdict(r), style="green" if r.ok else "bold red"))
     for path in written:

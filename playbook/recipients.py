@@ -13,8 +13,9 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from playbook.errors import PlaybookError
 from playbook.publishers.base import Recipient
 
 LANGUAGE_COLUMNS = ("language", "lang")
@@ -126,7 +127,7 @@ class RecipientList:
     def _header(self) -> list[str] | None:
         with self._open() as handle:
             reader = csv.reader(handle, delimiter=_delimiter(handle))
-            for cells in reader:
+            for cells in _cells(reader, self.shown):
                 if any(c.strip() for c in cells):
                     return [_column_name(c) for c in cells]
         return None
@@ -136,7 +137,7 @@ class RecipientList:
             reader = csv.reader(handle, delimiter=_delimiter(handle))
             header: list[str] | None = None
             previous_end = 0
-            for cells in reader:
+            for cells in _cells(reader, self.shown):
                 start, previous_end = previous_end + 1, reader.line_num
                 if not any(c.strip() for c in cells):
                     continue
@@ -167,6 +168,18 @@ class RecipientList:
             except UnicodeDecodeError:
                 return lines
         return None
+
+
+def _cells(reader: Any, shown: str) -> Iterator[list[str]]:
+    """The rows of a csv reader; a row it cannot read (a cell over 131,072 characters) is an error naming its line."""
+    start = 1
+    try:
+        for cells in reader:
+            yield cells
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        # Usually a quote left open, which swallows the rest of the file into one cell.
+        raise PlaybookError(f"{shown}:{start}: cannot read this row ({exc}); is a quote left open?") from None
 
 
 def _delimiter(handle: TextIO) -> str:

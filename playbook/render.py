@@ -158,6 +158,10 @@ def filter_duration(ctx: Any, value: Any) -> str:
     return str(format_list(parts, locale=locale))
 
 
+def _nothing_for_none(value: Any) -> Any:
+    return "" if value is None else value
+
+
 def _environment(templates_dir: Path, autoescape: bool) -> jinja2.Environment:
     env = ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
@@ -166,6 +170,8 @@ def _environment(templates_dir: Path, autoescape: bool) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        # A variable left empty is None (so `{% if eta %}` reads naturally): printed, it must be nothing, not "None".
+        finalize=_nothing_for_none,
     )
     env.filters.update(
         datetime=filter_datetime, date=filter_date, time=filter_time, duration=filter_duration

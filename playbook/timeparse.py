@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+# Past this, a duration is a typo; larger ones would also overflow the dates they are added to.
+LONGEST = timedelta(days=3650)
 _DURATION = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 
 
@@ -15,7 +17,10 @@ def parse_duration(text: str) -> timedelta:
     if not cleaned or not match or not any(match.groupdict().values()):
         raise ValueError(f"'{text}' is not a duration: write it like 45s, 30m, 2h or 1h30m")
     parts = {k: int(v or 0) for k, v in match.groupdict().items()}
-    return timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+    seconds = ((parts["d"] * 24 + parts["h"]) * 60 + parts["m"]) * 60 + parts["s"]
+    if seconds > LONGEST.total_seconds():
+        raise ValueError(f"'{text}' is too long: at most {LONGEST.days}d")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(delta: timedelta) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from playbook.errors import VariableError, did_you_mean, one_of
 from playbook.model import Playbook
+
+# A terminal escape pasted with a value would reach every customer's message, and the operator's screen.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def parse_assignments(items: Iterable[str]) -> dict[str, str]:
@@ -16,6 +20,10 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
         name = name.strip()
         if not sep or not name:
             raise VariableError(f"--var '{item}' must be written name=value")
+        control = _CONTROL.search(value)
+        if control is not None:
+            raise VariableError(f"--var {name}: the value holds a control character (U+{ord(control.group()):04X}); "
+                                "remove it (line breaks and tabs are fine)")
         values[name] = value
     return values
 

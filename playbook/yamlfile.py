@@ -73,14 +73,30 @@ def load_yaml(path: Path, *, display: Path | None = None) -> YamlDoc:
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
         ) from None
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        raise ConfigError(
+            f"invalid YAML: a character YAML does not allow (U+{exc.character:04X}); remove it",
+            path=shown, line=before.count("\n") + 1, column=len(before) - before.rfind("\n"),
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", path=shown) from None
+    except RecursionError:
+        raise _too_deep(shown) from None
     doc = YamlDoc(path=shown, data=None)
     if node is None:
         return doc
     builder = _Builder(doc)
-    doc.data = builder.build(node, ())
+    try:
+        doc.data = builder.build(node, ())
+    except RecursionError:
+        raise _too_deep(shown) from None
     return doc
+
+
+def _too_deep(shown: Path) -> ConfigError:
+    # The parser recurses once per level: hundreds of nested [ or { are an attack or a broken file, not a playbook.
+    return ConfigError("values nested too deeply (hundreds of levels of [ ], { } or indentation)", path=shown)
 
 
 def _plain_problem(exc: yaml.MarkedYAMLError) -> str:
@@ -144,6 +160,10 @@ class _Builder:
             return self.constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             raise self._at(node, f"invalid value: {exc.problem}") from None
+        except (ValueError, TypeError, AttributeError, OverflowError):
+            # PyYAML's own constructors fail this way on a tag whose text does not fit it (`!!timestamp x`).
+            raise self._at(node, f"invalid value: '{node.value}' cannot be read as {node.tag.rpartition(':')[2]}") \
+                from None
 
     def _at(self, node: yaml.Node, message: str) -> ConfigError:
         return ConfigError(message, path=self.doc.path, line=node.start_mark.line + 1,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -10,6 +12,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -78,6 +81,21 @@ def run_cli(*args: str, home: Path | None = None, env: dict[str, str] | None = N
     done = subprocess.run([*command, *args], capture_output=True, text=True, env=full_env, timeout=timeout,
                           input=input)
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+def run_main(*args: str) -> Result:
+    """`playbook ARGS` in this process, through main(): the installed command's own error handler."""
+    from playbook.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with mock.patch.object(sys, "argv", ["playbook", *args]), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 def copy_example(tmp_path: Path) -> Path:

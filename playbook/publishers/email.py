@@ -94,6 +94,9 @@ class EmailConfig(ChannelConfig):
     def _unsubscribe(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("https://", "mailto:")):
             raise ValueError(f"'{value}' must be an https:// or mailto: link ({{email}} is the recipient's address)")
+        # It goes into a header line as written: a line break in it would start a header of its own.
+        if value is not None and not all(c.isprintable() and not c.isspace() for c in value):
+            raise ValueError(f"{value!r} must be one link, without spaces or line breaks")
         return value
 
     @model_validator(mode="after")

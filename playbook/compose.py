@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -73,15 +73,26 @@ class Composer:
 
     def message(self, phase: str, lang: str, variables: Mapping[str, Any], context: RenderContext,
                 publisher: Publisher[Any] | None = None, recipient: Recipient | None = None) -> Message:
-        wanted = BLOCKS if publisher is None else (*publisher.blocks, *publisher.optional_blocks)
         fields: Mapping[str, str] | None = None
         if recipient is not None:
-            fields = dict(recipient.fields)
+            fields = recipient.fields
         elif publisher is not None and publisher.per_recipient:
             fields = SAMPLE_RECIPIENT
         message = self.renderer.render(self.template(phase, lang), lang, variables, context,
-                                       recipient=fields, wanted=tuple(dict.fromkeys(wanted)))
+                                       recipient=fields, wanted=_wanted(publisher))
         return mark_drill(message) if context.drill else message
+
+    def recipient_messages(self, phase: str, lang: str, variables: Mapping[str, Any], context: RenderContext,
+                           publisher: Publisher[Any]) -> Callable[[Recipient], Message]:
+        """What `message` gives each recipient of a per-recipient channel, the template prepared once for all."""
+        prepared = self.renderer.prepare(self.template(phase, lang), lang, variables, context,
+                                         wanted=_wanted(publisher))
+
+        def message(recipient: Recipient) -> Message:
+            rendered = prepared.render(recipient.fields)
+            return mark_drill(rendered) if context.drill else rendered
+
+        return message
 
     def preview_context(self, phase: str, drill: bool = False) -> RenderContext:
         """A plausible context for previews: detected a little while before the phase, as in a real outage."""
@@ -97,6 +108,11 @@ class Composer:
             for block, limit in publisher.limits().items()
             if block in message.blocks
         ]
+
+
+def _wanted(publisher: Publisher[Any] | None) -> tuple[str, ...]:
+    """The blocks a channel sends, in order, each once; every block when rendering for no channel."""
+    return BLOCKS if publisher is None else tuple(dict.fromkeys((*publisher.blocks, *publisher.optional_blocks)))
 
 
 def mark_drill(message: Message) -> Message:

@@ -224,19 +224,19 @@ class Renderer:
     def render(self, name: str, lang: str, variables: Mapping[str, Any], context: RenderContext,
                recipient: Mapping[str, str] | None = None, wanted: tuple[str, ...] = BLOCKS) -> Message:
         """Render the blocks of `name` that exist among `wanted`; errors carry the template's line."""
-        namespace = build_namespace(lang, variables, context, recipient)
-        text_template = self.load(name)
-        blocks: dict[str, str] = {}
-        for block in wanted:
-            if block not in text_template.blocks:
-                continue
-            template = self.load(name, html=True) if block == "html" else text_template
-            blocks[block] = self._render_block(template, block, namespace, name)
-        return Message(lang=lang, blocks=blocks, template=name)
+        return self.prepare(name, lang, variables, context, wanted).render(recipient)
 
-    def _render_block(self, template: jinja2.Template, block: str, namespace: dict[str, Any], name: str) -> str:
+    def prepare(self, name: str, lang: str, variables: Mapping[str, Any], context: RenderContext,
+                wanted: tuple[str, ...] = BLOCKS) -> PreparedTemplate:
+        """`name` loaded, with all it reads apart from the recipient, for rendering to many recipients."""
+        text_template = self.load(name)
+        present = tuple(block for block in wanted if block in text_template.blocks)
+        html_template = self.load(name, html=True) if "html" in present else None
+        return PreparedTemplate(self, name, lang, build_namespace(lang, variables, context),
+                                present, text_template, html_template)
+
+    def _render_block(self, template: jinja2.Template, block: str, ctx: jinja2.runtime.Context, name: str) -> str:
         try:
-            ctx = template.new_context(namespace)
             return "".join(template.blocks[block](ctx)).strip()
         except jinja2.UndefinedError as exc:
             raise self._runtime_error(exc, template, name, _undefined_message(exc)) from None
@@ -260,6 +260,43 @@ class Renderer:
         return TemplateError(message, path=self.shown(name), line=line)
 
 
+class PreparedTemplate:
+    """A template ready to render in one language: per recipient, only their row changes.
+
+    A per-recipient channel renders it once per row of a list of thousands: the templates are loaded and
+    the rest of what they read is gathered once, not for every row.
+    """
+
+    def __init__(self, renderer: Renderer, name: str, lang: str, namespace: dict[str, Any], blocks: tuple[str, ...],
+                 text_template: jinja2.Template, html_template: jinja2.Template | None) -> None:
+        self.renderer = renderer
+        self.name = name
+        self.lang = lang
+        self.blocks = blocks
+        self.text_template = text_template
+        self.html_template = html_template
+        # What Template.new_context would merge on each call: the template's globals under our namespace.
+        self._text_vars = {**text_template.globals, **namespace}
+        self._html_vars = {**html_template.globals, **namespace} if html_template is not None else {}
+
+    def render(self, recipient: Mapping[str, str] | None = None) -> Message:
+        """The blocks for this recipient (`recipient.<column>` in templates), or for no one."""
+        # A read-only copy: a template can neither change the row nor see a later change to it.
+        extra = {} if recipient is None else {"recipient": types.MappingProxyType(dict(recipient))}
+        # One context per template, as when Jinja renders a whole template: its blocks share it.
+        text_ctx = self.text_template.new_context({**self._text_vars, **extra}, shared=True)
+        html_ctx = None
+        blocks: dict[str, str] = {}
+        for block in self.blocks:
+            if block == "html" and self.html_template is not None:
+                if html_ctx is None:
+                    html_ctx = self.html_template.new_context({**self._html_vars, **extra}, shared=True)
+                blocks[block] = self.renderer._render_block(self.html_template, block, html_ctx, self.name)
+            else:
+                blocks[block] = self.renderer._render_block(self.text_template, block, text_ctx, self.name)
+        return Message(lang=self.lang, blocks=blocks, template=self.name)
+
+
 _UNDEFINED = (
     (re.compile(r"^'(?P<name>.+)' is undefined$"), "undefined variable: {name}"),
     (re.compile(r"has no attribute '(?P<name>.+)'$"), "undefined field: {name}"),
@@ -277,9 +314,8 @@ def _undefined_message(exc: jinja2.UndefinedError) -> str:
     return f"undefined: {text}"
 
 
-def build_namespace(lang: str, variables: Mapping[str, Any], context: RenderContext,
-                    recipient: Mapping[str, str] | None) -> dict[str, Any]:
-    """What a template can read. Plain read-only data only: nothing with methods worth calling."""
+def build_namespace(lang: str, variables: Mapping[str, Any], context: RenderContext) -> dict[str, Any]:
+    """What a template can read but `recipient`. Plain read-only data only: nothing with methods worth calling."""
     incident = {
         "id": context.incident_id,
         "detected_at": context.detected_at,
@@ -298,7 +334,5 @@ def build_namespace(lang: str, variables: Mapping[str, Any], context: RenderCont
         timezone=context.timezone,
         drill=context.drill,
     )
-    if recipient is not None:
-        namespace["recipient"] = types.MappingProxyType(dict(recipient))
     namespace.update(context.extra)
     return namespace

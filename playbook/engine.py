@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from playbook import secrets
 from playbook.compose import BlockMeasure, Composer
-from playbook.ledger import SENT, Ledger, Post, delivery_key, utcnow
+from playbook.ledger import SENT, Confirmation, Ledger, Post, delivery_key, utcnow
 from playbook.publishers.base import Delivery, Failure, Publisher, Receipt, Recipient
 from playbook.render import Message, RenderContext
 
@@ -246,17 +246,25 @@ class Engine:
                                   self._in_window(row.finished_at), row.attempts)
         return await self._attempt(plan, delivery)
 
-    async def _attempt(self, plan: ChannelPlan, delivery: Delivery) -> DeliveryResult:
+    async def _attempt(self, plan: ChannelPlan, delivery: Delivery, held: _Held | None = None) -> DeliveryResult:
+        """Send one delivery, retrying inside the window; with `held`, its confirmation is left there to be written
+        with the sender's next mark (see _Held) rather than in a transaction of its own."""
         publisher = plan.publisher
         timeout = publisher.config.timeout.total_seconds()
         retry_until = max(self.post.deadline, self.clock() + publisher.config.retry_for)
         who = delivery.recipient.address if delivery.recipient else None
         attempts = 0
         while True:
-            attempts = self.ledger.mark_sending(delivery.key)
+            if held is not None and held.confirmation is not None:
+                attempts = self.ledger.mark_sending(delivery.key, confirmed=held.confirmation)
+                self._announce(held)
+            else:
+                attempts = self.ledger.mark_sending(delivery.key)
             self.observer.event(DeliveryEvent(plan.name, delivery.lang, "sending", attempts, recipient=who))
             try:
-                outcome: Receipt | Failure = await asyncio.wait_for(publisher.publish(delivery), timeout)
+                # A timeout scope rather than wait_for: no Task made per attempt, thousands per list.
+                async with asyncio.timeout(timeout):
+                    outcome: Receipt | Failure = await publisher.publish(delivery)
             except TimeoutError:
                 outcome = Failure(f"no answer within {timeout:g}s", retryable=True)
             except Exception as exc:  # a plugin bug: reported as this delivery's failure, others go on
@@ -265,11 +273,16 @@ class Engine:
             # One line per recipient would drown the log of a large list: those go at debug level.
             level = logging.DEBUG if who else logging.INFO
             if isinstance(outcome, Receipt):
-                sent_at = self.ledger.mark_sent(delivery.key, outcome.remote_id, outcome.url, outcome.note)
+                sent_at = utcnow()
+                confirmation = Confirmation(delivery.key, outcome.remote_id, outcome.url, outcome.note, sent_at)
                 log.log(level, "%s: sent (attempt %d) %s", delivery.key, attempts,
                         outcome.url or outcome.remote_id or outcome.note or "")
-                self.observer.event(DeliveryEvent(plan.name, delivery.lang, SENT_STATUS, attempts, recipient=who,
-                                                  url=outcome.url))
+                event = DeliveryEvent(plan.name, delivery.lang, SENT_STATUS, attempts, recipient=who, url=outcome.url)
+                if held is None:
+                    self.ledger.mark_sent(confirmation)
+                    self.observer.event(event)
+                else:
+                    held.confirmation, held.event = confirmation, event
                 return DeliveryResult(plan.name, delivery.lang, SENT_STATUS, outcome.remote_id, outcome.url,
                                       sent_at, self._in_window(sent_at), attempts,
                                       note=secrets.redact(outcome.note) if outcome.note else None)
@@ -299,6 +312,18 @@ class Engine:
     def _in_window(self, moment: datetime | None) -> bool | None:
         return None if moment is None else moment <= self.post.deadline
 
+    def _write_held(self, held: _Held) -> None:
+        """Write the held confirmation now, in a transaction of its own: the sender is about to wait."""
+        if held.confirmation is not None:
+            self.ledger.mark_sent(held.confirmation)
+            self._announce(held)
+
+    def _announce(self, held: _Held) -> None:
+        """Tell the observer about the held confirmation, just written to the ledger, and let it go."""
+        if held.event is not None:
+            self.observer.event(held.event)
+        held.confirmation, held.event = None, None
+
     async def _run_recipients(self, plan: ChannelPlan) -> list[DeliveryResult]:
         """Stream the recipient list in batches: intents first, then a pool of workers sends the batch."""
         publisher = plan.publisher
@@ -307,32 +332,51 @@ class Engine:
                   for lang in plan.languages}
         last_sent: dict[str, datetime] = {}
         errors: dict[str, str] = {}
-        queue: asyncio.Queue[tuple[Recipient, str] | None] = asyncio.Queue(maxsize=BATCH)
+        workers_count = max(1, publisher.concurrency)
+        # Messages are rendered here, a few ahead of the workers, each when a worker takes one: rendering
+        # happens while the connections wait for the server, not between a reply and the next message.
+        queue: asyncio.Queue[tuple[Recipient, str, Message] | None] = asyncio.Queue(maxsize=2 * workers_count)
+        renderers: dict[str, Callable[[Recipient], Message]] = {}
+
+        def render(recipient: Recipient, lang: str) -> Message | None:
+            """The recipient's message, or None once their delivery is recorded as failed."""
+            try:
+                if lang not in renderers:
+                    renderers[lang] = self.plan.composer.recipient_messages(
+                        self.post.phase, lang, self.plan.variables, self.plan.context, publisher)
+                return renderers[lang](recipient)
+            except Exception as exc:
+                key = delivery_key(self.post.incident, self.post.seq, self.post.phase, plan.name, lang,
+                                   recipient.address)
+                self.ledger.mark_failed(key, f"cannot render for this recipient: {exc}")
+                self.observer.event(DeliveryEvent(plan.name, lang, FAILED_STATUS, error=secrets.redact(str(exc)),
+                                                  recipient=recipient.address))
+                counts[lang][FAILED_STATUS] += 1
+                errors.setdefault(lang, str(exc))
+                return None
 
         async def worker() -> None:
-            while (item := await queue.get()) is not None:
-                recipient, lang = item
-                await limiter.wait()
-                try:
-                    message = self.plan.composer.message(self.post.phase, lang, self.plan.variables,
-                                                         self.plan.context, publisher, recipient)
-                except Exception as exc:
-                    key = delivery_key(self.post.incident, self.post.seq, self.post.phase, plan.name, lang,
-                                       recipient.address)
-                    self.ledger.mark_failed(key, f"cannot render for this recipient: {exc}")
-                    self.observer.event(DeliveryEvent(plan.name, lang, FAILED_STATUS, error=secrets.redact(str(exc)),
-                                                      recipient=recipient.address))
-                    counts[lang][FAILED_STATUS] += 1
-                    errors.setdefault(lang, str(exc))
-                    continue
-                result = await self._attempt(plan, self._delivery(plan, lang, message, recipient))
-                counts[lang][result.status] += 1
-                if result.sent_at:
-                    last_sent[lang] = result.sent_at
-                if result.error:
-                    errors.setdefault(lang, result.error)
+            held = _Held()
+            try:
+                while True:
+                    # The held confirmation waits only for a next message at hand: never while this worker waits.
+                    if queue.empty() or limiter.interval:
+                        self._write_held(held)
+                    item = await queue.get()
+                    if item is None:
+                        return
+                    recipient, lang, message = item
+                    await limiter.wait()
+                    result = await self._attempt(plan, self._delivery(plan, lang, message, recipient), held)
+                    counts[lang][result.status] += 1
+                    if result.sent_at:
+                        last_sent[lang] = result.sent_at
+                    if result.error:
+                        errors.setdefault(lang, result.error)
+            finally:
+                self._write_held(held)
 
-        workers = [asyncio.create_task(worker()) for _ in range(max(1, publisher.concurrency))]
+        workers = [asyncio.create_task(worker()) for _ in range(workers_count)]
         try:
             for batch in _batches(publisher.recipients(), BATCH):
                 pairs = [(r, recipient_language(r, plan.languages)) for r in batch]
@@ -350,7 +394,9 @@ class Engine:
                                                           recipient=recipient.address))
                     else:
                         self.observer.event(DeliveryEvent(plan.name, lang, "pending", recipient=recipient.address))
-                        await queue.put((recipient, lang))
+                        message = render(recipient, lang)
+                        if message is not None:
+                            await queue.put((recipient, lang, message))
         finally:
             for _ in workers:
                 await queue.put(None)
@@ -369,6 +415,20 @@ class Engine:
             ))
         return results
 
+
+
+@dataclass
+class _Held:
+    """The delivery a per-recipient worker saw confirmed last, not yet in the ledger.
+
+    It is written in the transaction that marks the worker's next message as sending, so a long list costs one
+    commit per message, not two; or alone, before the worker waits for anything. A kill in between can repeat
+    that one message, as a kill while it was in flight could: still at most one per worker, that is per
+    connection.
+    """
+
+    confirmation: Confirmation | None = None
+    event: DeliveryEvent | None = None
 
 
 def recipient_language(recipient: Recipient, languages: list[str]) -> str:

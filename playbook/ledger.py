@@ -149,6 +149,17 @@ class DeliveryRow:
     finished_at: datetime | None
 
 
+@dataclass(frozen=True)
+class Confirmation:
+    """A delivery the remote side confirmed at `at`, and what it called it."""
+
+    key: str
+    remote_id: str | None
+    url: str | None
+    note: str | None
+    at: datetime
+
+
 def delivery_key(incident: str, seq: int, phase: str, channel: str, lang: str, recipient: str | None = None) -> str:
     key = f"{incident}/{seq}-{phase}/{channel}/{lang}"
     return f"{key}/{recipient.lower()}" if recipient else key
@@ -383,25 +394,25 @@ class Ledger:
                 found[row[0]] = row[1]
         return found
 
-    def mark_sending(self, key: str) -> int:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE deliveries SET status=?, attempts=attempts+1, started_at=coalesce(started_at, ?),"
-                " error=NULL WHERE key=?",
-                (SENDING, _iso(utcnow()), key),
-            )
-            return int(db.execute("SELECT attempts FROM deliveries WHERE key=?", (key,)).fetchone()[0])
+    def mark_sending(self, key: str, *, confirmed: Confirmation | None = None) -> int:
+        """Record an attempt as under way, before it starts; returns its number (1 for the first).
 
-    def mark_sent(self, key: str, remote_id: str | None, url: str | None, note: str | None) -> datetime:
-        now = utcnow()
+        `confirmed`, the delivery that the same sender has just seen confirmed, is recorded in the same
+        transaction: one commit per message of a long list instead of two.
+        """
         with self.transaction() as db:
-            db.execute(
-                "UPDATE deliveries SET status=?, remote_id=?, url=?, note=?, error=NULL, finished_at=? WHERE key=?",
-                # A receiver may echo a tokened URL back: readers such as `status` never load the secrets.
-                (SENT, secrets.redact(remote_id) if remote_id else None, secrets.redact(url) if url else None,
-                 secrets.redact(note) if note else None, _iso(now), key),
-            )
-        return now
+            if confirmed is not None:
+                _record_sent(db, confirmed)
+            rows = db.execute(
+                "UPDATE deliveries SET status=?, attempts=attempts+1, started_at=coalesce(started_at, ?),"
+                " error=NULL WHERE key=? RETURNING attempts",
+                (SENDING, _iso(utcnow()), key),
+            ).fetchall()
+        return int(rows[0][0])
+
+    def mark_sent(self, confirmed: Confirmation) -> None:
+        with self.transaction() as db:
+            _record_sent(db, confirmed)
 
     def mark_failed(self, key: str, error: str, *, rejected: bool = False) -> None:
         with self.transaction() as db:
@@ -493,6 +504,16 @@ class Ledger:
         row = self.db.execute("SELECT at, passed FROM rehearsals WHERE playbook=? ORDER BY id DESC LIMIT 1",
                               (playbook,)).fetchone()
         return (datetime.fromisoformat(row[0]), bool(row[1])) if row else None
+
+
+def _record_sent(db: sqlite3.Connection, confirmed: Confirmation) -> None:
+    remote_id, url, note = confirmed.remote_id, confirmed.url, confirmed.note
+    db.execute(
+        "UPDATE deliveries SET status=?, remote_id=?, url=?, note=?, error=NULL, finished_at=? WHERE key=?",
+        # A receiver may echo a tokened URL back: readers such as `status` never load the secrets.
+        (SENT, secrets.redact(remote_id) if remote_id else None, secrets.redact(url) if url else None,
+         secrets.redact(note) if note else None, _iso(confirmed.at), confirmed.key),
+    )
 
 
 def _insert_intents(db: sqlite3.Connection, incident: str, seq: int, phase: str,

@@ -411,3 +411,47 @@ def test_many_recipients_take_little_time(home: Path, smtp: SmtpServer, cert: tu
     assert outcome.result is not None and outcome.result.ok
     assert smtp.count == 300
     assert elapsed < 15
+
+
+def test_a_message_refused_after_data_fails_alone_and_the_connection_carries_the_others(
+        home: Path, smtp: SmtpServer, cert: tuple[Path, Path]) -> None:
+    use_email(home, smtp, cert, connections=1, retry_for="1s")
+    # A multiline reply, as content filters give: every line must be read before the next command.
+    smtp.refuse_data("bob@example.com", "554 5.7.1 Message rejected", "554 5.7.1 as spam")
+    result, data = trigger_json(home, "--detected-at", "-1h")
+    assert result.code == 1, result.output
+    en = customers_rows(data)["en"]
+    assert "the message was refused by the server (554 5.7.1 Message rejected 5.7.1 as spam)" in en["error"]
+    bob = next(row for row in ledger_rows(home) if row["recipient"] == "bob@example.com")
+    assert (bob["status"], bob["attempts"]) == ("failed", 1)
+    others = {c[0] for c in CUSTOMERS} - {"bob@example.com"}
+    assert {r for m in smtp.messages for r in m.rcpt_tos} == others
+    # One connection carried every message, the refused one included.
+    assert smtp.connections == 1
+
+
+@pytest.mark.parametrize(("received", "code", "text"), [
+    (b"250 2.0.0 Ok: queued\r\n", 250, "2.0.0 Ok: queued"),
+    (b"250-first\r\n250-second\r\n250 last\r\n", 250, "first\nsecond\nlast"),
+    (b"354 End data with <CR><LF>.<CR><LF>\r\n", 354, "End data with <CR><LF>.<CR><LF>"),
+    (b"550 5.1.1 caf\xc3\xa9 inconnu\n", 550, "5.1.1 café inconnu"),
+])
+def test_smtp_replies_are_read_whole_single_or_multiline(received: bytes, code: int, text: str) -> None:
+    from playbook.publishers.email import _reply
+
+    reply = _reply(bytearray(received))
+    assert reply is not None and (reply.code, reply.message) == (code, text)
+
+
+@pytest.mark.parametrize("partial", [b"250 Ok", b"250-first\r\n", b"250-first\r\n250-second\r\n", b""])
+def test_a_partial_smtp_reply_waits_for_the_rest(partial: bytes) -> None:
+    from playbook.publishers.email import _reply
+
+    assert _reply(bytearray(partial)) is None
+
+
+def test_a_reply_that_is_not_smtp_is_an_error() -> None:
+    from playbook.publishers.email import _reply
+
+    with pytest.raises(ValueError, match="Malformed SMTP response: HTTP/1.1 400"):
+        _reply(bytearray(b"HTTP/1.1 400 Bad Request\r\nServer: x\r\n"))

@@ -2,10 +2,8 @@
 
 It records every message with the connection it came on, counts connections, and can be scripted:
 `refuse(address)` answers 5xx to that recipient every time, `refuse_once(address, 451)` only the first
-time, `close_after(n)` closes each connection after n messages (as busy mail servers do).
-
-`python -m tests.fakes.smtp` serves plain SMTP with no login and keeps only a count, for benchmarks:
-it prints its port, answers each line read on stdin with the count so far, and stops at end of input.
+time, `refuse_data(address, ...)` accepts the recipient and refuses the message after DATA,
+`close_after(n)` closes each connection after n messages (as busy mail servers do).
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import logging
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -103,6 +100,9 @@ class _Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: _Server, session: Session, envelope: Envelope) -> str:
+        refusal = self.fake._data_refusal(envelope.rcpt_tos)
+        if refusal is not None:
+            return refusal
         number = self.fake._record(server, session, envelope)
         server.delivered += 1
         if self.fake.close_every and server.delivered >= self.fake.close_every and server.transport is not None:
@@ -132,6 +132,7 @@ class SmtpServer:
         self._messages: list[Received] = []
         self._count = 0
         self._refusals: dict[str, tuple[str, bool]] = {}
+        self._data_refusals: dict[str, str] = {}
         self.logins: list[tuple[str, bool]] = []
         # (address, reply) of every RCPT the script refused.
         self.refused: list[tuple[str, str]] = []
@@ -171,6 +172,11 @@ class SmtpServer:
 
     def refuse_once(self, address: str, code: int = 451, text: str = "4.3.0 Try again later") -> None:
         self._refusals[address.lower()] = (f"{code} {text}", True)
+
+    def refuse_data(self, address: str, *lines: str) -> None:
+        """Accept `address` as a recipient, then refuse the message itself with `lines` (several: a multiline reply)."""
+        self._data_refusals[address.lower()] = "\r\n".join(
+            f"{line[:3]}-{line[4:]}" for line in lines[:-1]) + ("\r\n" if len(lines) > 1 else "") + lines[-1]
 
     def allow(self, address: str) -> None:
         self._refusals.pop(address.lower(), None)
@@ -217,6 +223,10 @@ class SmtpServer:
             self.refused.append((address, found[0]))
             return found[0]
 
+    def _data_refusal(self, addresses: list[str]) -> str | None:
+        with self._lock:
+            return next((self._data_refusals[a.lower()] for a in addresses if a.lower() in self._data_refusals), None)
+
     def _record(self, server: _Server, session: Session, envelope: Envelope) -> int:
         with self._lock:
             self._count += 1
@@ -246,15 +256,3 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def main() -> None:
-    """Plain SMTP, no login, counting only: the benchmark's server in its own process."""
-    with SmtpServer(login=None, record=False) as server:
-        print(server.port, flush=True)
-        for _ in sys.stdin:
-            print(server.count, flush=True)
-
-
-if __name__ == "__main__":
-    main()

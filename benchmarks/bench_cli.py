@@ -9,20 +9,17 @@
 from __future__ import annotations
 
 import json
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import smtp_sink
 import yaml
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from playbook.starter import write_starter
 from tests.fakes.http import WebhookSink, use_webhooks
@@ -88,32 +85,6 @@ def bench_fan_out(root: Path, sink: WebhookSink) -> dict[str, Any]:
     return row("trigger: 6 webhooks vs 1 (each answers in 300 ms)", took_six, took_one, 1.5)
 
 
-class _Counter:
-    """An SMTP server's handler that accepts every message and counts them."""
-
-    def __init__(self) -> None:
-        self.received = 0
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.received += 1
-        return "250 OK"
-
-
-@contextmanager
-def smtp_server() -> Iterator[tuple[int, _Counter]]:
-    """A plain SMTP server on 127.0.0.1 (no TLS, no login) in a thread: (port, counter)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    counter = _Counter()
-    controller = Controller(counter, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, counter
-    finally:
-        controller.stop()
-
-
 def bench_against_apprise(root: Path, sink: WebhookSink) -> dict[str, Any]:
     apprise = BIN / "apprise"
     if not apprise.exists():
@@ -123,7 +94,7 @@ def bench_against_apprise(root: Path, sink: WebhookSink) -> dict[str, Any]:
     use_webhooks(home, sink, [*hooks, "customers"], languages=["en"])
     (home / "contacts").mkdir(exist_ok=True)
     (home / "contacts" / "bench.csv").write_text("email,language\ncustomer@example.com,en\n")
-    with smtp_server() as (smtp_port, smtp):
+    with smtp_sink.running() as (smtp_port, smtp):
         channels_file = home / "channels.yaml"
         channels = yaml.safe_load(channels_file.read_text())
         channels["channels"]["customers"] = {

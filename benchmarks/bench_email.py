@@ -1,14 +1,18 @@
 """Customer email at scale: `playbook trigger`'s SMTP rate against a bare smtplib loop, and its memory.
 
-Both senders talk to the same plain SMTP server on 127.0.0.1 (aiosmtpd in its own process, counting only)
-over 4 connections, one after the other in the same run. The baseline sends messages built beforehand, so
-it measures SMTP alone; the trigger also reads the list, renders each message and records each delivery.
+Both senders talk to the same SMTP server on 127.0.0.1 (aiosmtpd in a process of its own, with a handler
+that only counts) over 4 connections, in turns: baseline, trigger, baseline, trigger... ROUNDS times, best
+of each side reported (the other processes of a shared machine only ever slow a run down) and the median
+of the per-round ratios beside it. The baseline sends the messages playbook builds, built beforehand, so it
+measures SMTP alone; the trigger starts a process, reads the list, renders and builds each message and
+records each delivery in the ledger, all inside its time.
 """
 
 from __future__ import annotations
 
 import os
 import smtplib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -16,8 +20,9 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+import smtp_sink
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,38 +31,8 @@ CONNECTIONS = 4
 RATE_RECIPIENTS = 10_000
 MEMORY_RECIPIENTS = 100_000
 RATE_TARGET = 0.8
-ROUNDS = 2
+ROUNDS = 5
 MEMORY_LIMIT_MB = 150.0
-
-
-class _SmtpProcess:
-    """The test suite's SMTP server in a process of its own, so its work is not counted as ours."""
-
-    def __enter__(self) -> _SmtpProcess:
-        self.process = subprocess.Popen([sys.executable, "-m", "tests.fakes.smtp"], cwd=ROOT, text=True,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self.port = int(self._line())
-        return self
-
-    def _line(self) -> str:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the SMTP server did not start")
-        return line
-
-    def count(self) -> int:
-        """Messages the server has accepted so far."""
-        stdin: IO[str] | None = self.process.stdin
-        assert stdin is not None
-        stdin.write("count\n")
-        stdin.flush()
-        return int(self._line())
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
 
 
 def _home(directory: Path, port: int, recipients: int) -> Path:
@@ -144,16 +119,14 @@ def _trigger(home: Path) -> tuple[float, float]:
 
 
 def run() -> list[dict[str, Any]]:
-    with tempfile.TemporaryDirectory() as tmp, _SmtpProcess() as server:
+    with tempfile.TemporaryDirectory() as tmp, smtp_sink.Process() as server:
         rate_home = _home(Path(tmp) / "rate", server.port, RATE_RECIPIENTS)
         messages = _prebuilt(rate_home)
         before = server.count()
         baselines, measures = [], []
-        # Turn about, best of each: a busy neighbour on the machine then costs both sides alike.
         for _ in range(ROUNDS):
             baselines.append(_smtplib_loop(server.port, messages))
             measures.append(_trigger(rate_home)[0])
-        baseline, measured = min(baselines), min(measures)
         sent = server.count() - before
         if sent != 2 * ROUNDS * RATE_RECIPIENTS:
             raise RuntimeError(f"the server received {sent:,} messages, not {2 * ROUNDS * RATE_RECIPIENTS:,}")
@@ -162,10 +135,16 @@ def run() -> list[dict[str, Any]]:
         _, peak = _trigger(memory_home)
         if server.count() - before != MEMORY_RECIPIENTS:
             raise RuntimeError("the 100,000-recipient trigger did not deliver every message")
+    baseline, measured = min(baselines), min(measures)
+    # Rates are messages per second: the ratio of rates is the inverse ratio of times.
+    ratios = [b / m for b, m in zip(baselines, measures, strict=True)]
+    name = f"email: {RATE_RECIPIENTS:,} recipients, trigger vs smtplib loop ({CONNECTIONS} connections)"
     return [
-        {"name": f"email: {RATE_RECIPIENTS:,} recipients, trigger vs smtplib loop ({CONNECTIONS} connections)",
-         "measured": round(measured, 2), "baseline": round(baseline, 2), "unit": "s",
-         "ratio": round(baseline / measured, 2), "target": f"rate ratio >= {RATE_TARGET}"},
+        {"name": f"{name}, best of {ROUNDS}", "measured": round(measured, 2), "baseline": round(baseline, 2),
+         "unit": "s", "ratio": round(baseline / measured, 2), "target": f"rate ratio >= {RATE_TARGET}"},
+        {"name": f"{name}, median of the {ROUNDS} rounds' ratios", "measured": round(statistics.median(measures), 2),
+         "baseline": round(statistics.median(baselines), 2), "unit": "s", "ratio": round(statistics.median(ratios), 2),
+         "target": None},
         {"name": f"email: peak memory of a trigger to {MEMORY_RECIPIENTS:,} recipients",
          "measured": round(peak, 1), "baseline": MEMORY_LIMIT_MB, "unit": "MB",
          "ratio": round(peak / MEMORY_LIMIT_MB, 2), "target": f"< {MEMORY_LIMIT_MB:g} MB"},
@@ -173,5 +152,5 @@ def run() -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    for row in run():
-        print(row)
+    for result in run():
+        print(result)

@@ -453,5 +453,5 @@ def test_a_partial_smtp_reply_waits_for_the_rest(partial: bytes) -> None:
 def test_a_reply_that_is_not_smtp_is_an_error() -> None:
     from playbook.publishers.email import _reply
 
-    with pytest.raises(ValueError, match="Malformed SMTP response: HTTP/1.1 400"):
+    with pytest.raises(ValueError, match=r"Malformed SMTP response: HTTP/1\.1 400"):
         _reply(bytearray(b"HTTP/1.1 400 Bad Request\r\nServer: x\r\n"))

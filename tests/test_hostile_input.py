@@ -273,6 +273,11 @@ ESCAPES = [
     "{% include '../../channels.yaml' %}",
     "{% include '/etc/passwd' %}",
     "{% import '../../.env' as secrets %}",
+    # Not an escape, but as bad: building gigabytes in memory in the middle of an outage.
+    "{{ 'a' * 10**9 }}",
+    "{{ [0] * 10**8 }}",
+    "{{ (10 ** 1000) ** 1000 }}",
+    "{{ 2 ** 1000000 }}",
 ]
 
 

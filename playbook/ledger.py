@@ -170,6 +170,26 @@ def created_marker(path: Path) -> Path:
     return path.with_name(path.name + ".created")
 
 
+# The first four bytes of a SQLite write-ahead log (its two byte orders).
+WAL_MAGIC = (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83")
+
+
+def _refuse_foreign_journal(path: Path) -> None:
+    """A journal beside the ledger that is not SQLite's holds the last commits in a form SQLite will not read.
+
+    SQLite would ignore it and carry on without those commits (deliveries confirmed, then forgotten), and
+    the next write would overwrite it: the ledger is refused instead, as a damaged one is.
+    """
+    wal = path.with_name(path.name + "-wal")
+    try:
+        with wal.open("rb") as handle:
+            head = handle.read(4)
+    except FileNotFoundError:
+        return
+    if len(head) == 4 and head not in WAL_MAGIC:
+        raise sqlite3.DatabaseError(f"its journal {wal.name} is damaged: the last changes may be in it")
+
+
 def _use_wal(db: sqlite3.Connection, patience: float = 30) -> None:
     """Switch to WAL, waiting for another process that is creating the same ledger at this moment."""
     # SQLite answers "locked" at once, without its busy timeout, while another connection makes the switch.
@@ -199,6 +219,7 @@ class Ledger:
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            _refuse_foreign_journal(path)
             if readonly:
                 self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30,
                                           isolation_level=None, check_same_thread=False)

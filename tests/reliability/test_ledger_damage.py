@@ -64,11 +64,18 @@ def damaged_page(db: Path) -> None:
     db.write_bytes(bytes(data))
 
 
+def garbage_journal(db: Path) -> None:
+    # The last commits live in the journal until SQLite folds them in: a journal that is not SQLite's own
+    # would be ignored, and those commits silently lost.
+    (db.parent / "state.db-wal").write_bytes(random.Random(7).randbytes(8192))
+
+
 DAMAGE: dict[str, Callable[[Path], None]] = {
     "deleted-journal-left": deleted_leaving_its_journal,
     "zero-length": emptied,
     "truncated": truncated,
     "damaged-page": damaged_page,
+    "garbage-journal": garbage_journal,
 }
 
 
@@ -128,6 +135,7 @@ def test_a_lost_or_broken_ledger_is_one_line_for_every_command_and_nothing_is_se
         "zero-length": f"error: the ledger {db} is empty (it was created on ",
         "truncated": f"error: the ledger {db} cannot be read (",
         "damaged-page": f"error: the ledger {db} cannot be read (",
+        "garbage-journal": f"error: the ledger {db} cannot be read (its journal state.db-wal is damaged",
     }[damage]
     assert line.startswith(expected), line
     assert len(sink.requests()) == sent

@@ -24,11 +24,13 @@ class ChannelInfo:
     recipients: int | None
     settings: dict[str, str]
     check: CheckResult | None
+    # What a delivery left unconfirmed by a crash may mean for this type, and what `resume` does about it.
+    unconfirmed: str
 
     def as_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "type": self.type, "languages": self.languages, "limits": self.limits,
-            "recipients": self.recipients, "settings": self.settings,
+            "recipients": self.recipients, "settings": self.settings, "unconfirmed": self.unconfirmed,
             "check": None if self.check is None else {"ok": self.check.ok, "detail": self.check.detail},
         }
 
@@ -67,7 +69,7 @@ def list_channels(home: Home, *, check: bool) -> list[ChannelInfo]:
                 result = CheckResult(False, problems[0]) if problems else run_check(publisher)
         listing.append(ChannelInfo(name, channels.type_of(name), publisher.languages(), limits,
                                    publisher.recipient_count(), _masked_settings(publisher, channels.raw[name]),
-                                   result))
+                                   result, publisher.idempotency))
     return listing
 
 

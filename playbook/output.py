@@ -198,7 +198,14 @@ def channel_list(listing: Sequence[Any], as_json: bool) -> None:
                       "" if c.recipients is None else f"{c.recipients:,}",
                       Text("\n".join(f"{k}: {v}" for k, v in c.settings.items())),
                       Text(_inert(check), style="green" if c.check and c.check.ok else "red"))
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    # Once per type: the question an on-call marketer asks after a crash, before running `resume`.
+    crashes = {c.type: c.unconfirmed for c in listing}
+    if crashes:
+        console.print("If publishing stops mid-send (a crash, kill -9), `playbook resume` finishes it:")
+        for kind, meaning in crashes.items():
+            console.print(Text(f"  {kind}: {meaning}"))
 
 
 # -- publishing ------------------------------------------------------------------------------------------

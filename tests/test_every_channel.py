@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -75,3 +76,18 @@ def test_render_shows_sms_segments_and_cost_and_each_channels_limit(home: Path) 
     for channel in ALL.split(", "):
         assert f"→ channel {channel} (" in everything.stdout
     assert "weighted characters" in everything.stdout and "graphemes" in everything.stdout
+
+
+def test_channels_says_for_every_type_what_a_crash_mid_send_may_mean(home: Path) -> None:
+    every = _every_channel_home(home)
+    listed = json.loads(run_cli("channels", "--json", home=every).stdout)["channels"]
+    meanings = {c["type"]: c["unconfirmed"] for c in listed}
+    assert len(meanings) == 14
+    assert all(len(meaning) > 20 for meaning in meanings.values()), meanings
+    # The types differ in what they promise: a receiver that finds the key is not an SMTP server.
+    assert "never a repeat" in meanings["file"] and "sent again by resume" in meanings["email"]
+    table = run_cli("channels", home=every, env={"COLUMNS": "250"})
+    assert table.code == 0, table.output
+    # Once per type, after the table.
+    crash_lines = table.stdout.split("If publishing stops mid-send", 1)[1].splitlines()[1:]
+    assert sorted(line.split(":", 1)[0].strip() for line in crash_lines if line.strip()) == sorted(meanings)

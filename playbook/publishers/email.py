@@ -11,7 +11,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from email import policy
 from email.headerregistry import Address
 from email.utils import formatdate, parseaddr
@@ -31,11 +31,9 @@ from playbook.publishers.base import (
     CheckResult,
     Delivery,
     Failure,
-    Publisher,
     Receipt,
-    Recipient,
 )
-from playbook.recipients import RecipientList
+from playbook.publishers.listed import ListedPublisher
 
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 # A subject is one line in an inbox; past this it is a body pasted in the wrong block.
@@ -145,8 +143,11 @@ class EmailConfig(ChannelConfig):
         return self
 
 
-class EmailPublisher(Publisher[EmailConfig]):
+class EmailPublisher(ListedPublisher[EmailConfig]):
     """Sends each recipient their own message, in their language, through `connections` kept-open connections."""
+
+    address_column = "email"
+    address_kind = "an email address"
 
     Config = EmailConfig
     blocks = ("title", "body")
@@ -164,24 +165,13 @@ class EmailPublisher(Publisher[EmailConfig]):
         self._idle: asyncio.Queue[_Slot] | None = None
         # A refusal every further message would meet (wrong password, untrusted certificate): not retried.
         self._fatal: Failure | None = None
-        self._warnings: list[str] | None = None
 
     # -- what it needs and accepts ------------------------------------------------------------------
     def limits(self) -> Mapping[str, Limit]:
         return {"title": Characters(SUBJECT_LIMIT)}
 
-    @property
-    def per_recipient(self) -> bool:
-        return True
-
-    @property
-    def concurrency(self) -> int:
-        return int(self.config.connections)
-
-    @property
-    def rate(self) -> float | None:
-        """Messages per second at most, read by the engine's rate limiter."""
-        return self.config.rate
+    def address(self, text: str) -> str:
+        return email_address(text)
 
     @property
     def port(self) -> int:
@@ -191,33 +181,20 @@ class EmailPublisher(Publisher[EmailConfig]):
         path = Path(str(getattr(self.config, setting)))
         return path if path.is_absolute() else self.context.home / path
 
-    def recipient_list(self) -> RecipientList:
-        return RecipientList(self._path("recipients"), str(self.config.recipients), "email", email_address,
-                             "an email address")
-
-    def recipients(self) -> Iterator[Recipient]:
-        return iter(self.recipient_list())
-
-    def recipient_count(self) -> int | None:
-        return self.recipient_list().count()
-
     def validate(self) -> list[str]:
-        problems = self.recipient_list().problems()
+        problems = super().validate()
         if self.config.ca_file is not None and not self._path("ca_file").is_file():
             problems.append(f"setting 'ca_file': {self.config.ca_file} does not exist")
         return problems
 
     def warnings(self) -> list[str]:
-        if self._warnings is None:
-            found = self.recipient_list().warnings()
-            if (self.config.security == "none" and self.config.username is not None
-                    and self.config.host not in LOOPBACK):
-                found.insert(0, "setting 'security': none sends the password unencrypted; use starttls or ssl")
-            if self.config.verify_tls is False and self.config.security != "none":
-                found.insert(0, "setting 'verify_tls': false accepts any certificate, so anyone on the way can read "
-                                "the password and the messages; prefer 'ca_file'")
-            self._warnings = found
-        return self._warnings
+        found = super().warnings()
+        if self.config.security == "none" and self.config.username is not None and self.config.host not in LOOPBACK:
+            found.insert(0, "setting 'security': none sends the password unencrypted; use starttls or ssl")
+        if self.config.verify_tls is False and self.config.security != "none":
+            found.insert(0, "setting 'verify_tls': false accepts any certificate, so anyone on the way can read "
+                            "the password and the messages; prefer 'ca_file'")
+        return found
 
     @cached_property
     def sender(self) -> tuple[str, str]:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -33,11 +32,10 @@ from playbook.publishers.base import (
     CheckResult,
     Delivery,
     Failure,
-    Publisher,
     Receipt,
-    Recipient,
 )
-from playbook.recipients import RecipientList, phone_number
+from playbook.publishers.listed import ListedPublisher
+from playbook.recipients import phone_number
 
 # Every host the Twilio client writes into its URLs (api., messaging., with or without a region or edge).
 TWILIO_URL = re.compile(r"^https://[A-Za-z0-9.-]+\.twilio\.com(?=/|$)")
@@ -216,8 +214,11 @@ class RoutedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
                                      allow_redirects=allow_redirects)
 
 
-class SmsPublisher(Publisher[SmsConfig]):
+class SmsPublisher(ListedPublisher[SmsConfig]):
     """Texts each person of the list the `short` block in their language, `connections` requests at a time."""
+
+    address_column = "phone"
+    address_kind = "an international phone number"
 
     Config = SmsConfig
     blocks = ("short",)
@@ -229,7 +230,6 @@ class SmsPublisher(Publisher[SmsConfig]):
     _http: RoutedHttpClient | None = None
     # A refusal every further message would meet (credentials, sender): the rest of the list fails at once.
     _fatal: Failure | None = None
-    _warnings: list[str] | None = None
 
     # -- what it needs and accepts ------------------------------------------------------------------
     def limits(self) -> Mapping[str, Limit]:
@@ -240,43 +240,14 @@ class SmsPublisher(Publisher[SmsConfig]):
             recipients=self.valid_recipients if cost is not None else None,
         )}
 
-    @property
-    def per_recipient(self) -> bool:
-        return True
-
-    @property
-    def concurrency(self) -> int:
-        return int(self.config.connections)
-
-    @property
-    def rate(self) -> float | None:
-        """Messages per second at most, read by the engine's rate limiter."""
-        return self.config.rate
-
-    def recipient_list(self) -> RecipientList:
-        path = Path(str(self.config.recipients))
-        return RecipientList(path if path.is_absolute() else self.context.home / path, str(self.config.recipients),
-                             "phone", phone_number, "an international phone number")
-
-    def recipients(self) -> Iterator[Recipient]:
-        return iter(self.recipient_list())
-
-    def recipient_count(self) -> int | None:
-        return self.recipient_list().count()
+    def address(self, text: str) -> str:
+        return phone_number(text)
 
     @cached_property
     def valid_recipients(self) -> int:
         """Numbers that will be texted (valid, each once): what the cost estimate multiplies."""
         listed = self.recipient_list()
         return 0 if listed.problems() else sum(1 for _ in listed)
-
-    def validate(self) -> list[str]:
-        return self.recipient_list().problems()
-
-    def warnings(self) -> list[str]:
-        if self._warnings is None:
-            self._warnings = self.recipient_list().warnings()
-        return self._warnings
 
     def settings(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json", by_alias=True, exclude={"type"}, exclude_none=True)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,7 +25,6 @@ from playbook.publishers.base import (
     Delivery,
     Failure,
     Receipt,
-    Recipient,
 )
 from playbook.publishers.http import (
     HttpPublisher,
@@ -37,7 +35,8 @@ from playbook.publishers.http import (
     retry_at_from,
     retry_at_in,
 )
-from playbook.recipients import RecipientList, phone_number
+from playbook.publishers.listed import ListedPublisher
+from playbook.recipients import phone_number
 
 GRAPH_API = "https://graph.facebook.com/v21.0"
 # A template's body variable, when the template has a header, footer or buttons too; and the profile's "about".
@@ -123,8 +122,11 @@ class WhatsAppConfig(ChannelConfig):
         return text
 
 
-class WhatsAppPublisher(HttpPublisher[WhatsAppConfig]):
+class WhatsAppPublisher(ListedPublisher[WhatsAppConfig], HttpPublisher[WhatsAppConfig]):
     """One template message per contact of the list, in the contact's language, `connections` at a time."""
+
+    address_column = "phone"
+    address_kind = "an international phone number"
 
     Config = WhatsAppConfig
     blocks = ("short",)
@@ -145,30 +147,8 @@ class WhatsAppPublisher(HttpPublisher[WhatsAppConfig]):
     def limits(self) -> Mapping[str, Limit]:
         return {"short": TemplateCharacters()}
 
-    @property
-    def per_recipient(self) -> bool:
-        return True
-
-    @property
-    def concurrency(self) -> int:
-        return int(self.config.connections)
-
-    def recipient_list(self) -> RecipientList:
-        path = Path(self.config.recipients)
-        return RecipientList(path if path.is_absolute() else self.context.home / path, self.config.recipients,
-                             "phone", phone_number, "an international phone number")
-
-    def recipients(self) -> Iterator[Recipient]:
-        return iter(self.recipient_list())
-
-    def recipient_count(self) -> int | None:
-        return self.recipient_list().count()
-
-    def validate(self) -> list[str]:
-        return self.recipient_list().problems()
-
-    def warnings(self) -> list[str]:
-        return self.recipient_list().warnings()
+    def address(self, text: str) -> str:
+        return phone_number(text)
 
     def language_code(self, lang: str) -> str:
         return self.config.template_language.get(lang, lang)

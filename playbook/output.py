@@ -222,15 +222,17 @@ def _plan_table(plan: Any, console: Console) -> None:
     title = f"{plan.playbook} · {plan.phase}" + (" · DRILL" if plan.drill else "")
     table = Table("channel", "type", "lang", "block", "length", "recipients", title=title, show_lines=True)
     for c in plan.channels:
+        # In a drill, the sandbox says which live channel it rehearses.
+        name = f"{c.name}\n(for {c.stands_in_for})" if c.stands_in_for else c.name
         if c.skipped:
-            table.add_row(c.name, c.type, "-", "", Text(f"skipped: {c.skipped}", style="yellow"), "")
+            table.add_row(name, c.type, "-", "", Text(f"skipped: {c.skipped}", style="yellow"), "")
             continue
         for lang in c.languages:
             measures = c.measures.get(lang, [])
             lengths = "\n".join(f"{m.block}: {m.measure}" for m in measures) or "-"
             blocks = ", ".join(c.messages[lang].blocks) if lang in c.messages else ""
             per_lang = c.recipients_by_lang.get(lang)
-            table.add_row(c.name, c.type, lang, blocks, lengths, "" if per_lang is None else f"{per_lang:,}")
+            table.add_row(name, c.type, lang, blocks, lengths, "" if per_lang is None else f"{per_lang:,}")
     console.print(table)
     console.print(f"Deadline: {_when(plan.deadline)} ({_left(plan.deadline)})")
 
@@ -415,7 +417,8 @@ def _outcome_json(outcome: Any) -> dict[str, Any]:
                 {"channel": c.name, "lang": lang, "status": "skipped" if c.skipped else status,
                  "remote_id": None, "url": None, "sent_at": None, "within_window": None, "attempts": 0,
                  "error": c.skipped, "blocks": dict(c.messages[lang].blocks) if lang in c.messages else None,
-                 "lengths": {m.block: str(m.measure) for m in c.measures.get(lang, [])}}
+                 "lengths": {m.block: str(m.measure) for m in c.measures.get(lang, [])},
+                 **({"stands_in_for": c.stands_in_for} if c.stands_in_for else {})}
                 for c in plan.channels for lang in c.languages
             ],
         }

@@ -139,6 +139,17 @@ def test_a_drill_posts_with_the_marker_through_sandboxes_and_leaves_live_inciden
     assert again.code == 2 and live_id in again.stderr  # the open drill did not replace the live incident
 
 
+def test_a_drill_dry_run_says_which_live_channel_each_sandbox_stands_in_for(home: Path) -> None:
+    channels = home / "channels.yaml"
+    channels.write_text(channels.read_text() + SANDBOXES)
+    as_json = run_cli("trigger", "whatsapp-outage", "--drill", "--dry-run", "--json", home=home)
+    assert as_json.code == 0, as_json.output
+    stands = {d["channel"]: d.get("stands_in_for") for d in json.loads(as_json.stdout)["deliveries"]}
+    assert stands == {"x-sandbox": "x", "website-staging": "website", "customers": None}
+    table = run_cli("trigger", "whatsapp-outage", "--drill", "--dry-run", home=home, env={"COLUMNS": "250"})
+    assert "(for x)" in table.stdout and "(for website)" in table.stdout
+
+
 def test_rehearse_drill_times_each_sandbox_and_closes_the_drill(home: Path, tmp_path: Path) -> None:
     (home / "channels.yaml").write_text((home / "channels.yaml").read_text() + SANDBOXES)
     result = run_cli("rehearse", "--offline", "--drill", "--report", str(tmp_path / "r.md"), home=home)

@@ -33,6 +33,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print a machine-readable res
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Publish without the confirmation prompt.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Render and check everything, show what would go where; "
                                                           "send nothing, record nothing.")]
+IncidentId = Annotated[str, typer.Argument(metavar="INCIDENT", help="The incident id (see 'playbook status').")]
 
 
 def _version(value: bool) -> None:
@@ -247,7 +248,7 @@ def trigger(
 
 @app.command()
 def update(
-    incident: Annotated[str, typer.Argument(metavar="INCIDENT", help="The incident id (see 'playbook status').")],
+    incident: IncidentId,
     phase: Annotated[str, typer.Option("--phase", "-p", help="The phase to publish.")],
     var: Var = None,
     again: Annotated[bool, typer.Option("--again", help="Publish the current phase once more (a new update).")]
@@ -268,7 +269,7 @@ def update(
 
 @app.command()
 def resolve(
-    incident: Annotated[str, typer.Argument(metavar="INCIDENT", help="The incident id (see 'playbook status').")],
+    incident: IncidentId,
     var: Var = None,
     dry_run: DryRun = False,
     yes: Yes = False,
@@ -286,7 +287,7 @@ def resolve(
 
 @app.command()
 def resume(
-    incident: Annotated[str, typer.Argument(metavar="INCIDENT", help="The incident id (see 'playbook status').")],
+    incident: IncidentId,
     json_: Json = False,
 ) -> None:
     """Retry what failed or was left unconfirmed; confirmed deliveries are never sent again."""
@@ -313,7 +314,7 @@ def status(
 
 @app.command()
 def timeline(
-    incident: Annotated[str, typer.Argument(metavar="INCIDENT", help="The incident id.")],
+    incident: IncidentId,
     format: Annotated[str, typer.Option("--format", "-f", help="md or json.")] = "md",
 ) -> None:
     """Export everything that was sent, where and when, with links, for the post-incident review."""

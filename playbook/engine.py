@@ -333,7 +333,7 @@ class Engine:
         last_sent: dict[str, datetime] = {}
         errors: dict[str, str] = {}
         workers_count = max(1, publisher.concurrency)
-        # Messages are rendered here, a few ahead of the workers, each when a worker takes one: rendering
+        # The feeder renders each message and queues it, up to two per worker ahead of them: rendering
         # happens while the connections wait for the server, not between a reply and the next message.
         queue: asyncio.Queue[tuple[Recipient, str, Message] | None] = asyncio.Queue(maxsize=2 * workers_count)
         renderers: dict[str, Callable[[Recipient], Message]] = {}
@@ -414,7 +414,6 @@ class Engine:
                 else None, recipients={"total": sum(c.values()), **c},
             ))
         return results
-
 
 
 @dataclass

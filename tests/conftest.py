@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
+import re
 import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -81,6 +86,45 @@ def run_cli(*args: str, home: Path | None = None, env: dict[str, str] | None = N
     done = subprocess.run([*command, *args], capture_output=True, text=True, env=full_env, timeout=timeout,
                           input=input)
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+def run_trigger(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
+    """`playbook trigger whatsapp-outage --yes --json ARGS`: the result and its JSON ({} when it printed none)."""
+    result = run_cli("trigger", "whatsapp-outage", "--yes", "--json", *args, home=home, env=env)
+    return result, json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+def deliveries(data: dict[str, Any], channel: str) -> dict[str, dict[str, Any]]:
+    """The deliveries of `channel` in a run's JSON, by language."""
+    return {d["lang"]: d for d in data["deliveries"] if d["channel"] == channel}
+
+
+def channel_check(home: Path, channel: str, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
+    """`playbook channels --check --json`: the result and what it says of `channel`."""
+    result = run_cli("channels", "--check", "--json", home=home, env=env)
+    listing = {c["name"]: c for c in json.loads(result.stdout)["channels"]}
+    return result, listing[channel]
+
+
+def set_short(home: Path, lang: str, text: str) -> None:
+    """Replace the `short` block of the whatsapp-outage first phase's template in `lang` with `text`."""
+    template = home / "templates" / "whatsapp-outage" / f"investigating.{lang}.j2"
+    source = template.read_text(encoding="utf-8")
+    write(template, re.sub(r"(\{% block short %\}).*?(\{% endblock %\})", lambda m: m.group(1) + text + m.group(2),
+                           source, count=1, flags=re.DOTALL))
+
+
+def ledger_text(home: Path) -> str:
+    """The home's whole ledger as SQL, to search for what must never be stored."""
+    with sqlite3.connect(home / ".playbook" / "state.db") as db:
+        return "\n".join(db.iterdump())
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (free a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def run_main(*args: str) -> Result:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sqlite3
 import subprocess
 import time
@@ -18,8 +17,9 @@ import pytest
 from playbook.publishers.base import Delivery
 from playbook.publishers.bluesky import record_key
 from playbook.render import Message
-from tests.conftest import Result, run_cli, write
+from tests.conftest import Result, channel_check, deliveries, free_port, ledger_text, run_cli, run_trigger, set_short
 from tests.fakes.bluesky_api import TID, Answer, FakeBluesky
+from tests.fakes.provider import add_channel
 
 HANDLE = "example-support.bsky.social"
 PASSWORD = "k7qz-m2xw-p9rt-v4hn"
@@ -36,29 +36,18 @@ def bluesky() -> Iterator[FakeBluesky]:
         yield fake
 
 
-def use_bluesky(home: Path, api_base: str, *, extra: str = "") -> None:
+def use_bluesky(home: Path, api_base: str, **settings: Any) -> None:
     """Add channel `bluesky`, a Bluesky account signing in at `api_base`, to every phase of the starter home."""
-    channels = home / "channels.yaml"
-    block = ("  bluesky:\n"
-             "    type: bluesky\n"
-             f"    handle: '@{HANDLE}'\n"
-             "    app_password: ${BLUESKY_APP_PASSWORD}\n"
-             f"    api_base: {api_base}\n"
-             f"{extra}")
-    channels.write_text(channels.read_text(encoding="utf-8").rstrip("\n") + "\n" + block, encoding="utf-8")
-    playbook = home / "playbooks" / "whatsapp-outage.yaml"
-    text, count = re.subn(r"\{channels: \[x,", "{channels: [bluesky, x,", playbook.read_text(encoding="utf-8"))
-    assert count == 4
-    playbook.write_text(text, encoding="utf-8")
+    add_channel(home, "bluesky", {"type": "bluesky", "handle": f"@{HANDLE}", "app_password": "${BLUESKY_APP_PASSWORD}",
+                                  "api_base": api_base, **settings})
 
 
 def trigger(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
-    result = run_cli("trigger", "whatsapp-outage", "--yes", "--json", *args, home=home, env=env or ENV)
-    return result, json.loads(result.stdout) if result.stdout.strip() else {}
+    return run_trigger(home, *args, env=env or ENV)
 
 
 def posted(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {d["lang"]: d for d in data["deliveries"] if d["channel"] == "bluesky"}
+    return deliveries(data, "bluesky")
 
 
 def record_of(fake: FakeBluesky, delivery: dict[str, Any]) -> dict[str, Any]:
@@ -68,24 +57,6 @@ def record_of(fake: FakeBluesky, delivery: dict[str, Any]) -> dict[str, Any]:
     assert (stored["uri"], stored["cid"]) == (uri, cid)
     value: dict[str, Any] = stored["value"]
     return value
-
-
-def set_short_block(home: Path, lang: str, text: str) -> None:
-    template = home / "templates" / "whatsapp-outage" / f"investigating.{lang}.j2"
-    source = template.read_text(encoding="utf-8")
-    write(template, re.sub(r"(\{% block short %\}).*?(\{% endblock %\})", r"\1" + text + r"\2", source, count=1,
-                           flags=re.DOTALL))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def ledger_text(home: Path) -> str:
-    with sqlite3.connect(home / ".playbook" / "state.db") as db:
-        return "\n".join(db.iterdump())
 
 
 def test_trigger_posts_one_post_per_language_with_its_language_and_links(home: Path, bluesky: FakeBluesky) -> None:
@@ -109,8 +80,8 @@ def test_trigger_posts_one_post_per_language_with_its_language_and_links(home: P
 
 def test_link_facets_count_utf8_bytes_not_characters(home: Path, bluesky: FakeBluesky) -> None:
     use_bluesky(home, bluesky.url)
-    set_short_block(home, "fr", "Réponses retardées — désolés ! Écrivez-nous : https://example.com/aide/café, "
-                                "suivi sur https://status.example.com.")
+    set_short(home, "fr", "Réponses retardées — désolés ! Écrivez-nous : https://example.com/aide/café, "
+                          "suivi sur https://status.example.com.")
     result, data = trigger(home)
     assert result.code == 0, result.output
     record = record_of(bluesky, posted(data)["fr"])
@@ -130,13 +101,13 @@ def test_link_facets_count_utf8_bytes_not_characters(home: Path, bluesky: FakeBl
 
 def test_one_session_serves_every_post_and_retry_of_the_run(home: Path, bluesky: FakeBluesky) -> None:
     use_bluesky(home, bluesky.url)
-    bluesky.queue(CREATE, Answer.server_error(503), Answer.rate_limited(time.time() + 1))
+    bluesky.script(CREATE, Answer.server_error(503), Answer.rate_limited(time.time() + 1))
     result, data = trigger(home)
     assert result.code == 0, result.output
     assert sorted(d["attempts"] for d in posted(data).values()) == [2, 2]
-    assert len(bluesky.calls(CREATE)) == 4 and len(bluesky.records) == 2
-    assert len(bluesky.calls(SESSION)) == 1
-    session = bluesky.calls(SESSION)[0]
+    assert len(bluesky.requests(CREATE)) == 4 and len(bluesky.records) == 2
+    assert len(bluesky.requests(SESSION)) == 1
+    session = bluesky.requests(SESSION)[0]
     assert session.params == {"identifier": HANDLE, "password": PASSWORD}
 
 
@@ -146,17 +117,17 @@ def test_a_session_close_to_expiry_is_refreshed_not_created_again(home: Path) ->
         result, data = trigger(home)
         assert result.code == 0, result.output
         assert all(d["status"] == "sent" for d in posted(data).values())
-        assert len(bluesky.calls(SESSION)) == 1
-        assert len(bluesky.calls("com.atproto.server.refreshSession")) >= 2
+        assert len(bluesky.requests(SESSION)) == 1
+        assert len(bluesky.requests("com.atproto.server.refreshSession")) >= 2
 
 
 def test_a_session_the_server_ended_is_signed_in_again(home: Path, bluesky: FakeBluesky) -> None:
     use_bluesky(home, bluesky.url)
-    bluesky.queue(CREATE, Answer.expired_token())
+    bluesky.script(CREATE, Answer.expired_token())
     result, data = trigger(home)
     assert result.code == 0, result.output
     assert sorted(d["attempts"] for d in posted(data).values()) == [1, 2]
-    assert len(bluesky.calls(SESSION)) == 2 and len(bluesky.records) == 2
+    assert len(bluesky.requests(SESSION)) == 2 and len(bluesky.records) == 2
 
 
 def test_later_phases_reply_in_the_thread_of_their_language(home: Path, bluesky: FakeBluesky) -> None:
@@ -175,20 +146,20 @@ def test_later_phases_reply_in_the_thread_of_their_language(home: Path, bluesky:
 def test_rate_limit_is_waited_out_until_the_reset_the_server_names(home: Path, bluesky: FakeBluesky) -> None:
     use_bluesky(home, bluesky.url)
     reset = int(time.time()) + 2
-    bluesky.queue(CREATE, Answer.rate_limited(reset))
+    bluesky.script(CREATE, Answer.rate_limited(reset))
     result, data = trigger(home)
     assert result.code == 0, result.output
     assert sorted(d["attempts"] for d in posted(data).values()) == [1, 2]
-    limited, *others = bluesky.calls(CREATE)
+    limited, *others = bluesky.requests(CREATE)
     retried = next(c for c in others if c.params["rkey"] == limited.params["rkey"])
-    assert retried.at >= reset - 0.05
+    assert retried.epoch >= reset - 0.05
 
 
 def test_rate_limit_ending_after_the_deadline_fails_at_once_naming_the_reset(
         home: Path, bluesky: FakeBluesky) -> None:
     use_bluesky(home, bluesky.url)
     reset = int(time.time()) + 3 * 3600
-    bluesky.queue(CREATE, Answer.rate_limited(reset), Answer.rate_limited(reset))
+    bluesky.script(CREATE, Answer.rate_limited(reset), Answer.rate_limited(reset))
     result, data = trigger(home)
     assert result.code == 1, result.output
     for delivery in posted(data).values():
@@ -199,7 +170,7 @@ def test_rate_limit_ending_after_the_deadline_fails_at_once_naming_the_reset(
 
 def test_server_error_is_retried_until_the_server_accepts(home: Path, bluesky: FakeBluesky) -> None:
     use_bluesky(home, bluesky.url)
-    bluesky.queue(CREATE, Answer.server_error(502))
+    bluesky.script(CREATE, Answer.server_error(502))
     result, data = trigger(home)
     assert result.code == 0, result.output
     assert sorted(d["attempts"] for d in posted(data).values()) == [1, 2]
@@ -217,13 +188,13 @@ def test_refused_password_fails_fast_with_what_to_do_while_other_channels_delive
     others = [d for d in data["deliveries"] if d["channel"] != "bluesky"]
     assert len(others) == 6 and all(d["status"] == "sent" for d in others)
     # One refusal is enough: asking again for the other language would only spend the sign-in limit.
-    assert len(bluesky.calls(SESSION)) == 1 and bluesky.calls(CREATE) == []
+    assert len(bluesky.requests(SESSION)) == 1 and bluesky.requests(CREATE) == []
 
 
 def test_invalid_request_reports_the_server_words_and_is_not_retried(home: Path, bluesky: FakeBluesky) -> None:
     use_bluesky(home, bluesky.url)
     refusal = Answer(400, {"error": "InvalidRequest", "message": "Invalid app.bsky.feed.post record: nope"})
-    bluesky.queue(CREATE, refusal, refusal)
+    bluesky.script(CREATE, refusal, refusal)
     result, data = trigger(home)
     assert result.code == 1, result.output
     for delivery in posted(data).values():
@@ -234,28 +205,28 @@ def test_invalid_request_reports_the_server_words_and_is_not_retried(home: Path,
 
 def test_short_block_over_300_graphemes_stops_everything_before_sending(home: Path, bluesky: FakeBluesky) -> None:
     use_bluesky(home, bluesky.url)
-    set_short_block(home, "en", "Sorry 🙇🏽‍♀️. " * 33 + "https://status.example.com")
+    set_short(home, "en", "Sorry 🙇🏽‍♀️. " * 33 + "https://status.example.com")
     result = run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV)
     assert result.code == 2, result.output
     assert "block 'short' is too long for channel 'bluesky': 323/300 graphemes; nothing was sent" in result.stderr
-    assert bluesky.requests == []
+    assert bluesky.requests() == []
 
 
 def test_post_whose_answer_was_lost_is_not_posted_twice(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url, extra="    timeout: 1s\n")
-    bluesky.queue(CREATE, Answer.slow(4))
+    use_bluesky(home, bluesky.url, timeout="1s")
+    bluesky.script(CREATE, Answer.slow(4))
     result, data = trigger(home)
     assert result.code == 0, result.output
     assert sorted(d["attempts"] for d in posted(data).values()) == [1, 2]
-    assert len(bluesky.calls(CREATE)) == 3 and len(bluesky.records) == 2
+    assert len(bluesky.requests(CREATE)) == 3 and len(bluesky.records) == 2
     with sqlite3.connect(home / ".playbook" / "state.db") as db:
         notes = [row[0] for row in db.execute("SELECT note FROM deliveries WHERE channel = 'bluesky'")]
     assert sorted(notes, key=str) == [None, "already posted: found under its record key"]
 
 
 def test_post_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url, extra="    timeout: 20s\n")
-    bluesky.queue(CREATE, Answer.slow(30))
+    use_bluesky(home, bluesky.url, timeout="20s")
+    bluesky.script(CREATE, Answer.slow(30))
     with pytest.raises(subprocess.TimeoutExpired):
         run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV, timeout=6)
     incident = json.loads(run_cli("status", "--json", home=home, env=ENV).stdout)["incidents"][0]["id"]
@@ -263,7 +234,7 @@ def test_post_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(home: P
     assert resumed.code == 0, resumed.output
     redone = posted(json.loads(resumed.stdout))
     assert sorted(d["status"] for d in redone.values()) == ["already-sent", "sent"]
-    assert len(bluesky.calls(CREATE)) == 3 and len(bluesky.records) == 2
+    assert len(bluesky.requests(CREATE)) == 3 and len(bluesky.records) == 2
     assert all(d["remote_id"] for d in redone.values())
 
 
@@ -285,25 +256,19 @@ def test_record_key_is_a_tid_fixed_by_the_delivery() -> None:
     assert (value >> 10) // 1_000_000 == int(deadline.timestamp())
 
 
-def channel_check(home: Path, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
-    result = run_cli("channels", "--check", "--json", home=home, env=env or ENV)
-    listing = {c["name"]: c for c in json.loads(result.stdout)["channels"]}
-    return result, listing["bluesky"]
-
-
 def test_check_signs_in_and_names_the_profile(home: Path, bluesky: FakeBluesky) -> None:
     use_bluesky(home, bluesky.url)
-    result, channel = channel_check(home)
+    result, channel = channel_check(home, "bluesky", ENV)
     assert result.code == 0, result.output
     assert channel["check"] == {"ok": True, "detail": f"@{HANDLE} (Example Support)"}
     assert channel["limits"] == "short: graphemes ≤ 300"
-    assert [r.nsid for r in bluesky.requests] == [SESSION, "app.bsky.actor.getProfile"]
-    assert bluesky.requests[1].params == {"actor": HANDLE}
+    assert [bluesky.route(r) for r in bluesky.requests()] == [SESSION, "app.bsky.actor.getProfile"]
+    assert bluesky.requests()[1].params == {"actor": HANDLE}
 
 
 def test_check_with_a_refused_password_says_what_to_do(home: Path, bluesky: FakeBluesky) -> None:
     use_bluesky(home, bluesky.url)
-    result, channel = channel_check(home, {"BLUESKY_APP_PASSWORD": "old0-pass-word-here"})
+    result, channel = channel_check(home, "bluesky", {"BLUESKY_APP_PASSWORD": "old0-pass-word-here"})
     assert result.code == 1
     assert not channel["check"]["ok"] and channel["check"]["detail"].startswith(PASSWORD_REFUSED)
 
@@ -321,7 +286,7 @@ def test_wrong_settings_are_named_before_anything_is_sent(home: Path, bluesky: F
     result = run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV)
     assert result.code == 2, result.output
     assert re.search(r"channels\.yaml:\d+:\d+: channel 'bluesky' " + re.escape(error), result.stderr), result.stderr
-    assert bluesky.requests == []
+    assert bluesky.requests() == []
 
 
 def test_empty_handle_is_refused_naming_the_setting(home: Path, bluesky: FakeBluesky) -> None:
@@ -336,7 +301,7 @@ def test_empty_handle_is_refused_naming_the_setting(home: Path, bluesky: FakeBlu
 
 def test_unreachable_server_is_retried_then_reported_by_host(home: Path) -> None:
     port = free_port()
-    use_bluesky(home, f"http://127.0.0.1:{port}", extra="    retry_for: 1s\n")
+    use_bluesky(home, f"http://127.0.0.1:{port}", retry_for="1s")
     result, data = trigger(home, "--detected-at", "-40m")
     assert result.code == 1, result.output
     for delivery in posted(data).values():
@@ -349,7 +314,7 @@ def test_app_password_never_appears_in_output_or_ledger(home: Path, bluesky: Fak
     results = [run_cli("channels", "--check", home=home, env=ENV), run_cli("channels", "--json", home=home, env=ENV)]
     first, data = trigger(home)
     results.append(first)
-    bluesky.queue(SESSION, Answer.unauthorized())
+    bluesky.script(SESSION, Answer.unauthorized())
     results.append(run_cli("--debug", "update", data["incident"], "--phase", "identified", "--yes", home=home,
                            env=ENV))
     results.append(run_cli("status", "--json", home=home, env=ENV))

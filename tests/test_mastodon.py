@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Result, run_cli, write
+from tests.conftest import Result, channel_check, deliveries, free_port, ledger_text, run_cli, run_trigger, set_short
 from tests.fakes.mastodon_api import Answer, FakeMastodon, status_length
+from tests.fakes.provider import add_channel
 
 TOKEN = "mst-Qf8Zr2Lx6Vb1Nw4Ks7Tp0Yh3Gj5Dc9"
 ENV = {"MASTODON_TOKEN": TOKEN}
@@ -29,46 +28,18 @@ def mastodon() -> Iterator[FakeMastodon]:
         yield fake
 
 
-def use_mastodon(home: Path, api_base: str, *, extra: str = "") -> None:
+def use_mastodon(home: Path, api_base: str, **settings: Any) -> None:
     """Add channel `mastodon`, a Mastodon account at `api_base`, to every phase of the starter home."""
-    channels = home / "channels.yaml"
-    block = ("  mastodon:\n"
-             "    type: mastodon\n"
-             f"    api_base: {api_base}\n"
-             "    access_token: ${MASTODON_TOKEN}\n"
-             f"{extra}")
-    channels.write_text(channels.read_text(encoding="utf-8").rstrip("\n") + "\n" + block, encoding="utf-8")
-    playbook = home / "playbooks" / "whatsapp-outage.yaml"
-    text, count = re.subn(r"\{channels: \[x,", "{channels: [mastodon, x,", playbook.read_text(encoding="utf-8"))
-    assert count == 4
-    playbook.write_text(text, encoding="utf-8")
+    add_channel(home, "mastodon", {"type": "mastodon", "api_base": api_base, "access_token": "${MASTODON_TOKEN}",
+                                   **settings})
 
 
 def trigger(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
-    result = run_cli("trigger", "whatsapp-outage", "--yes", "--json", *args, home=home, env=env or ENV)
-    return result, json.loads(result.stdout) if result.stdout.strip() else {}
+    return run_trigger(home, *args, env=env or ENV)
 
 
 def posted(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {d["lang"]: d for d in data["deliveries"] if d["channel"] == "mastodon"}
-
-
-def set_short_block(home: Path, text: str) -> None:
-    template = home / "templates" / "whatsapp-outage" / "investigating.en.j2"
-    source = template.read_text(encoding="utf-8")
-    write(template, re.sub(r"(\{% block short %\}).*?(\{% endblock %\})", r"\1" + text + r"\2", source, count=1,
-                           flags=re.DOTALL))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def ledger_text(home: Path) -> str:
-    with sqlite3.connect(home / ".playbook" / "state.db") as db:
-        return "\n".join(db.iterdump())
+    return deliveries(data, "mastodon")
 
 
 def test_trigger_posts_one_status_per_language_with_its_language_and_idempotency_key(
@@ -89,12 +60,12 @@ def test_trigger_posts_one_status_per_language_with_its_language_and_idempotency
     assert mastodon.statuses[deliveries["fr"]["remote_id"]]["status"].startswith("Notre WhatsApp")
     assert all(p.headers["authorization"] == f"Bearer {TOKEN}" for p in mastodon.posts())
     # The instance's limit is read once for the run, before the first status.
-    assert [r.path for r in mastodon.requests].count("/api/v2/instance/") == 1
-    assert mastodon.requests[0].path == "/api/v2/instance/"
+    assert [r.path for r in mastodon.requests()].count("/api/v2/instance/") == 1
+    assert mastodon.requests()[0].path == "/api/v2/instance/"
 
 
 def test_later_phases_reply_in_the_thread_of_their_language(home: Path, mastodon: FakeMastodon) -> None:
-    use_mastodon(home, mastodon.url, extra="    visibility: unlisted\n")
+    use_mastodon(home, mastodon.url, visibility="unlisted")
     _, first = trigger(home)
     update = run_cli("update", first["incident"], "--phase", "identified", "--yes", "--json", home=home, env=ENV)
     assert update.code == 0, update.output
@@ -108,7 +79,7 @@ def test_later_phases_reply_in_the_thread_of_their_language(home: Path, mastodon
 def test_rate_limit_is_waited_out_until_the_reset_the_instance_names(home: Path, mastodon: FakeMastodon) -> None:
     use_mastodon(home, mastodon.url)
     reset = datetime.now(UTC) + timedelta(seconds=2)
-    mastodon.queue("/api/v1/statuses", Answer.rate_limited(reset))
+    mastodon.script("/api/v1/statuses", Answer.rate_limited(reset))
     result, data = trigger(home)
     assert result.code == 0, result.output
     assert sorted(d["attempts"] for d in posted(data).values()) == [1, 2]
@@ -116,14 +87,14 @@ def test_rate_limit_is_waited_out_until_the_reset_the_instance_names(home: Path,
     limited = mastodon.posts()[0]
     retried = next(p for p in mastodon.posts()[1:] if p.headers["idempotency-key"] == limited.headers[
         "idempotency-key"])
-    assert retried.at >= reset.timestamp() - 0.05
+    assert retried.epoch >= reset.timestamp() - 0.05
 
 
 def test_rate_limit_ending_after_the_deadline_fails_at_once_naming_the_reset(
         home: Path, mastodon: FakeMastodon) -> None:
     use_mastodon(home, mastodon.url)
     reset = datetime.now(UTC) + timedelta(hours=3)
-    mastodon.queue("/api/v1/statuses", Answer.rate_limited(reset), Answer.rate_limited(reset))
+    mastodon.script("/api/v1/statuses", Answer.rate_limited(reset), Answer.rate_limited(reset))
     started = time.monotonic()
     result, data = trigger(home)
     assert result.code == 1, result.output
@@ -136,7 +107,7 @@ def test_rate_limit_ending_after_the_deadline_fails_at_once_naming_the_reset(
 
 def test_server_error_is_retried_until_the_instance_accepts(home: Path, mastodon: FakeMastodon) -> None:
     use_mastodon(home, mastodon.url)
-    mastodon.queue("/api/v1/statuses", Answer.server_error(503))
+    mastodon.script("/api/v1/statuses", Answer.server_error(503))
     result, data = trigger(home)
     assert result.code == 0, result.output
     assert sorted(d["attempts"] for d in posted(data).values()) == [1, 2]
@@ -160,7 +131,7 @@ def test_refused_token_fails_fast_with_what_to_do_while_other_channels_deliver(
 
 def test_refused_status_reports_the_instance_words_and_is_not_retried(home: Path, mastodon: FakeMastodon) -> None:
     use_mastodon(home, mastodon.url)
-    mastodon.queue("/api/v1/statuses", *[Answer.unprocessable("Text contains a forbidden word")] * 2)
+    mastodon.script("/api/v1/statuses", *[Answer.unprocessable("Text contains a forbidden word")] * 2)
     result, data = trigger(home)
     assert result.code == 1, result.output
     for delivery in posted(data).values():
@@ -172,18 +143,18 @@ def test_refused_status_reports_the_instance_words_and_is_not_retried(home: Path
 def test_short_block_over_the_default_limit_stops_everything_before_sending(
         home: Path, mastodon: FakeMastodon) -> None:
     use_mastodon(home, mastodon.url)
-    set_short_block(home, "Sorry. " * 70 + "https://status.example.com/incidents/2026-11-25/whatsapp-business")
+    set_short(home, "en", "Sorry. " * 70 + "https://status.example.com/incidents/2026-11-25/whatsapp-business")
     result = run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV)
     assert result.code == 2, result.output
     assert ("block 'short' is too long for channel 'mastodon': 513/500 graphemes, URLs count 23; nothing was sent"
             in result.stderr)
-    assert mastodon.requests == []
+    assert mastodon.requests() == []
 
 
 def test_max_characters_lets_validation_use_a_larger_instance_limit(home: Path) -> None:
     with FakeMastodon(TOKEN, max_characters=1000) as mastodon:
-        use_mastodon(home, mastodon.url, extra="    max_characters: 1000\n")
-        set_short_block(home, "Sorry. " * 100)
+        use_mastodon(home, mastodon.url, max_characters=1000)
+        set_short(home, "en", "Sorry. " * 100)
         result, data = trigger(home)
         assert result.code == 0, result.output
         assert all(d["status"] == "sent" for d in posted(data).values())
@@ -206,8 +177,8 @@ def test_status_over_the_instance_own_limit_is_refused_before_posting(home: Path
 
 
 def test_status_whose_answer_was_lost_is_not_posted_twice(home: Path, mastodon: FakeMastodon) -> None:
-    use_mastodon(home, mastodon.url, extra="    timeout: 1s\n")
-    mastodon.queue("/api/v1/statuses", Answer.slow(4))
+    use_mastodon(home, mastodon.url, timeout="1s")
+    mastodon.script("/api/v1/statuses", Answer.slow(4))
     result, data = trigger(home)
     assert result.code == 0, result.output
     assert sorted(d["attempts"] for d in posted(data).values()) == [1, 2]
@@ -219,8 +190,8 @@ def test_status_whose_answer_was_lost_is_not_posted_twice(home: Path, mastodon: 
 
 def test_status_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(
         home: Path, mastodon: FakeMastodon) -> None:
-    use_mastodon(home, mastodon.url, extra="    timeout: 20s\n")
-    mastodon.queue("/api/v1/statuses", Answer.slow(30))
+    use_mastodon(home, mastodon.url, timeout="20s")
+    mastodon.script("/api/v1/statuses", Answer.slow(30))
     with pytest.raises(subprocess.TimeoutExpired):
         run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV, timeout=6)
     incident = json.loads(run_cli("status", "--json", home=home, env=ENV).stdout)["incidents"][0]["id"]
@@ -231,67 +202,61 @@ def test_status_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(
     assert len(mastodon.posts()) == 3 and len(mastodon.statuses) == 2
 
 
-def channel_check(home: Path, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
-    result = run_cli("channels", "--check", "--json", home=home, env=env or ENV)
-    listing = {c["name"]: c for c in json.loads(result.stdout)["channels"]}
-    return result, listing["mastodon"]
-
-
 @pytest.mark.parametrize(("instance_limit", "setting", "ok", "detail"), [
-    (500, "", True, "posts up to 500 characters"),
-    (1000, "", True, "posts up to 1000 characters; messages are checked against 500: set max_characters: 1000 "
+    (500, {}, True, "posts up to 500 characters"),
+    (1000, {}, True, "posts up to 1000 characters; messages are checked against 500: set max_characters: 1000 "
                      "to use them all"),
-    (1000, "    max_characters: 1000\n", True, "posts up to 1000 characters"),
-    (400, "", False, ": the instance allows 400 characters per post, fewer than the 500 messages are checked "
+    (1000, {"max_characters": 1000}, True, "posts up to 1000 characters"),
+    (400, {}, False, ": the instance allows 400 characters per post, fewer than the 500 messages are checked "
                      "against: set max_characters: 400"),
 ])
-def test_check_reads_the_instance_limit(home: Path, instance_limit: int, setting: str, ok: bool,
+def test_check_reads_the_instance_limit(home: Path, instance_limit: int, setting: dict[str, Any], ok: bool,
                                         detail: str) -> None:
     with FakeMastodon(TOKEN, max_characters=instance_limit) as mastodon:
-        use_mastodon(home, mastodon.url, extra=setting)
-        result, channel = channel_check(home)
+        use_mastodon(home, mastodon.url, **setting)
+        result, channel = channel_check(home, "mastodon", ENV)
         assert result.code == (0 if ok else 1), result.output
         separator = ", " if ok else ""
         assert channel["check"] == {"ok": ok, "detail": f"@example_support@127.0.0.1{separator}{detail}"}
         assert channel["limits"] == f"short: graphemes ≤ {1000 if setting else 500}"
-        assert [(r.method, r.path) for r in mastodon.requests] == [
+        assert [(r.method, r.path) for r in mastodon.requests()] == [
             ("GET", "/api/v1/accounts/verify_credentials"), ("GET", "/api/v2/instance/")]
 
 
 def test_check_reads_the_limit_of_an_instance_older_than_mastodon_4(home: Path) -> None:
     with FakeMastodon(TOKEN, max_characters=5000, v2_instance=False) as mastodon:
         use_mastodon(home, mastodon.url)
-        result, channel = channel_check(home)
+        result, channel = channel_check(home, "mastodon", ENV)
         assert result.code == 0, result.output
         assert channel["check"]["detail"].startswith("@example_support@127.0.0.1, posts up to 5000 characters")
-        assert [r.path for r in mastodon.requests][-2:] == ["/api/v2/instance/", "/api/v1/instance/"]
+        assert [r.path for r in mastodon.requests()][-2:] == ["/api/v2/instance/", "/api/v1/instance/"]
 
 
 def test_check_with_a_refused_token_says_what_to_do(home: Path, mastodon: FakeMastodon) -> None:
     use_mastodon(home, mastodon.url)
-    result, channel = channel_check(home, {"MASTODON_TOKEN": "mst-old-Pp9Oo8Ii7"})
+    result, channel = channel_check(home, "mastodon", {"MASTODON_TOKEN": "mst-old-Pp9Oo8Ii7"})
     assert result.code == 1
     assert not channel["check"]["ok"] and channel["check"]["detail"].startswith(TOKEN_REFUSED)
 
 
 @pytest.mark.parametrize(("settings", "error"), [
-    ("    visibility: followers\n", "setting 'visibility': Input should be 'public', 'unlisted', 'private' or "
+    ({"visibility": "followers"}, "setting 'visibility': Input should be 'public', 'unlisted', 'private' or "
                                   "'direct'"),
-    ("    max_characters: 0\n", "setting 'max_characters': Input should be greater than or equal to 1"),
-    ("    visiblity: public\n", "has an unknown setting 'visiblity' (did you mean 'visibility'?)"),
+    ({"max_characters": 0}, "setting 'max_characters': Input should be greater than or equal to 1"),
+    ({"visiblity": "public"}, "has an unknown setting 'visiblity' (did you mean 'visibility'?)"),
 ])
-def test_wrong_settings_are_named_before_anything_is_sent(home: Path, mastodon: FakeMastodon, settings: str,
-                                                          error: str) -> None:
-    use_mastodon(home, mastodon.url, extra=settings)
+def test_wrong_settings_are_named_before_anything_is_sent(home: Path, mastodon: FakeMastodon,
+                                                          settings: dict[str, Any], error: str) -> None:
+    use_mastodon(home, mastodon.url, **settings)
     result = run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV)
     assert result.code == 2, result.output
     assert re.search(r"channels\.yaml:\d+:\d+: channel 'mastodon' " + re.escape(error), result.stderr), result.stderr
-    assert mastodon.requests == []
+    assert mastodon.requests() == []
 
 
 def test_unreachable_instance_is_retried_then_reported_by_host(home: Path) -> None:
     port = free_port()
-    use_mastodon(home, f"http://127.0.0.1:{port}", extra="    retry_for: 1s\n")
+    use_mastodon(home, f"http://127.0.0.1:{port}", retry_for="1s")
     result, data = trigger(home, "--detected-at", "-40m")
     assert result.code == 1, result.output
     for delivery in posted(data).values():
@@ -304,7 +269,7 @@ def test_access_token_never_appears_in_output_or_ledger(home: Path, mastodon: Fa
     results = [run_cli("channels", "--check", home=home, env=ENV), run_cli("channels", "--json", home=home, env=ENV)]
     first, data = trigger(home)
     results.append(first)
-    mastodon.queue("/api/v1/statuses", Answer.unauthorized(), Answer.unauthorized())
+    mastodon.script("/api/v1/statuses", Answer.unauthorized(), Answer.unauthorized())
     results.append(run_cli("--debug", "update", data["incident"], "--phase", "identified", "--yes", home=home,
                            env=ENV))
     results.append(run_cli("status", "--json", home=home, env=ENV))

@@ -15,7 +15,7 @@ import pytest
 
 from playbook.publishers.sms import prepare
 from playbook.recipients import phone_number
-from tests.conftest import Result, run_cli, write
+from tests.conftest import Result, channel_check, deliveries, ledger_text, run_cli, run_trigger, set_short, write
 from tests.fakes.twilio_api import Answer, FakeTwilio
 
 ACCOUNT_SID = "AC5f0c1b7e9a2d4c6e8f0a1b3c5d7e9f01"
@@ -65,26 +65,12 @@ def use_sms(home: Path, api_base: str, *, extra: str = "", people: str = PEOPLE,
     playbook.write_text(text, encoding="utf-8")
 
 
-def set_short(home: Path, lang: str, short: str) -> None:
-    """Replace the `short` block of the first phase's template in `lang`."""
-    template = home / "templates" / "whatsapp-outage" / f"investigating.{lang}.j2"
-    text = template.read_text(encoding="utf-8")
-    write(template, re.sub(r"(\{% block short %\}).*?(\{% endblock %\})", lambda m: m.group(1) + short + m.group(2),
-                           text, count=1, flags=re.DOTALL))
-
-
 def trigger(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
-    result = run_cli("trigger", "whatsapp-outage", "--yes", "--json", *args, home=home, env=env or ENV)
-    return result, json.loads(result.stdout) if result.stdout.strip() else {}
+    return run_trigger(home, *args, env=env or ENV)
 
 
 def sms_rows(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {d["lang"]: d for d in data["deliveries"] if d["channel"] == "sms"}
-
-
-def ledger_text(home: Path) -> str:
-    with sqlite3.connect(home / ".playbook" / "state.db") as db:
-        return "\n".join(db.iterdump())
+    return deliveries(data, "sms")
 
 
 def test_each_person_gets_one_text_in_their_language(home: Path, twilio: FakeTwilio) -> None:
@@ -202,7 +188,7 @@ def test_validate_shows_segments_and_the_cost_of_the_whole_list(home: Path, twil
             "(write it with + and the country code, e.g. +33612345678); this row is skipped") in " ".join(
         result.stdout.split())
     assert "contacts/sms.csv:7: +33612345678 repeats line 2; it is sent once" in result.stdout
-    assert twilio.requests == []
+    assert twilio.requests() == []
 
 
 def test_text_over_max_segments_stops_everything_before_anything_is_sent(home: Path, twilio: FakeTwilio) -> None:
@@ -212,7 +198,7 @@ def test_text_over_max_segments_stops_everything_before_anything_is_sent(home: P
     assert result.code == 2, result.output
     assert ("block 'short' is too long for channel 'sms': 3/2 segments, GSM-7, 318 units; nothing was sent"
             in result.stderr)
-    assert twilio.requests == []
+    assert twilio.requests() == []
     assert not (home / "outbox").exists()
 
 
@@ -285,21 +271,15 @@ def test_text_whose_answer_was_lost_is_sent_again_as_documented(home: Path, twil
     assert len(twilio.messages) == 5
 
 
-def channel_check(home: Path, env: dict[str, str]) -> tuple[Result, dict[str, Any]]:
-    result = run_cli("channels", "--check", "--json", home=home, env=env)
-    listing = {c["name"]: c for c in json.loads(result.stdout)["channels"]}
-    return result, listing["sms"]
-
-
 def test_check_fetches_the_account_and_the_sender_number(home: Path, twilio: FakeTwilio) -> None:
     use_sms(home, twilio.url)
-    result, sms = channel_check(home, ENV)
+    result, sms = channel_check(home, "sms", ENV)
     assert result.code == 0, result.output
     assert sms["check"] == {"ok": True, "detail": "Twilio account 'Example Support', number +33700000001; "
                                                   "nothing was sent"}
     assert sms["limits"] == "short: SMS segments ≤ 3"
     assert sms["recipients"] == 6
-    assert [(r.method, r.path, r.query) for r in twilio.requests] == [
+    assert [(r.method, r.path, r.query) for r in twilio.requests()] == [
         ("GET", f"/2010-04-01/Accounts/{ACCOUNT_SID}.json", {}),
         ("GET", f"/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers.json",
          {"PhoneNumber": SENDER, "PageSize": "1"}),
@@ -309,7 +289,7 @@ def test_check_fetches_the_account_and_the_sender_number(home: Path, twilio: Fak
 
 def test_check_names_a_messaging_service(home: Path, twilio: FakeTwilio) -> None:
     use_sms(home, twilio.url, sender=SERVICE_SID)
-    result, sms = channel_check(home, ENV)
+    result, sms = channel_check(home, "sms", ENV)
     assert result.code == 0, result.output
     assert sms["check"]["detail"] == "Twilio account 'Example Support', messaging service 'Crisis texts'; nothing " \
                                      "was sent"
@@ -317,7 +297,7 @@ def test_check_names_a_messaging_service(home: Path, twilio: FakeTwilio) -> None
 
 def test_check_of_a_number_the_account_does_not_own_says_what_to_set(home: Path, twilio: FakeTwilio) -> None:
     use_sms(home, twilio.url, sender="+33700000099")
-    result, sms = channel_check(home, ENV)
+    result, sms = channel_check(home, "sms", ENV)
     assert result.code == 1
     assert sms["check"] == {"ok": False, "detail": "the Twilio account 'Example Support' has no number "
                                                    "+33700000099: set 'from' of channel 'sms' to one of its numbers"}
@@ -325,7 +305,7 @@ def test_check_of_a_number_the_account_does_not_own_says_what_to_set(home: Path,
 
 def test_check_with_refused_credentials_says_what_to_do(home: Path, twilio: FakeTwilio) -> None:
     use_sms(home, twilio.url)
-    result, sms = channel_check(home, {**ENV, "TWILIO_AUTH_TOKEN": "tok-old-1c2d3e4f5a6b"})
+    result, sms = channel_check(home, "sms", {**ENV, "TWILIO_AUTH_TOKEN": "tok-old-1c2d3e4f5a6b"})
     assert result.code == 1
     assert sms["check"] == {"ok": False, "detail": CREDENTIALS_REFUSED}
 
@@ -346,7 +326,7 @@ def test_wrong_settings_are_one_line_naming_the_channel_and_setting(home: Path, 
     assert result.code == 2, result.output
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert twilio.requests == []
+    assert twilio.requests() == []
 
 
 def test_a_wrong_account_sid_is_refused_without_showing_it(home: Path, twilio: FakeTwilio) -> None:

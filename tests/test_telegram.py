@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Result, run_cli, write
+from tests.conftest import channel_check, deliveries, free_port, ledger_text, run_cli, run_trigger, write
 from tests.fakes.provider import add_channel
 from tests.fakes.telegram_api import Chat, FakeTelegram, bad_gateway, error, rate_limited
 
@@ -36,29 +34,13 @@ def use_telegram(home: Path, api_base: str, *, chat: str = "@example_status", **
                                    "api_base": api_base, **settings}, env={"TELEGRAM_BOT_TOKEN": TOKEN})
 
 
-def trigger(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
-    result = run_cli("trigger", "whatsapp-outage", "--yes", "--json", *args, home=home, env=env)
-    return result, json.loads(result.stdout) if result.stdout.strip() else {}
-
-
 def telegram_deliveries(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {d["lang"]: d for d in data["deliveries"] if d["channel"] == "telegram"}
-
-
-def ledger_text(home: Path) -> str:
-    with sqlite3.connect(home / ".playbook" / "state.db") as db:
-        return "\n".join(db.iterdump())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return deliveries(data, "telegram")
 
 
 def test_each_language_is_posted_as_html_with_the_title_in_bold(home: Path, telegram: FakeTelegram) -> None:
     use_telegram(home, telegram.url)
-    result, data = trigger(home, "--var", "brand=Fish & Chips <Ltd>")
+    result, data = run_trigger(home, "--var", "brand=Fish & Chips <Ltd>")
     assert result.code == 0, result.output
     posted = telegram_deliveries(data)
     assert set(posted) == {"fr", "en"}
@@ -79,7 +61,7 @@ def test_each_language_is_posted_as_html_with_the_title_in_bold(home: Path, tele
 
 def test_later_phases_reply_to_the_first_message_of_their_language(home: Path, telegram: FakeTelegram) -> None:
     use_telegram(home, telegram.url)
-    _, first = trigger(home)
+    _, first = run_trigger(home)
     update = run_cli("update", first["incident"], "--phase", "identified", "--yes", "--json", home=home)
     assert update.code == 0, update.output
     by_id = {str(m.message_id): m for m in telegram.messages}
@@ -92,7 +74,7 @@ def test_later_phases_reply_to_the_first_message_of_their_language(home: Path, t
 def test_flood_control_waits_the_seconds_telegram_asks_for(home: Path, telegram: FakeTelegram) -> None:
     use_telegram(home, telegram.url)
     telegram.script("sendMessage", rate_limited(2))
-    result, data = trigger(home)
+    result, data = run_trigger(home)
     assert result.code == 0, result.output
     assert sorted(d["attempts"] for d in telegram_deliveries(data).values()) == [1, 2]
     limited = telegram.sent()[0]
@@ -104,7 +86,7 @@ def test_flood_control_waits_the_seconds_telegram_asks_for(home: Path, telegram:
 def test_bad_gateway_is_retried_until_telegram_accepts(home: Path, telegram: FakeTelegram) -> None:
     use_telegram(home, telegram.url)
     telegram.script("sendMessage", bad_gateway())
-    result, data = trigger(home)
+    result, data = run_trigger(home)
     assert result.code == 0, result.output
     assert sorted(d["attempts"] for d in telegram_deliveries(data).values()) == [1, 2]
     assert len(telegram.messages) == 2
@@ -114,7 +96,7 @@ def test_refused_token_fails_fast_saying_what_to_do_while_other_channels_deliver
         home: Path, telegram: FakeTelegram) -> None:
     use_telegram(home, telegram.url)
     started = time.monotonic()
-    result, data = trigger(home, env={"TELEGRAM_BOT_TOKEN": "7351824690:AAold-revoked-Qw3Er6Ty9Ui2"})
+    result, data = run_trigger(home, env={"TELEGRAM_BOT_TOKEN": "7351824690:AAold-revoked-Qw3Er6Ty9Ui2"})
     assert result.code == 1, result.output
     assert time.monotonic() - started < 15
     for delivery in telegram_deliveries(data).values():
@@ -136,7 +118,7 @@ def test_a_chat_the_bot_cannot_post_in_is_named_with_what_to_do(
         home: Path, telegram: FakeTelegram, chat: str, bot_status: str, expected: str) -> None:
     telegram.chats[0].bot_status = bot_status
     use_telegram(home, telegram.url, chat=chat)
-    result, data = trigger(home)
+    result, data = run_trigger(home)
     assert result.code == 1, result.output
     for delivery in telegram_deliveries(data).values():
         assert (delivery["status"], delivery["attempts"], delivery["error"]) == ("failed", 1, expected)
@@ -156,15 +138,9 @@ def test_body_over_the_limit_stops_everything_before_sending(home: Path, telegra
     assert not (home / "outbox").exists()
 
 
-def channel_check(home: Path) -> tuple[Result, dict[str, Any]]:
-    result = run_cli("channels", "--check", "--json", home=home)
-    listing = {c["name"]: c for c in json.loads(result.stdout)["channels"]}
-    return result, listing["telegram"]
-
-
 def test_check_names_the_bot_and_the_chat_it_may_post_in(home: Path, telegram: FakeTelegram) -> None:
     use_telegram(home, telegram.url)
-    result, channel = channel_check(home)
+    result, channel = channel_check(home, "telegram")
     assert result.code == 0, result.output
     assert channel["check"] == {"ok": True, "detail": "bot @example_status_bot may post in channel @example_status"}
     assert channel["limits"] == "title: characters ≤ 256, body: characters ≤ 3838"
@@ -175,7 +151,7 @@ def test_check_names_the_bot_and_the_chat_it_may_post_in(home: Path, telegram: F
 def test_check_of_a_bot_that_is_not_an_admin_says_what_to_do(home: Path, telegram: FakeTelegram) -> None:
     telegram.chats[0].can_post_messages = False
     use_telegram(home, telegram.url)
-    result, channel = channel_check(home)
+    result, channel = channel_check(home, "telegram")
     assert result.code == 1
     assert channel["check"] == {"ok": False, "detail": (
         "bot @example_status_bot may not post in channel @example_status (it is an administrator without the right "
@@ -185,7 +161,7 @@ def test_check_of_a_bot_that_is_not_an_admin_says_what_to_do(home: Path, telegra
 def test_token_never_appears_in_output_ledger_or_errors(home: Path, telegram: FakeTelegram) -> None:
     use_telegram(home, telegram.url)
     results = [run_cli("channels", "--check", home=home), run_cli("channels", "--json", home=home)]
-    first, data = trigger(home)
+    first, data = run_trigger(home)
     results.append(first)
     telegram.script("sendMessage", error(401, "Unauthorized"), error(401, "Unauthorized"))
     results.append(run_cli("--debug", "update", data["incident"], "--phase", "identified", "--yes", home=home))
@@ -199,7 +175,7 @@ def test_token_never_appears_in_output_ledger_or_errors(home: Path, telegram: Fa
 def test_unreachable_api_is_retried_then_named_by_host_only(home: Path) -> None:
     port = free_port()
     use_telegram(home, f"http://127.0.0.1:{port}", retry_for="3s")
-    result, data = trigger(home, "--detected-at", "-40m")
+    result, data = run_trigger(home, "--detected-at", "-40m")
     assert result.code == 1, result.output
     for delivery in telegram_deliveries(data).values():
         assert delivery["attempts"] >= 2

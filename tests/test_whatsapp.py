@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from playbook.publishers.whatsapp import about_text, template_text
-from tests.conftest import Result, run_cli, write
+from tests.conftest import deliveries, ledger_text, run_cli, run_trigger, write
 from tests.fakes.provider import add_channel
 from tests.fakes.whatsapp_api import FakeWhatsApp, account_limited, throughput_limited, token_expired, unavailable
 
@@ -46,18 +46,8 @@ def use_whatsapp(home: Path, api_base: str, contacts: str = CONTACTS, **settings
         "api_base": api_base, **settings}, env={"WHATSAPP_TOKEN": TOKEN})
 
 
-def trigger(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
-    result = run_cli("trigger", "whatsapp-outage", "--yes", "--json", *args, home=home, env=env)
-    return result, json.loads(result.stdout) if result.stdout.strip() else {}
-
-
 def urgent(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {d["lang"]: d for d in data["deliveries"] if d["channel"] == "urgent"}
-
-
-def ledger_text(home: Path) -> str:
-    with sqlite3.connect(home / ".playbook" / "state.db") as db:
-        return "\n".join(db.iterdump())
+    return deliveries(data, "urgent")
 
 
 def notes(home: Path) -> list[str]:
@@ -68,7 +58,7 @@ def notes(home: Path) -> list[str]:
 
 def test_each_contact_gets_the_template_in_their_language(home: Path, whatsapp: FakeWhatsApp) -> None:
     use_whatsapp(home, whatsapp.api_base)
-    result, data = trigger(home)
+    result, data = run_trigger(home)
     assert result.code == 0, result.output
     rows = urgent(data)
     assert rows["fr"]["recipients"] == {"total": 2, "sent": 2, "already-sent": 0, "failed": 0, "rejected": 0}
@@ -86,7 +76,7 @@ def test_each_contact_gets_the_template_in_their_language(home: Path, whatsapp: 
 
 def test_update_about_sets_the_profile_once_per_post_cut_at_a_sentence(home: Path, whatsapp: FakeWhatsApp) -> None:
     use_whatsapp(home, whatsapp.api_base, update_about=True, connections=1)
-    _, first = trigger(home)
+    _, first = run_trigger(home)
     update = run_cli("update", first["incident"], "--phase", "identified", "--yes", "--json", home=home)
     assert update.code == 0, update.output
     assert len(whatsapp.about) == 2 and len(whatsapp.requests(whatsapp.profile_path)) == 2
@@ -103,7 +93,7 @@ def test_update_about_sets_the_profile_once_per_post_cut_at_a_sentence(home: Pat
 def test_throughput_limit_is_retried_until_whatsapp_accepts(home: Path, whatsapp: FakeWhatsApp) -> None:
     use_whatsapp(home, whatsapp.api_base)
     whatsapp.script(whatsapp.messages_path, throughput_limited())
-    result, data = trigger(home)
+    result, data = run_trigger(home)
     assert result.code == 0, result.output
     assert sum(d["recipients"]["sent"] for d in urgent(data).values()) == 3
     assert len(whatsapp.requests(whatsapp.messages_path)) == 4 and len(whatsapp.sent) == 3
@@ -113,7 +103,7 @@ def test_account_limit_beyond_the_window_fails_at_once_naming_when(home: Path, w
     use_whatsapp(home, whatsapp.api_base, connections=1, retry_for="10s")
     whatsapp.script(whatsapp.messages_path, account_limited(minutes=5))
     started = datetime.now(UTC)
-    result, data = trigger(home, "--detected-at", "-40m")
+    result, data = run_trigger(home, "--detected-at", "-40m")
     assert result.code == 1, result.output
     failed = urgent(data)["fr"]
     assert failed["recipients"]["failed"] == 1 and failed["recipients"]["sent"] == 1
@@ -129,7 +119,7 @@ def test_account_limit_beyond_the_window_fails_at_once_naming_when(home: Path, w
 def test_outage_of_the_api_is_retried_until_whatsapp_accepts(home: Path, whatsapp: FakeWhatsApp) -> None:
     use_whatsapp(home, whatsapp.api_base)
     whatsapp.script(whatsapp.messages_path, unavailable())
-    result, data = trigger(home)
+    result, data = run_trigger(home)
     assert result.code == 0, result.output
     assert sum(d["recipients"]["sent"] for d in urgent(data).values()) == 3 and len(whatsapp.sent) == 3
 
@@ -139,7 +129,7 @@ def test_expired_token_fails_fast_saying_what_to_do_while_other_channels_deliver
     use_whatsapp(home, whatsapp.api_base, connections=1)
     whatsapp.script(whatsapp.messages_path, token_expired())
     started = time.monotonic()
-    result, data = trigger(home)
+    result, data = run_trigger(home)
     assert result.code == 1, result.output
     assert time.monotonic() - started < 15
     rows = urgent(data)
@@ -155,7 +145,7 @@ def test_a_contact_not_on_whatsapp_is_rejected_and_the_others_still_get_it(home:
     with FakeWhatsApp(TOKEN, PHONE_ID, {"outage_notice": ["fr", "en_US"]},
                       not_on_whatsapp=["+33698765432"]) as whatsapp:
         use_whatsapp(home, whatsapp.api_base)
-        result, data = trigger(home)
+        result, data = run_trigger(home)
     assert result.code == 0, result.output
     french = urgent(data)["fr"]
     assert (french["status"], french["recipients"]["sent"], french["recipients"]["rejected"]) == ("sent", 1, 1)
@@ -166,7 +156,7 @@ def test_a_contact_not_on_whatsapp_is_rejected_and_the_others_still_get_it(home:
 
 def test_a_language_without_the_template_is_named_and_the_others_go_out(home: Path, whatsapp: FakeWhatsApp) -> None:
     use_whatsapp(home, whatsapp.api_base, template_language={})
-    result, data = trigger(home)
+    result, data = run_trigger(home)
     assert result.code == 1, result.output
     rows = urgent(data)
     assert rows["fr"]["recipients"]["sent"] == 2
@@ -222,7 +212,7 @@ def test_validate_points_out_contacts_that_will_be_skipped(home: Path, whatsapp:
 def test_token_never_appears_in_output_or_ledger(home: Path, whatsapp: FakeWhatsApp) -> None:
     use_whatsapp(home, whatsapp.api_base, update_about=True)
     results = [run_cli("channels", "--check", home=home), run_cli("channels", "--json", home=home)]
-    first, data = trigger(home)
+    first, data = run_trigger(home)
     results.append(first)
     whatsapp.script(whatsapp.messages_path, *[token_expired()] * 3)
     whatsapp.script(whatsapp.profile_path, token_expired())

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Result, run_cli, write
+from tests.conftest import Result, channel_check, deliveries, free_port, ledger_text, run_cli, run_trigger, set_short
+from tests.fakes.provider import add_channel
 from tests.fakes.x_api import Answer, Credentials, FakeXApi
 
 CREDENTIALS = Credentials(
@@ -41,43 +40,19 @@ def x_api() -> Iterator[FakeXApi]:
         yield fake
 
 
-def use_x(home: Path, api_base: str, *, extra: str = "") -> None:
+def use_x(home: Path, api_base: str, **settings: Any) -> None:
     """Make the starter home's channel `x` a real X account reached at `api_base`."""
-    channels = home / "channels.yaml"
-    text = channels.read_text(encoding="utf-8")
-    x_block = (
-        "  x:\n"
-        "    type: x\n"
-        "    consumer_key: ${X_CONSUMER_KEY}\n"
-        "    consumer_secret: ${X_CONSUMER_SECRET}\n"
-        "    access_token: ${X_ACCESS_TOKEN}\n"
-        "    access_token_secret: ${X_ACCESS_TOKEN_SECRET}\n"
-        f"    api_base: {api_base}\n"
-        f"{extra}"
-    )
-    replaced, count = re.subn(r"  x:\n    type: file\n    path: outbox/x.jsonl\n", x_block, text)
-    assert count == 1
-    channels.write_text(replaced, encoding="utf-8")
+    add_channel(home, "x", {"type": "x", "consumer_key": "${X_CONSUMER_KEY}", "consumer_secret": "${X_CONSUMER_SECRET}",
+                            "access_token": "${X_ACCESS_TOKEN}", "access_token_secret": "${X_ACCESS_TOKEN_SECRET}",
+                            "api_base": api_base, **settings})
 
 
 def trigger(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
-    result = run_cli("trigger", "whatsapp-outage", "--yes", "--json", *args, home=home, env=env or ENV)
-    return result, json.loads(result.stdout) if result.stdout.strip() else {}
+    return run_trigger(home, *args, env=env or ENV)
 
 
 def x_deliveries(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {d["lang"]: d for d in data["deliveries"] if d["channel"] == "x"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def ledger_text(home: Path) -> str:
-    with sqlite3.connect(home / ".playbook" / "state.db") as db:
-        return "\n".join(db.iterdump())
+    return deliveries(data, "x")
 
 
 def test_trigger_posts_the_short_block_once_per_language(home: Path, x_api: FakeXApi) -> None:
@@ -112,18 +87,18 @@ def test_later_phases_reply_to_the_first_post_of_their_language(home: Path, x_ap
 def test_rate_limit_ending_inside_the_window_is_waited_out(home: Path, x_api: FakeXApi) -> None:
     use_x(home, x_api.url)
     reset = int(time.time()) + 2
-    x_api.queue("/2/tweets", Answer.rate_limited(reset))
+    x_api.script("/2/tweets", Answer.rate_limited(reset))
     result, data = trigger(home)
     assert result.code == 0, result.output
     assert sorted(d["attempts"] for d in x_deliveries(data).values()) == [1, 2]
-    _, retried = [p for p in x_api.posts() if p.body == x_api.posts()[0].body]
-    assert retried.at >= reset - 0.05
+    _, retried = [p for p in x_api.posts() if p.json == x_api.posts()[0].json]
+    assert retried.epoch >= reset - 0.05
 
 
 def test_rate_limit_ending_after_the_deadline_fails_at_once_naming_the_reset(home: Path, x_api: FakeXApi) -> None:
     use_x(home, x_api.url)
     reset = int(time.time()) + 3 * 3600
-    x_api.queue("/2/tweets", Answer.rate_limited(reset), Answer.rate_limited(reset))
+    x_api.script("/2/tweets", Answer.rate_limited(reset), Answer.rate_limited(reset))
     started = time.monotonic()
     result, data = trigger(home)
     assert result.code == 1, result.output
@@ -137,7 +112,7 @@ def test_rate_limit_ending_after_the_deadline_fails_at_once_naming_the_reset(hom
 
 def test_server_error_is_retried_until_x_accepts(home: Path, x_api: FakeXApi) -> None:
     use_x(home, x_api.url)
-    x_api.queue("/2/tweets", Answer.server_error(503))
+    x_api.script("/2/tweets", Answer.server_error(503))
     result, data = trigger(home)
     assert result.code == 0, result.output
     assert sorted(d["attempts"] for d in x_deliveries(data).values()) == [1, 2]
@@ -160,7 +135,7 @@ def test_refused_credentials_fail_fast_with_what_to_do_while_other_channels_deli
 
 def test_duplicate_refusal_means_the_text_is_already_posted(home: Path, x_api: FakeXApi) -> None:
     use_x(home, x_api.url)
-    x_api.queue("/2/tweets", Answer.duplicate(), Answer.duplicate())
+    x_api.script("/2/tweets", Answer.duplicate(), Answer.duplicate())
     result, data = trigger(home)
     assert result.code == 0, result.output
     for delivery in x_deliveries(data).values():
@@ -175,8 +150,8 @@ def test_duplicate_refusal_means_the_text_is_already_posted(home: Path, x_api: F
 
 
 def test_post_whose_answer_was_lost_is_not_posted_twice(home: Path, x_api: FakeXApi) -> None:
-    use_x(home, x_api.url, extra="    timeout: 1s\n")
-    x_api.queue("/2/tweets", Answer.slow(4))
+    use_x(home, x_api.url, timeout="1s")
+    x_api.script("/2/tweets", Answer.slow(4))
     result, data = trigger(home)
     assert result.code == 0, result.output
     assert sorted(d["attempts"] for d in x_deliveries(data).values()) == [1, 2]
@@ -184,8 +159,8 @@ def test_post_whose_answer_was_lost_is_not_posted_twice(home: Path, x_api: FakeX
 
 
 def test_post_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(home: Path, x_api: FakeXApi) -> None:
-    use_x(home, x_api.url, extra="    timeout: 20s\n")
-    x_api.queue("/2/tweets", Answer.slow(30))
+    use_x(home, x_api.url, timeout="20s")
+    x_api.script("/2/tweets", Answer.slow(30))
     command = [sys.executable, "-m", "playbook", "--home", str(home), "trigger", "whatsapp-outage", "--yes"]
     with subprocess.Popen(command, env={**os.environ, **ENV}, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL) as run:
@@ -206,7 +181,7 @@ def test_post_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(home: P
 
 def test_unreachable_api_is_retried_then_reported_by_host(home: Path) -> None:
     port = free_port()
-    use_x(home, f"http://127.0.0.1:{port}", extra="    retry_for: 1s\n")
+    use_x(home, f"http://127.0.0.1:{port}", retry_for="1s")
     result, data = trigger(home, "--detected-at", "-40m")
     assert result.code == 1, result.output
     for delivery in x_deliveries(data).values():
@@ -216,34 +191,25 @@ def test_unreachable_api_is_retried_then_reported_by_host(home: Path) -> None:
 
 def test_short_block_over_the_weighted_limit_stops_everything(home: Path, x_api: FakeXApi) -> None:
     use_x(home, x_api.url)
-    template = home / "templates" / "whatsapp-outage" / "investigating.en.j2"
-    text = template.read_text(encoding="utf-8")
-    write(template, re.sub(r"(\{% block short %\}).*?(\{% endblock %\})", r"\1" + "Sorry. " * 45 + r"\2", text,
-                           count=1, flags=re.DOTALL))
+    set_short(home, "en", "Sorry. " * 45)
     result = run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV)
     assert result.code == 2, result.output
     assert "block 'short' is too long for channel 'x': 314/280 weighted characters; nothing was sent" in result.stderr
-    assert x_api.requests == []
-
-
-def channel_check(home: Path, env: dict[str, str]) -> tuple[Result, dict[str, Any]]:
-    result = run_cli("channels", "--check", "--json", home=home, env=env)
-    listing = {c["name"]: c for c in json.loads(result.stdout)["channels"]}
-    return result, listing["x"]
+    assert x_api.requests() == []
 
 
 def test_check_names_the_account(home: Path, x_api: FakeXApi) -> None:
     use_x(home, x_api.url)
-    result, x = channel_check(home, ENV)
+    result, x = channel_check(home, "x", ENV)
     assert result.code == 0, result.output
     assert x["check"] == {"ok": True, "detail": "@example_support"}
     assert x["limits"] == "short: X weighted characters ≤ 280"
-    assert [(r.method, r.path) for r in x_api.requests] == [("GET", "/2/users/me")]
+    assert [(r.method, r.path) for r in x_api.requests()] == [("GET", "/2/users/me")]
 
 
 def test_check_with_refused_credentials_says_what_to_do(home: Path, x_api: FakeXApi) -> None:
     use_x(home, x_api.url)
-    result, x = channel_check(home, {**ENV, "X_ACCESS_TOKEN_SECRET": "ats-old-Hj4Kl7Zx0Cv3"})
+    result, x = channel_check(home, "x", {**ENV, "X_ACCESS_TOKEN_SECRET": "ats-old-Hj4Kl7Zx0Cv3"})
     assert result.code == 1
     assert not x["check"]["ok"] and x["check"]["detail"].startswith(CREDENTIALS_REFUSED)
 
@@ -251,7 +217,7 @@ def test_check_with_refused_credentials_says_what_to_do(home: Path, x_api: FakeX
 def test_check_of_an_unreachable_api_names_the_host(home: Path) -> None:
     port = free_port()
     use_x(home, f"http://127.0.0.1:{port}")
-    result, x = channel_check(home, ENV)
+    result, x = channel_check(home, "x", ENV)
     assert result.code == 1
     assert x["check"] == {"ok": False, "detail": f"cannot reach 127.0.0.1:{port}"}
 
@@ -261,7 +227,7 @@ def test_credentials_never_appear_in_output_or_ledger(home: Path, x_api: FakeXAp
     results = [run_cli("channels", "--check", home=home, env=ENV), run_cli("channels", "--json", home=home, env=ENV)]
     first, data = trigger(home)
     results.append(first)
-    x_api.queue("/2/tweets", Answer.unauthorized(), Answer.unauthorized())
+    x_api.script("/2/tweets", Answer.unauthorized(), Answer.unauthorized())
     results.append(run_cli("--debug", "update", data["incident"], "--phase", "identified", "--yes", home=home,
                            env=ENV))
     results.append(run_cli("status", "--json", home=home, env=ENV))

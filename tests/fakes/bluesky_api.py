@@ -13,17 +13,14 @@ import hashlib
 import json
 import re
 import secrets
-import threading
 import time
-from collections import defaultdict, deque
-from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import regex
+
+from tests.fakes import provider
+from tests.fakes.provider import ProviderFake, Received
 
 POST = "app.bsky.feed.post"
 TID = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
@@ -31,15 +28,8 @@ TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 BAD_PASSWORD = {"error": "AuthenticationRequired", "message": "Invalid identifier or password"}
 
 
-@dataclass(frozen=True)
-class Answer:
-    """A canned answer to the next call of an XRPC method; status None answers as the PDS would."""
-
-    status: int | None = None
-    body: dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    # Seconds to wait before answering; a record is stored first, as when a post is made but the answer is lost.
-    delay: float = 0.0
+class Answer(provider.Answer):
+    """The PDS's answers, scripted by XRPC method: `bluesky.script(nsid, Answer.expired_token())`."""
 
     @classmethod
     def rate_limited(cls, reset: float) -> Answer:
@@ -60,21 +50,6 @@ class Answer:
     @classmethod
     def expired_token(cls) -> Answer:
         return cls(400, {"error": "ExpiredToken", "message": "Token has expired"})
-
-    @classmethod
-    def slow(cls, delay: float) -> Answer:
-        return cls(delay=delay)
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """One call: `nsid` the XRPC method, headers lower-cased, `params` the query or the JSON body."""
-
-    method: str
-    nsid: str
-    headers: dict[str, str]
-    params: dict[str, Any]
-    at: float = field(default_factory=time.time)
 
 
 def _b64(data: bytes) -> str:
@@ -99,52 +74,27 @@ def new_tid() -> str:
     return "".join(TID_ALPHABET[(value >> shift) & 31] for shift in range(60, -1, -5))
 
 
-class FakeBluesky:
+class FakeBluesky(ProviderFake):
     """createSession, refreshSession, getProfile, createRecord and getRecord; every call recorded."""
 
     def __init__(self, handle: str, password: str, *, did: str = "did:plc:ewvi7nxzyoun6zhxrhs64oiz",
                  access_lifetime: timedelta = timedelta(hours=2)) -> None:
+        super().__init__()
         self.handle = handle
         self.password = password
         self.did = did
         self.access_lifetime = access_lifetime
-        self.requests: list[Recorded] = []
         # rkey -> {"uri", "cid", "value"} of every post in the repository.
         self.records: dict[str, dict[str, Any]] = {}
         self._access: dict[str, float] = {}
         self._refresh: set[str] = set()
-        self._answers: dict[str, deque[Answer]] = defaultdict(deque)
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-bluesky", daemon=True)
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def route(self, request: Received) -> str:
+        return request.path.removeprefix("/xrpc/")
 
-    def queue(self, nsid: str, *answers: Answer) -> None:
-        """Answer the next calls of `nsid` with these, in order; then as the PDS would."""
-        with self._lock:
-            self._answers[nsid].extend(answers)
-
-    def calls(self, nsid: str) -> list[Recorded]:
-        with self._lock:
-            return [r for r in self.requests if r.nsid == nsid]
-
-    def __enter__(self) -> FakeBluesky:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+    def answer(self, request: Received) -> Answer:
+        status, body = self._act(self.route(request), request.headers, request.params)
+        return Answer(status, body)
 
     # -- what the PDS would do ----------------------------------------------------------------------
     def _session(self) -> dict[str, Any]:
@@ -253,53 +203,3 @@ class FakeBluesky:
                 return 400, {"error": "RecordNotFound", "message": "Could not locate record"}
             return 200, found
         return 501, {"error": "MethodNotImplemented", "message": "Method Not Implemented"}
-
-    def _answer(self, method: str, path: str, headers: dict[str, str],
-                params: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str], float]:
-        nsid = urlsplit(path).path.removeprefix("/xrpc/")
-        with self._lock:
-            self.requests.append(Recorded(method, nsid, headers, params))
-            queue = self._answers[nsid]
-            canned = queue.popleft() if queue else None
-        if canned is not None and canned.status is not None:
-            return canned.status, canned.body or {}, canned.headers, canned.delay
-        status, body = self._act(nsid, headers, params)
-        return status, body, {}, canned.delay if canned else 0.0
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                query = parse_qs(urlsplit(self.path).query)
-                self._serve({k: v[-1] for k, v in query.items()})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                self._serve(json.loads(raw) if raw else {})
-
-            def _serve(self, params: dict[str, Any]) -> None:
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status, body, extra, delay = fake._answer(self.command, self.path, headers, params)
-                if delay and fake._stopping.wait(delay):
-                    return
-                data = json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("content-type", "application/json; charset=utf-8")
-                    self.send_header("content-length", str(len(data)))
-                    for name, value in extra.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        return Handler
-

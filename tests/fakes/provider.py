@@ -1,7 +1,8 @@
 """The base of the messaging providers' fakes: a real HTTP server on 127.0.0.1 that records and can be scripted.
 
 A subclass answers as its provider would (`answer`); `script` queues answers that win over it, in order,
-for the requests of one route (`route`: the path by default, the Bot API method for Telegram).
+for the requests of one route (`route`: the path by default, the Bot API method for Telegram, the XRPC
+method for Bluesky). A scripted answer without a status is the provider's own, sent only after its delay.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -23,24 +24,38 @@ import yaml
 
 @dataclass(frozen=True)
 class Answer:
-    """One HTTP answer. A dict or list body is sent as JSON, str or bytes as is; `delay` in seconds first."""
+    """One HTTP answer. A dict or list body is sent as JSON, str or bytes as is; `delay` in seconds first.
 
-    status: int = 200
+    A content-type in `headers` replaces the one the body implies. Status None, only in a script: the
+    provider's own answer, after `delay` (`slow`).
+    """
+
+    status: int | None = 200
     body: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
 
+    @classmethod
+    def slow(cls, delay: float) -> Self:
+        """The provider acts at once (a post is stored) but answers `delay` seconds later, as when an answer is lost."""
+        return cls(None, delay=delay)
+
     def payload(self) -> tuple[bytes, str]:
         if isinstance(self.body, dict | list):
-            return json.dumps(self.body).encode(), "application/json; charset=utf-8"
-        if isinstance(self.body, str):
-            return self.body.encode(), "text/plain; charset=utf-8"
-        return (self.body or b""), "text/plain; charset=utf-8"
+            data, content_type = json.dumps(self.body).encode(), "application/json; charset=utf-8"
+        elif isinstance(self.body, str):
+            data, content_type = self.body.encode(), "text/plain; charset=utf-8"
+        else:
+            data, content_type = (self.body or b""), "text/plain; charset=utf-8"
+        return data, next((v for k, v in self.headers.items() if k.lower() == "content-type"), content_type)
 
 
 @dataclass(frozen=True)
 class Received:
-    """A request as the fake saw it; headers lower-cased, `at` is time.monotonic() on arrival."""
+    """A request as the fake saw it; headers lower-cased, `at` is time.monotonic() on arrival.
+
+    `epoch` is time.time() on arrival too, to compare with the epoch times providers name (rate-limit resets).
+    """
 
     method: str
     path: str
@@ -48,10 +63,33 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    epoch: float
 
     @property
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
+
+    @property
+    def form(self) -> dict[str, str]:
+        """The form-encoded body, blank values kept."""
+        return dict(parse_qsl(self.body.decode(), keep_blank_values=True))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """What the caller sent: the form or JSON body, else the query."""
+        if not self.body:
+            return dict(self.query)
+        if self.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return self.form
+        found: dict[str, Any] = self.json
+        return found
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    # Deliveries connect at the same instant: the default backlog of 5 would drop SYNs (1 s retransmits).
+    request_queue_size = 128
 
 
 class ProviderFake:
@@ -62,10 +100,8 @@ class ProviderFake:
         self._scripts: dict[str, deque[Answer]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = _Server(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, name=type(self).__name__, daemon=True)
 
     @property
     def url(self) -> str:
@@ -100,12 +136,20 @@ class ProviderFake:
         self._server.server_close()
         self._thread.join(5)
 
-    def _serve(self, request: Received) -> Answer:
+    def _serve(self, request: Received) -> tuple[int, Answer]:
+        """The status and answer to send: the scripted one, else the provider's (after a scripted delay)."""
         with self._lock:
             self.received.append(request)
             queue = self._scripts.get(self.route(request))
             scripted = queue.popleft() if queue else None
-        return scripted if scripted is not None else self.answer(request)
+        if scripted is not None and scripted.status is not None:
+            return scripted.status, scripted
+        answer = self.answer(request)
+        if scripted is not None:
+            answer = replace(answer, delay=scripted.delay)
+        if answer.status is None:
+            raise TypeError(f"{type(self).__name__}.answer gave no status for {request.method} {request.path}")
+        return answer.status, answer
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -127,17 +171,19 @@ class ProviderFake:
                 body = self.rfile.read(length) if length else b""
                 split = urlsplit(self.path)
                 request = Received(self.command, split.path, dict(parse_qsl(split.query)),
-                                   {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
-                answer = fake._serve(request)
+                                   {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic(),
+                                   time.time())
+                status, answer = fake._serve(request)
                 if answer.delay and fake._stopping.wait(answer.delay):
                     return
                 data, content_type = answer.payload()
                 try:
-                    self.send_response(answer.status)
+                    self.send_response(status)
                     self.send_header("content-type", content_type)
                     self.send_header("content-length", str(len(data)))
                     for name, value in answer.headers.items():
-                        self.send_header(name, value)
+                        if name.lower() != "content-type":
+                            self.send_header(name, value)
                     self.end_headers()
                     if self.command != "HEAD":
                         self.wfile.write(data)
@@ -152,9 +198,10 @@ class ProviderFake:
 
 def add_channel(home: Path, name: str, settings: Mapping[str, Any], *, phases: Iterable[str] | None = None,
                 env: Mapping[str, str] | None = None) -> None:
-    """Add channel `name` to the home's channels.yaml and to `phases` (default: all) of whatsapp-outage.
+    """Set channel `name` in the home's channels.yaml and list it once in `phases` (default: all) of whatsapp-outage.
 
-    `env` values are appended to the home's .env, where ${NAME} settings find them.
+    A channel of that name is replaced where it stands. `env` values are appended to the home's .env, where
+    ${NAME} settings find them.
     """
     channels_path = home / "channels.yaml"
     data = yaml.safe_load(channels_path.read_text(encoding="utf-8")) or {}
@@ -163,7 +210,7 @@ def add_channel(home: Path, name: str, settings: Mapping[str, Any], *, phases: I
     path = home / "playbooks" / "whatsapp-outage.yaml"
     playbook = yaml.safe_load(path.read_text(encoding="utf-8"))
     for phase, spec in playbook["phases"].items():
-        if phases is None or phase in phases:
+        if (phases is None or phase in phases) and name not in spec["channels"]:
             spec["channels"] = [*spec["channels"], name]
     path.write_text(yaml.safe_dump(playbook, allow_unicode=True, sort_keys=False), encoding="utf-8")
     if env:

@@ -141,7 +141,7 @@ class FakeTelegram(ProviderFake):
             return error(404, "Not Found")
         if match["token"] != self.token:
             return error(401, "Unauthorized")
-        params: dict[str, Any] = request.json if request.body else dict(request.query)
+        params = request.params
         method = match["method"]
         if method == "getMe":
             return Answer(200, {"ok": True, "result": self.bot})

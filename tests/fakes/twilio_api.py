@@ -9,17 +9,13 @@ scripted to fail in order (`queue`) or for one number always (`refuse`); every r
 from __future__ import annotations
 
 import base64
-import json
 import re
 import secrets
-import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes import provider
+from tests.fakes.provider import ProviderFake, Received
 
 ERROR_DOCS = "https://www.twilio.com/docs/errors/{code}"
 # GSM 03.38, basic and extension tables: enough for the fake to count segments the way carriers do.
@@ -27,16 +23,12 @@ _GSM_BASIC = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\
                  "¿abcdefghijklmnopqrstuvwxyzäöñüà")
 _GSM_EXTENDED = set("^{}\\[~]|€\f")
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
+# The route of the requests that create a message: they share one script, whoever they are to.
+MESSAGES = "messages"
 
 
-@dataclass(frozen=True)
-class Answer:
-    """A canned answer to the next message; status None creates the message as Twilio would."""
-
-    status: int | None = None
-    body: dict[str, Any] | None = None
-    # Seconds to wait before answering; the message is created first, as when Twilio sends but the answer is lost.
-    delay: float = 0.0
+class Answer(provider.Answer):
+    """Twilio's answers to a message: `twilio.queue(Answer.rate_limited())`, `twilio.refuse(number, ...)`."""
 
     @classmethod
     def error(cls, status: int, code: int, message: str) -> Answer:
@@ -59,20 +51,6 @@ class Answer:
     def unsubscribed(cls) -> Answer:
         return cls.error(400, 21610, "Attempt to send to unsubscribed recipient")
 
-    @classmethod
-    def slow(cls, delay: float) -> Answer:
-        return cls(delay=delay)
-
-
-@dataclass(frozen=True)
-class Recorded:
-    method: str
-    path: str
-    query: dict[str, str]
-    form: dict[str, str]
-    headers: dict[str, str]
-    at: float = field(default_factory=time.monotonic)
-
 
 def segments(text: str) -> int:
     """Segments of an SMS body: GSM-7 160/153 septets, else UCS-2 70/67 code units."""
@@ -83,12 +61,13 @@ def segments(text: str) -> int:
     return 1 if units <= single else -(-units // multi)
 
 
-class FakeTwilio:
+class FakeTwilio(ProviderFake):
     """One Twilio account with its numbers and messaging services; a context manager that runs the server."""
 
     def __init__(self, account_sid: str, auth_token: str, numbers: tuple[str, ...] = ("+33700000001",),
                  services: dict[str, str] | None = None, friendly_name: str = "Example Support",
                  status: str = "active") -> None:
+        super().__init__()
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.numbers = numbers
@@ -96,32 +75,32 @@ class FakeTwilio:
         self.friendly_name = friendly_name
         self.status = status
         self.messages: list[dict[str, Any]] = []
-        self.requests: list[Recorded] = []
-        self._queue: deque[Answer] = deque()
         self._refused: dict[str, Answer] = {}
-        self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-twilio", daemon=True)
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def messages_path(self) -> str:
+        return f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
 
-    def queue(self, *answers: Answer) -> None:
+    def queue(self, *answers: provider.Answer) -> None:
         """Answer the next message requests with these, in order, whoever they are to."""
-        with self._lock:
-            self._queue.extend(answers)
+        self.script(MESSAGES, *answers)
 
     def refuse(self, number: str, answer: Answer) -> None:
         """Answer every message to `number` with `answer`."""
         with self._lock:
             self._refused[number] = answer
 
-    def posts(self) -> list[Recorded]:
+    def route(self, request: Received) -> str:
+        if request.method == "POST" and request.path == self.messages_path:
+            to = request.form.get("To")
+            # A refused number's message leaves the queued answers to the others.
+            return f"refused {to}" if to in self._refused else MESSAGES
+        return request.path
+
+    def posts(self) -> list[Received]:
         """Every request to create a message, created or not."""
         with self._lock:
-            return [r for r in self.requests if r.method == "POST" and r.path.endswith("/Messages.json")]
+            return [r for r in self.received if r.method == "POST" and r.path.endswith("/Messages.json")]
 
     def texts(self) -> dict[str, list[str]]:
         """The bodies of the messages created, by recipient number."""
@@ -131,39 +110,26 @@ class FakeTwilio:
                 found.setdefault(message["to"], []).append(message["body"])
         return found
 
-    def __enter__(self) -> FakeTwilio:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    # -- what the handler asks ------------------------------------------------------------------------
-    def handle(self, record: Recorded, authorization: str) -> tuple[int, dict[str, Any], float]:
-        """(status, JSON body, delay before answering) for one request."""
-        with self._lock:
-            self.requests.append(record)
-        if not self._authorized(authorization):
-            return _error(401, 20003, "Authenticate")
+    def answer(self, request: Received) -> Answer:
+        if not self._authorized(request.headers.get("authorization", "")):
+            return Answer.error(401, 20003, "Authenticate")
         account = f"/2010-04-01/Accounts/{self.account_sid}"
-        path = record.path
-        if record.method == "GET" and path == account + ".json":
-            return 200, self._account(), 0.0
-        if record.method == "GET" and path == account + "/IncomingPhoneNumbers.json":
-            wanted = record.query.get("PhoneNumber")
+        path = request.path
+        if request.method == "GET" and path == account + ".json":
+            return Answer(200, self._account())
+        if request.method == "GET" and path == account + "/IncomingPhoneNumbers.json":
+            wanted = request.query.get("PhoneNumber")
             found = [self._number(n) for n in self.numbers if wanted in (None, n)]
-            return 200, _page("incoming_phone_numbers", path, found), 0.0
-        if record.method == "POST" and path == account + "/Messages.json":
-            return self._create(record.form)
+            return Answer(200, _page("incoming_phone_numbers", path, found))
+        if request.method == "POST" and path == self.messages_path:
+            return self._create(request.form)
         match = re.fullmatch(r"/v1/Services/(MG[0-9a-f]{32})", path)
-        if record.method == "GET" and match:
+        if request.method == "GET" and match:
             name = self.services.get(match.group(1))
             if name is None:
-                return _error(404, 20404, f"The requested resource {path} was not found")
-            return 200, {"sid": match.group(1), "account_sid": self.account_sid, "friendly_name": name}, 0.0
-        return _error(404, 20404, f"The requested resource {path} was not found")
+                return Answer.error(404, 20404, f"The requested resource {path} was not found")
+            return Answer(200, {"sid": match.group(1), "account_sid": self.account_sid, "friendly_name": name})
+        return Answer.error(404, 20404, f"The requested resource {path} was not found")
 
     def _authorized(self, authorization: str) -> bool:
         scheme, _, encoded = authorization.partition(" ")
@@ -175,26 +141,26 @@ class FakeTwilio:
             return False
         return user == self.account_sid and password == self.auth_token
 
-    def _create(self, form: dict[str, str]) -> tuple[int, dict[str, Any], float]:
+    def _create(self, form: dict[str, str]) -> Answer:
         to, body = form.get("To", ""), form.get("Body", "")
         sender, service = form.get("From"), form.get("MessagingServiceSid")
         with self._lock:
-            answer = self._refused.get(to) or (self._queue.popleft() if self._queue else Answer())
-        if answer.status is not None:
-            return answer.status, answer.body or {}, answer.delay
+            refused = self._refused.get(to)
+        if refused is not None:
+            return refused
         if not _E164.fullmatch(to):
-            return _error(400, 21211, f"Invalid 'To' Phone Number: {to}")
+            return Answer.invalid_number(to)
         if sender is None and service is None:
-            return _error(400, 21603, "The 'From' phone number is required")
+            return Answer.error(400, 21603, "The 'From' phone number is required")
         if sender is not None and _E164.fullmatch(sender) and sender not in self.numbers:
-            return _error(400, 21659, f"'From' {sender} is not a Twilio phone number or Short Code country "
-                                      "mismatch")
+            return Answer.error(400, 21659, f"'From' {sender} is not a Twilio phone number or Short Code country "
+                                            "mismatch")
         if service is not None and service not in self.services:
-            return _error(400, 21701, "The Messaging Service Sid is invalid")
+            return Answer.error(400, 21701, "The Messaging Service Sid is invalid")
         if not body:
-            return _error(400, 21602, "Message body is required")
+            return Answer.error(400, 21602, "Message body is required")
         if len(body) > 1600:
-            return _error(400, 21617, "The concatenated message body exceeds the 1600 character limit")
+            return Answer.error(400, 21617, "The concatenated message body exceeds the 1600 character limit")
         sid = "SM" + secrets.token_hex(16)
         message = {
             "sid": sid, "account_sid": self.account_sid, "to": to, "from": sender, "messaging_service_sid": service,
@@ -207,7 +173,7 @@ class FakeTwilio:
         }
         with self._lock:
             self.messages.append(message)
-        return 201, message, answer.delay
+        return Answer(201, message)
 
     def _account(self) -> dict[str, Any]:
         return {"sid": self.account_sid, "friendly_name": self.friendly_name, "status": self.status,
@@ -219,55 +185,7 @@ class FakeTwilio:
                 "friendly_name": number, "capabilities": {"sms": True, "voice": True, "mms": False}}
 
 
-def _error(status: int, code: int, message: str) -> tuple[int, dict[str, Any], float]:
-    return status, {"code": code, "message": message, "more_info": ERROR_DOCS.format(code=code),
-                    "status": status}, 0.0
-
-
 def _page(key: str, path: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     return {key: items, "page": 0, "page_size": 50, "start": 0, "end": max(0, len(items) - 1),
             "first_page_uri": f"{path}?PageSize=50&Page=0", "next_page_uri": None, "previous_page_uri": None,
             "uri": f"{path}?PageSize=50&Page=0"}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-    fake: FakeTwilio
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def do_GET(self) -> None:
-        self._answer()
-
-    def do_POST(self) -> None:
-        self._answer()
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length).decode() if length else ""
-        parts = urlsplit(self.path)
-        record = Recorded(
-            self.command, parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()},
-            {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()},
-            {k.lower(): v for k, v in self.headers.items()},
-        )
-        status, body, delay = self.server.fake.handle(record, self.headers.get("authorization", ""))
-        if delay:
-            time.sleep(delay)
-        payload = json.dumps(body).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None

@@ -68,7 +68,7 @@ def configure(home: Path, sink: WebhookSink, smtp: SmtpServer, x_api: FakeXApi) 
     # Providers that quote what they were sent in their refusals.
     sink.script(f"echo/{TOKEN}", *[Reply(400, body={"error": ECHOED, "url": sink.url(f"echo/{TOKEN}")})] * 30)
     smtp.refuse("bob@example.com", 550, f"5.7.1 relay denied for {USERNAME}:{PASSWORD}")
-    x_api.queue("/2/tweets", Answer(403, {"title": "Forbidden", "status": 403,
+    x_api.script("/2/tweets", Answer(403, {"title": "Forbidden", "status": 403,
                                           "detail": f"token {X.access_token} secret {X.access_token_secret}"}))
 
 

@@ -6,8 +6,6 @@ import asyncio
 import json
 import logging
 import re
-import socket
-import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +17,7 @@ from playbook import secrets
 from playbook.publishers.apprise import AppriseConfig, ApprisePublisher
 from playbook.publishers.base import ChannelContext, Delivery
 from playbook.render import Message
-from tests.conftest import Result, run_cli, write
+from tests.conftest import Result, free_port, ledger_text, run_cli, run_trigger, write
 from tests.fakes.http import Reply, WebhookSink
 
 ENV = {"HOOK_PASSWORD": "hookpass-9f8e7d6c5b", "NTFY_TOKEN": "tk_4b3c2d1e0f9a8b7c", "NTFY_TOPIC": "crisis-topic-5e6f"}
@@ -47,19 +45,12 @@ def ntfy_url(sink: WebhookSink) -> str:
 
 
 def trigger(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
-    result = run_cli("trigger", "whatsapp-outage", "--yes", "--json", *args, home=home,
-                     env=ENV if env is None else env)
-    return result, json.loads(result.stdout) if result.stdout.strip() else {}
+    return run_trigger(home, *args, env=ENV if env is None else env)
 
 
 def team(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {d["lang"]: d for d in data["deliveries"] if d["channel"] == "team"}
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_every_url_gets_the_title_and_body_in_each_language(home: Path, webhook_sink: WebhookSink) -> None:
@@ -183,10 +174,6 @@ def test_check_names_each_url_by_scheme_and_host_and_sends_nothing(home: Path, w
     assert channel["limits"] == "body: characters (ntfy) ≤ 7800"
     assert webhook_sink.requests() == []
 
-
-def ledger_text(home: Path) -> str:
-    with sqlite3.connect(home / ".playbook" / "state.db") as db:
-        return "\n".join(db.iterdump())
 
 
 def test_secrets_in_urls_never_appear_in_output_or_ledger(home: Path, webhook_sink: WebhookSink) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import Result, run_cli, write
+from tests.conftest import Result, ledger_text, run_cli, write
 from tests.fakes.http import Reply, WebhookSink
 from tests.fakes.provider import Answer, add_channel
 from tests.fakes.webhooks import CONNECTOR_THROTTLED, FakeSlack, FakeTeams
@@ -64,10 +63,6 @@ def delivery(data: dict[str, Any], channel: str) -> dict[str, Any]:
 def partner_urls(data: dict[str, Any]) -> dict[str, str]:
     return {d["lang"]: d["url"] for d in data["deliveries"] if d["channel"] == "partners"}
 
-
-def ledger_text(home: Path) -> str:
-    with sqlite3.connect(home / ".playbook" / "state.db") as db:
-        return "\n".join(db.iterdump())
 
 
 def texts(blocks: list[dict[str, Any]], kind: str) -> list[str]:

@@ -22,7 +22,7 @@ from playbook.output import LiveView
 from playbook.publishers.base import ChannelContext, Delivery, Failure, Receipt, Recipient
 from playbook.publishers.email import EmailConfig, EmailPublisher, body_to_html
 from playbook.render import Message
-from tests.conftest import Result, run_cli, write
+from tests.conftest import run_cli, run_trigger, write
 from tests.fakes.smtp import PASSWORD, USERNAME, SmtpServer, self_signed
 
 PLAYBOOK = "whatsapp-outage"
@@ -69,11 +69,6 @@ def use_email(home: Path, server: SmtpServer, cert: tuple[Path, Path], *, secret
     write(home / "contacts" / "customers.csv", "email,language,name\n" + rows)
 
 
-def trigger_json(home: Path, *args: str) -> tuple[Result, dict[str, Any]]:
-    result = run_cli("trigger", PLAYBOOK, "--json", *args, home=home)
-    assert result.stdout, result.stderr
-    return result, json.loads(result.stdout)
-
 
 def customers_rows(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {d["lang"]: d for d in data["deliveries"] if d["channel"] == "customers"}
@@ -96,7 +91,7 @@ def outbox_lines(home: Path, channel: str) -> int:
 def test_each_customer_gets_one_message_in_their_language(home: Path, smtp: SmtpServer,
                                                           cert: tuple[Path, Path]) -> None:
     use_email(home, smtp, cert)
-    result, data = trigger_json(home)
+    result, data = run_trigger(home)
     assert result.code == 0, result.output
     rows = customers_rows(data)
     assert rows["fr"]["recipients"] == {"total": 3, "sent": 3, "already-sent": 0, "failed": 0, "rejected": 0}
@@ -158,7 +153,7 @@ def test_a_server_closing_connections_costs_no_message(home: Path, smtp: SmtpSer
     customers = [(f"customer{n}@example.com", "en", f"Customer {n}", "") for n in range(12)]
     use_email(home, smtp, cert, customers=customers, connections=2)
     smtp.close_after(3)
-    result, _ = trigger_json(home)
+    result, _ = run_trigger(home)
     assert result.code == 0, result.output
     assert sorted(r for m in smtp.messages for r in m.rcpt_tos) == sorted(c[0] for c in customers)
     assert smtp.connections >= 4
@@ -170,7 +165,7 @@ def test_a_refused_recipient_is_recorded_and_never_retried(home: Path, smtp: Smt
                                                             cert: tuple[Path, Path]) -> None:
     use_email(home, smtp, cert, retry_for="1s")
     smtp.refuse("bob@example.com", 550, "5.1.1 <bob@example.com>: Recipient address rejected")
-    result, data = trigger_json(home, "--detected-at", "-1h")
+    result, data = run_trigger(home, "--detected-at", "-1h")
     assert result.code == 0, result.output
     en = customers_rows(data)["en"]
     assert en["recipients"]["rejected"] == 1 and en["recipients"]["sent"] == 1
@@ -188,7 +183,7 @@ def test_a_deferred_recipient_is_retried_and_delivered(home: Path, smtp: SmtpSer
                                                         cert: tuple[Path, Path]) -> None:
     use_email(home, smtp, cert)
     smtp.refuse_once("chloe@example.com", 451, "4.7.1 Greylisted, try again later")
-    result, _ = trigger_json(home)
+    result, _ = run_trigger(home)
     assert result.code == 0, result.output
     assert len(smtp.to("chloe@example.com")) == 1
     chloe = next(row for row in ledger_rows(home) if row["recipient"] == "chloe@example.com")
@@ -200,7 +195,7 @@ def test_a_wrong_password_fails_email_alone_and_resume_finishes_it(home: Path, s
                                                                      cert: tuple[Path, Path]) -> None:
     wrong = "not-the-password-3b9d"
     use_email(home, smtp, cert, secret=wrong)
-    result, data = trigger_json(home)
+    result, data = run_trigger(home)
     assert result.code == 1
     expected = (f"127.0.0.1:{smtp.port} refused the login (535 5.7.8 Authentication credentials invalid): "
                 "check the settings 'username' and 'password' of channel 'customers'")
@@ -221,7 +216,7 @@ def test_resume_never_mails_a_confirmed_recipient_twice(home: Path, smtp: SmtpSe
                                                         cert: tuple[Path, Path]) -> None:
     use_email(home, smtp, cert, retry_for="1s")
     smtp.refuse("dieter@example.com", 452, "4.2.2 Mailbox full, try later")
-    result, data = trigger_json(home, "--detected-at", "-1h")
+    result, data = run_trigger(home, "--detected-at", "-1h")
     assert result.code == 1
     assert customers_rows(data)["fr"]["recipients"]["failed"] == 1
     assert len(smtp.messages) == len(CUSTOMERS) - 1
@@ -245,7 +240,7 @@ def test_validate_points_at_bad_rows_and_trigger_skips_them(home: Path, smtp: Sm
             "(there must be something after the @-sign); this row is skipped") in result.stdout
     assert ("warning: channel 'customers': contacts/customers.csv:4: ANA@example.com repeats line 2; "
             "it is sent once") in result.stdout
-    sent, _ = trigger_json(home)
+    sent, _ = run_trigger(home)
     assert sent.code == 0, sent.output
     assert [r for m in smtp.messages for r in m.rcpt_tos] == ["ana@example.com"]
 
@@ -317,7 +312,7 @@ def test_check_says_what_is_wrong(home: Path, smtp: SmtpServer, cert: tuple[Path
 def test_implicit_tls_on_its_own_port(home: Path, cert: tuple[Path, Path]) -> None:
     with SmtpServer(cert=cert, implicit_tls=True) as server:
         use_email(home, server, cert, security="ssl")
-        result, _ = trigger_json(home)
+        result, _ = run_trigger(home)
         assert result.code == 0, result.output
         assert len(server.messages) == len(CUSTOMERS) and all(m.tls for m in server.messages)
 
@@ -418,7 +413,7 @@ def test_a_message_refused_after_data_fails_alone_and_the_connection_carries_the
     use_email(home, smtp, cert, connections=1, retry_for="1s")
     # A multiline reply, as content filters give: every line must be read before the next command.
     smtp.refuse_data("bob@example.com", "554 5.7.1 Message rejected", "554 5.7.1 as spam")
-    result, data = trigger_json(home, "--detected-at", "-1h")
+    result, data = run_trigger(home, "--detected-at", "-1h")
     assert result.code == 1, result.output
     en = customers_rows(data)["en"]
     assert "the message was refused by the server (554 5.7.1 Message rejected 5.7.1 as spam)" in en["error"]

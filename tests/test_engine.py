@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import time
@@ -15,17 +14,11 @@ from playbook.home import Home
 from playbook.incidents import Session, trigger
 from playbook.ledger import Ledger
 from playbook.starter import write_starter
-from tests.conftest import Result, run_cli
+from tests.conftest import run_trigger
 from tests.fakes.http import SECRET, Reply, WebhookSink, use_webhooks
 
 PLAYBOOK = "whatsapp-outage"
 
-
-def trigger_json(home: Path, *args: str) -> tuple[Result, dict[str, Any]]:
-    """Run `playbook trigger --json` and parse what it printed."""
-    result = run_cli("trigger", PLAYBOOK, "--json", *args, home=home)
-    assert result.stdout, result.stderr
-    return result, json.loads(result.stdout)
 
 
 def by_channel(data: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -71,7 +64,7 @@ def test_every_channel_and_language_is_sent_at_once(tmp_path: Path, home: Path,
 
 def test_each_request_is_signed_and_carries_the_ledger_key(home: Path, webhook_sink: WebhookSink) -> None:
     use_webhooks(home, webhook_sink, ["ops", "partners"])
-    result, data = trigger_json(home)
+    result, data = run_trigger(home)
 
     assert result.code == 0, result.output
     keys = {row.key for row in Ledger(home / ".playbook" / "state.db", readonly=True).deliveries(data["incident"])}
@@ -90,7 +83,7 @@ def test_each_request_is_signed_and_carries_the_ledger_key(home: Path, webhook_s
 def test_a_server_error_is_retried_until_it_passes(home: Path, webhook_sink: WebhookSink) -> None:
     use_webhooks(home, webhook_sink, ["ops"], languages=["en"])
     webhook_sink.script("ops", Reply(503, body={"error": "busy"}))
-    result, data = trigger_json(home)
+    result, data = run_trigger(home)
 
     assert result.code == 0, result.output
     delivery = by_channel(data)[("ops", "en")]
@@ -104,7 +97,7 @@ def test_a_server_error_is_retried_until_it_passes(home: Path, webhook_sink: Web
 def test_a_dropped_answer_is_retried_with_the_same_key(home: Path, webhook_sink: WebhookSink) -> None:
     use_webhooks(home, webhook_sink, ["ops"], languages=["en"])
     webhook_sink.script("ops", Reply(drop=True))
-    result, data = trigger_json(home)
+    result, data = run_trigger(home)
 
     assert result.code == 0, result.output
     assert by_channel(data)[("ops", "en")]["attempts"] == 2
@@ -116,7 +109,7 @@ def test_rate_limit_with_retry_after_inside_the_deadline_waits_then_sends(home: 
                                                                           webhook_sink: WebhookSink) -> None:
     use_webhooks(home, webhook_sink, ["ops"], languages=["en"])
     webhook_sink.script("ops", Reply(429, headers={"Retry-After": "2"}, body={"error": "slow down"}))
-    result, data = trigger_json(home)
+    result, data = run_trigger(home)
 
     assert result.code == 0, result.output
     assert by_channel(data)[("ops", "en")]["attempts"] == 2
@@ -129,7 +122,7 @@ def test_rate_limit_resetting_after_the_deadline_fails_at_once_with_the_reset_ti
     use_webhooks(home, webhook_sink, ["ops", "partners"], languages=["en"])
     webhook_sink.script("ops", Reply(429, headers={"Retry-After": "600"}, body={"error": "quota"}))
     started = time.monotonic()
-    result, data = trigger_json(home, "--detected-at", "-29m")
+    result, data = run_trigger(home, "--detected-at", "-29m")
     took = time.monotonic() - started
 
     assert result.code == 1
@@ -149,7 +142,7 @@ def test_rate_limit_resetting_after_the_deadline_fails_at_once_with_the_reset_ti
 def test_an_attempt_that_times_out_is_retried_and_then_sent(home: Path, webhook_sink: WebhookSink) -> None:
     use_webhooks(home, webhook_sink, ["slow"], languages=["en"], settings={"slow": {"timeout": "1s"}})
     webhook_sink.script("slow", Reply(delay=3))
-    result, data = trigger_json(home)
+    result, data = run_trigger(home)
 
     assert result.code == 0, result.output
     delivery = by_channel(data)[("slow", "en")]
@@ -164,7 +157,7 @@ def test_attempts_that_keep_timing_out_fail_once_retry_for_is_spent(home: Path, 
     webhook_sink.script("slow", *[Reply(delay=5)] * 10)
     started = time.monotonic()
     # Detected 30 minutes ago: the window is over, so retry_for alone bounds the retries.
-    result, data = trigger_json(home, "--detected-at", "-30m")
+    result, data = run_trigger(home, "--detected-at", "-30m")
     took = time.monotonic() - started
 
     assert result.code == 1
@@ -182,7 +175,7 @@ def test_a_refusal_fails_fast_and_the_other_channels_are_delivered(home: Path, w
     use_webhooks(home, webhook_sink, ["ops", "partners", "press"])
     webhook_sink.script("partners", Reply(401, body={"error": "bad signature"}),
                         Reply(401, body={"error": "bad signature"}))
-    result, data = trigger_json(home)
+    result, data = run_trigger(home)
 
     assert result.code == 1
     deliveries = by_channel(data)
@@ -200,7 +193,7 @@ def test_a_refusal_fails_fast_and_the_other_channels_are_delivered(home: Path, w
 def test_a_rejected_payload_is_not_retried(home: Path, webhook_sink: WebhookSink) -> None:
     use_webhooks(home, webhook_sink, ["ops"], languages=["en"])
     webhook_sink.script("ops", Reply(422, body={"error": "blocks.short is required"}))
-    result, data = trigger_json(home)
+    result, data = run_trigger(home)
 
     assert result.code == 1
     failed = by_channel(data)[("ops", "en")]
@@ -212,7 +205,7 @@ def test_a_channel_that_is_down_does_not_hold_up_the_others(home: Path, webhook_
     use_webhooks(home, webhook_sink, ["down", "ops", "partners"], languages=["en"],
                  settings={"down": {"url": down, "retry_for": "2s"}})
     started = time.monotonic()
-    result, data = trigger_json(home, "--detected-at", "-30m")
+    result, data = run_trigger(home, "--detected-at", "-30m")
     took = time.monotonic() - started
 
     assert result.code == 1
@@ -228,7 +221,7 @@ def test_a_channel_that_is_down_does_not_hold_up_the_others(home: Path, webhook_
 
 def test_the_json_result_has_one_row_per_delivery(home: Path, webhook_sink: WebhookSink) -> None:
     use_webhooks(home, webhook_sink, ["ops", "partners"])
-    result, data = trigger_json(home)
+    result, data = run_trigger(home)
 
     assert result.code == 0, result.output
     assert {"incident", "phase", "ok", "deliveries"} <= set(data)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 import subprocess
 import threading
@@ -23,6 +22,8 @@ from typing import Any, cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.conftest import free_port
 
 # aiosmtpd logs a warning about its own use of a deprecated attribute at every successful login.
 logging.getLogger("mail.log").setLevel(logging.ERROR)
@@ -139,7 +140,7 @@ class SmtpServer:
         self.connections = 0
         self.open_connections = 0
         self.most_at_once = 0
-        self.port = _free_port()
+        self.port = free_port()
         context: ssl.SSLContext | None = None
         if cert is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -250,9 +251,3 @@ class SmtpServer:
 
 def _encrypted(server: SMTP) -> bool:
     return server.transport is not None and server.transport.get_extra_info("ssl_object") is not None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

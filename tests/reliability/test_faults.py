@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Result, run_cli, write
+from tests.conftest import run_cli, run_trigger, write
 from tests.fakes.http import Reply, WebhookSink, use_webhooks
 from tests.fakes.smtp import SmtpServer
 
@@ -76,11 +76,6 @@ def use_email(home: Path, server: SmtpServer, customers: list[str], **settings: 
     write(home / "contacts" / "customers.csv", "email,language\n" + "".join(f"{a},en\n" for a in customers))
 
 
-def trigger_json(home: Path, *args: str) -> tuple[Result, dict[str, Any]]:
-    result = run_cli("trigger", PLAYBOOK, "--yes", "--json", *args, home=home)
-    assert result.stdout, result.stderr
-    return result, json.loads(result.stdout)
-
 
 def email_rows(home: Path) -> dict[str, sqlite3.Row]:
     db = sqlite3.connect(home / ".playbook" / "state.db")
@@ -104,7 +99,7 @@ def test_an_smtp_answer_too_slow_or_cut_off_is_retried_and_the_customer_mailed_o
     # The server answers this RCPT only after 3 s (beyond the 1 s attempt), or closes the connection instead.
     smtp._controller.handler = FaultyRcpt(smtp._controller.handler, "c2@example.com", fault, delay=3)
     started = time.monotonic()
-    result, data = trigger_json(home)
+    result, data = run_trigger(home)
     took = time.monotonic() - started
 
     assert result.code == 0, result.output
@@ -124,7 +119,7 @@ def test_429_on_every_attempt_fails_with_the_reason_once_retry_for_is_spent_then
     # Retry-After: 1 on each answer: attempts at about 0, 1 and 2 s; a fourth would start after retry_for.
     webhook_sink.script("limited", *[Reply(429, headers={"Retry-After": "1"}, body={"error": "slow down"})] * 3)
     # Detected 40 minutes ago: the window is over, so retry_for alone bounds the retries.
-    result, data = trigger_json(home, "--detected-at", "-40m")
+    result, data = run_trigger(home, "--detected-at", "-40m")
 
     assert result.code == 1
     failed = by_channel(data)[("limited", "en")]
@@ -150,7 +145,7 @@ def test_server_errors_in_a_row_then_recovery_send_once_with_the_same_key_and_bo
     use_webhooks(home, webhook_sink, ["ops"], languages=["en"])
     webhook_sink.script("ops", Reply(500, body="oops"), Reply(502, body="<html>bad gateway</html>"),
                         Reply(503, headers={"Retry-After": "0"}, body={"error": "busy"}))
-    result, data = trigger_json(home)
+    result, data = run_trigger(home)
 
     assert result.code == 0, result.output
     delivery = by_channel(data)[("ops", "en")]
@@ -171,7 +166,7 @@ def test_refused_and_deferred_recipients_in_one_list_end_rejected_and_delivered(
         smtp.refuse(address, 550, "5.1.1 No such user here")
     for address in deferred:
         smtp.refuse_once(address, 451, "4.7.1 Greylisted, try again later")
-    result, data = trigger_json(home)
+    result, data = run_trigger(home)
 
     assert result.code == 0, result.output
     summary = by_channel(data)[("customers", "en")]

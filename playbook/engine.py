@@ -255,11 +255,9 @@ class Engine:
         who = delivery.recipient.address if delivery.recipient else None
         attempts = 0
         while True:
-            if held is not None and held.confirmation is not None:
-                attempts = self.ledger.mark_sending(delivery.key, confirmed=held.confirmation)
+            attempts = self.ledger.mark_sending(delivery.key, confirmed=held.confirmation if held else None)
+            if held is not None:
                 self._announce(held)
-            else:
-                attempts = self.ledger.mark_sending(delivery.key)
             self.observer.event(DeliveryEvent(plan.name, delivery.lang, "sending", attempts, recipient=who))
             try:
                 # A timeout scope rather than wait_for: no Task made per attempt, thousands per list.

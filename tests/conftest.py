@@ -99,6 +99,11 @@ def deliveries(data: dict[str, Any], channel: str) -> dict[str, dict[str, Any]]:
     return {d["lang"]: d for d in data["deliveries"] if d["channel"] == channel}
 
 
+def by_channel(data: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every delivery in a run's JSON, by (channel, language)."""
+    return {(d["channel"], d["lang"]): d for d in data["deliveries"]}
+
+
 def channel_check(home: Path, channel: str, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
     """`playbook channels --check --json`: the result and what it says of `channel`."""
     result = run_cli("channels", "--check", "--json", home=home, env=env)

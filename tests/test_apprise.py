@@ -17,7 +17,7 @@ from playbook import secrets
 from playbook.publishers.apprise import AppriseConfig, ApprisePublisher
 from playbook.publishers.base import ChannelContext, Delivery
 from playbook.render import Message
-from tests.conftest import Result, free_port, ledger_text, run_cli, run_trigger, write
+from tests.conftest import Result, deliveries, free_port, ledger_text, run_cli, run_trigger, write
 from tests.fakes.http import Reply, WebhookSink
 
 ENV = {"HOOK_PASSWORD": "hookpass-9f8e7d6c5b", "NTFY_TOKEN": "tk_4b3c2d1e0f9a8b7c", "NTFY_TOPIC": "crisis-topic-5e6f"}
@@ -49,7 +49,7 @@ def trigger(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[
 
 
 def team(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {d["lang"]: d for d in data["deliveries"] if d["channel"] == "team"}
+    return deliveries(data, "team")
 
 
 

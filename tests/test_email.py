@@ -22,7 +22,7 @@ from playbook.output import LiveView
 from playbook.publishers.base import ChannelContext, Delivery, Failure, Receipt, Recipient
 from playbook.publishers.email import EmailConfig, EmailPublisher, body_to_html
 from playbook.render import Message
-from tests.conftest import run_cli, run_trigger, write
+from tests.conftest import deliveries, run_cli, run_trigger, write
 from tests.fakes.smtp import PASSWORD, USERNAME, SmtpServer, self_signed
 
 PLAYBOOK = "whatsapp-outage"
@@ -71,7 +71,7 @@ def use_email(home: Path, server: SmtpServer, cert: tuple[Path, Path], *, secret
 
 
 def customers_rows(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {d["lang"]: d for d in data["deliveries"] if d["channel"] == "customers"}
+    return deliveries(data, "customers")
 
 
 def ledger_rows(home: Path) -> list[sqlite3.Row]:

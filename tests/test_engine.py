@@ -7,22 +7,17 @@ import socket
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from playbook.engine import backoff
 from playbook.home import Home
 from playbook.incidents import Session, trigger
 from playbook.ledger import Ledger
 from playbook.starter import write_starter
-from tests.conftest import run_trigger
+from tests.conftest import by_channel, run_trigger
 from tests.fakes.http import SECRET, Reply, WebhookSink, use_webhooks
 
 PLAYBOOK = "whatsapp-outage"
 
-
-
-def by_channel(data: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(d["channel"], d["lang"]): d for d in data["deliveries"]}
 
 
 def closed_port() -> int:

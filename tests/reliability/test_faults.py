@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import run_cli, run_trigger, write
+from tests.conftest import by_channel, run_cli, run_trigger, write
 from tests.fakes.http import Reply, WebhookSink, use_webhooks
 from tests.fakes.smtp import SmtpServer
 
@@ -85,10 +85,6 @@ def email_rows(home: Path) -> dict[str, sqlite3.Row]:
     finally:
         db.close()
     return {row["recipient"]: row for row in rows}
-
-
-def by_channel(data: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(d["channel"], d["lang"]): d for d in data["deliveries"]}
 
 
 @pytest.mark.parametrize("fault", ["slow", "drop"])

@@ -12,6 +12,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
     field_validator,
     model_validator,
@@ -19,7 +20,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from playbook.errors import ConfigError, did_you_mean
-from playbook.timeparse import parse_duration
+from playbook.timeparse import format_duration, parse_duration
 from playbook.yamlfile import YamlDoc
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -40,7 +41,9 @@ def _duration(value: Any) -> Any:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+# Written back (JSON: `channels --json`, listings) the way users write it, 15s rather than ISO 8601's PT15S.
+Duration = Annotated[timedelta, BeforeValidator(_duration),
+                     PlainSerializer(format_duration, return_type=str, when_used="json")]
 Localized = dict[str, str]
 
 

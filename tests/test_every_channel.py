@@ -91,3 +91,14 @@ def test_channels_says_for_every_type_what_a_crash_mid_send_may_mean(home: Path)
     # Once per type, after the table.
     crash_lines = table.stdout.split("If publishing stops mid-send", 1)[1].splitlines()[1:]
     assert sorted(line.split(":", 1)[0].strip() for line in crash_lines if line.strip()) == sorted(meanings)
+
+
+def test_channels_shows_durations_as_channels_yaml_writes_them(home: Path) -> None:
+    every = _every_channel_home(home)
+    write(every / "channels.yaml", (every / "channels.yaml").read_text().replace(
+        "ops: {type: webhook,", "ops: {type: webhook, timeout: 1m30s, retry_for: 2h,"))
+    listing = json.loads(run_cli("channels", "--json", home=every).stdout)["channels"]
+    listed = {c["name"]: c["settings"] for c in listing}
+    # Not ISO 8601 (PT15S): what a marketer reads back is what they would write.
+    assert (listed["ops"]["timeout"], listed["ops"]["retry_for"]) == ("1m30s", "2h")
+    assert {(s["timeout"], s["retry_for"]) for name, s in listed.items() if name != "ops"} == {("15s", "5m")}

@@ -22,6 +22,8 @@ LANGUAGE_COLUMNS = ("language", "lang")
 # Beyond this many, warnings are summed up: a list exported with the wrong column would flood the screen.
 SHOWN_WARNINGS = 20
 _CHUNK = 1 << 20
+_NOT_UTF8 = "not UTF-8 text; save the list as UTF-8 (CSV UTF-8)"
+_NUL = "a NUL byte, which no text holds; is this a spreadsheet file rather than its CSV export?"
 
 # Returns the address in the form to send to, or raises ValueError saying what is wrong with it.
 AddressCheck = Callable[[str], str]
@@ -63,23 +65,48 @@ class RecipientList:
 
     # -- offline checks ----------------------------------------------------------------------------
     def problems(self) -> list[str]:
-        """What makes the list unusable (missing, not UTF-8, no address column); cheap enough before a send."""
+        """What makes the list unusable: missing, not text, malformed rows, no address column, nobody to send to.
+
+        The whole list is read (a 50,000-row list takes a fraction of a second): one stray quote can merge
+        thousands of rows into one cell, and that must stop a send before it starts, not halfway through.
+        """
+        unreadable = self._unreadable()
+        if unreadable:
+            return unreadable
+        if not any(self._valid(row) for row in self._rows()):
+            return [f"{self.shown} has no recipient to send to (no row holds {self.kind})"]
+        return []
+
+    def _unreadable(self) -> list[str]:
+        """The problems that stop the list being read at all; its rows are not checked here."""
         if not self.path.is_file():
             return [f"recipient list {self.shown} does not exist"]
-        bad_line = self._undecodable_line()
+        bad_line, reason = self._binary_line()
         if bad_line is not None:
-            return [f"{self.shown}:{bad_line}: not UTF-8 text; save the list as UTF-8 (CSV UTF-8)"]
+            return [f"{self.shown}:{bad_line}: {reason}"]
         header = self._header()
         if header is None:
             return [f"recipient list {self.shown} is empty: its first row must name the columns"]
         if self.column not in header:
             named = ", ".join(h for h in header if h) or "none"
             return [f"{self.shown}:1: no '{self.column}' column (columns: {named})"]
+        try:
+            for _ in self._rows():
+                pass
+        except PlaybookError as exc:
+            return [str(exc)]
         return []
+
+    def _valid(self, row: _Row) -> bool:
+        try:
+            self.check(row.fields.get(self.column, ""))
+        except ValueError:
+            return False
+        return True
 
     def warnings(self) -> list[str]:
         """Rows that will not be sent: bad or missing addresses, and repeats of an earlier row."""
-        if self.problems():
+        if self._unreadable():
             return []
         found: list[str] = []
         first_line: dict[str, int] = {}
@@ -97,13 +124,11 @@ class RecipientList:
         if len(found) > SHOWN_WARNINGS:
             rest = len(found) - SHOWN_WARNINGS
             found = [*found[:SHOWN_WARNINGS], f"{self.shown}: and {rest:,} more rows like these"]
-        if not first_line:
-            found.insert(0, f"{self.shown} has no recipient to send to")
         return found
 
     def count(self) -> int:
         """Rows with an address, valid or not: a quick figure for plans and listings."""
-        if self.problems():
+        if self._unreadable():
             return 0
         return sum(1 for row in self._rows() if row.fields.get(self.column))
 
@@ -126,7 +151,7 @@ class RecipientList:
     # -- reading -----------------------------------------------------------------------------------
     def _header(self) -> list[str] | None:
         with self._open() as handle:
-            reader = csv.reader(handle, delimiter=_delimiter(handle))
+            reader = csv.reader(handle, delimiter=_delimiter(handle), strict=True)
             for cells in _cells(reader, self.shown):
                 if any(c.strip() for c in cells):
                     return [_column_name(c) for c in cells]
@@ -134,7 +159,7 @@ class RecipientList:
 
     def _rows(self) -> Iterator[_Row]:
         with self._open() as handle:
-            reader = csv.reader(handle, delimiter=_delimiter(handle))
+            reader = csv.reader(handle, delimiter=_delimiter(handle), strict=True)
             header: list[str] | None = None
             previous_end = 0
             for cells in _cells(reader, self.shown):
@@ -144,7 +169,12 @@ class RecipientList:
                 if header is None:
                     header = [_column_name(c) for c in cells]
                     continue
-                fields = {name: value.strip() for name, value in zip(header, cells, strict=False) if name}
+                if len(cells) != len(header):
+                    # A cell too many or too few shifts every column after it: names and addresses would
+                    # reach the wrong person.
+                    raise PlaybookError(f"{self.shown}:{start}: {len(cells)} cells where the header has "
+                                        f"{len(header)}; is a separator or a quote out of place?")
+                fields = {name: value.strip() for name, value in zip(header, cells, strict=True) if name}
                 yield _Row(start, fields)
 
     def _open(self) -> TextIO:
@@ -152,26 +182,30 @@ class RecipientList:
         # problems() reports) become U+FFFD rather than stopping a send halfway through the list.
         return self.path.open(encoding="utf-8-sig", errors="replace", newline="")
 
-    def _undecodable_line(self) -> int | None:
-        """The line of the first byte that is not UTF-8, read in chunks (a list may be large)."""
+    def _binary_line(self) -> tuple[int | None, str]:
+        """The line of the first byte that is not UTF-8 text, or a NUL, and why; read in chunks (lists are large)."""
         decoder = codecs.getincrementaldecoder("utf-8")()
         lines = 1
         with self.path.open("rb") as handle:
             while chunk := handle.read(_CHUNK):
+                nul = chunk.find(b"\0")
                 try:
                     decoder.decode(chunk)
                 except UnicodeDecodeError as exc:
-                    return lines + chunk.count(b"\n", 0, exc.start)
+                    if nul == -1 or exc.start < nul:
+                        return lines + chunk.count(b"\n", 0, exc.start), _NOT_UTF8
+                if nul != -1:
+                    return lines + chunk.count(b"\n", 0, nul), _NUL
                 lines += chunk.count(b"\n")
             try:
                 decoder.decode(b"", final=True)
             except UnicodeDecodeError:
-                return lines
-        return None
+                return lines, _NOT_UTF8
+        return None, ""
 
 
 def _cells(reader: Any, shown: str) -> Iterator[list[str]]:
-    """The rows of a csv reader; a row it cannot read (a cell over 131,072 characters) is an error naming its line."""
+    """The rows of a strict csv reader; a row it cannot read is an error naming the line the row starts on."""
     start = 1
     try:
         for cells in reader:
@@ -179,7 +213,12 @@ def _cells(reader: Any, shown: str) -> Iterator[list[str]]:
             start = reader.line_num + 1
     except csv.Error as exc:
         # Usually a quote left open, which swallows the rest of the file into one cell.
-        raise PlaybookError(f"{shown}:{start}: cannot read this row ({exc}); is a quote left open?") from None
+        reason = str(exc)
+        if reason == "unexpected end of data":
+            reason = "a quoted cell runs to the end of the file"
+        elif reason.endswith("expected after '\"'"):
+            reason = "text after the closing quote of a quoted cell"
+        raise PlaybookError(f"{shown}:{start}: cannot read this row ({reason}); is a quote left open?") from None
 
 
 def _delimiter(handle: TextIO) -> str:

@@ -431,16 +431,37 @@ def test_an_unusable_list_is_one_line_naming_the_file_and_nothing_is_sent(home: 
     assert not (home / ".playbook").exists() and not (home / "outbox").exists()
 
 
-def test_a_list_with_only_its_header_sends_no_email_and_validate_says_so(home: Path, smtp: SmtpServer) -> None:
-    use_list(home, smtp, b"email,language,name\r\n")
+QUOTE_LEFT_OPEN = ("email,language,name\nana@example.com,fr,\"Ana\n"
+                   + "".join(f"c{n}@example.com,en,Customer {n}\n" for n in range(2999))).encode()
+NO_ADDRESS = "channel 'customers': contacts/customers.csv has no recipient to send to (no row holds an email address)"
+
+
+@pytest.mark.parametrize(("content", "error"), [
+    (QUOTE_LEFT_OPEN, "channel 'customers': contacts/customers.csv:2: cannot read this row (a quoted cell runs to "
+                      "the end of the file); is a quote left open?"),
+    (b"email,language,name\nana@example.com,fr,Ana\nbob@example.com,Bob\n",
+     "channel 'customers': contacts/customers.csv:3: 2 cells where the header has 3; is a separator or a quote out "
+     "of place?"),
+    (b"email,language,name\nana@example.com,fr,A\x00na\n",
+     "channel 'customers': contacts/customers.csv:2: a NUL byte, which no text holds; is this a spreadsheet file "
+     "rather than its CSV export?"),
+    (b"email,language,name\r\n", NO_ADDRESS),
+    (b"email,language,name\nana@,fr,Ana\n,en,Bob\n", NO_ADDRESS),
+], ids=["quote-left-open", "a-cell-missing", "nul-byte", "header-only", "no-valid-address"])
+def test_a_malformed_or_empty_list_stops_validate_dry_run_and_trigger_with_its_line(
+        home: Path, smtp: SmtpServer, content: bytes, error: str) -> None:
+    use_list(home, smtp, content)
     checked = playbook("--home", str(home), "validate")
-    assert checked.code == 0, checked
-    assert "warning: channel 'customers': contacts/customers.csv has no recipient to send to" in checked.stdout
-    result = run_cli("trigger", PLAYBOOK, "--yes", "--json", home=home)
-    assert result.code == 0, result.output
-    assert smtp.messages == []
-    assert {d["status"] for d in json.loads(result.stdout)["deliveries"] if d["channel"] == "customers"} == {
-        "skipped"}
+    assert checked.code == 2, checked
+    assert f"error: {error}" in checked.stderr.splitlines(), checked.stderr
+    for said in (playbook("--home", str(home), "trigger", PLAYBOOK, "--dry-run"),
+                 playbook("--home", str(home), "trigger", PLAYBOOK, "--yes")):
+        assert said.stderr == f"error: {error}\n", said
+        assert said.code == 2
+    sent = run_cli("trigger", PLAYBOOK, "--yes", home=home)
+    assert sent.code == 2 and sent.stderr == f"error: {error}\n", sent
+    assert smtp.connections == 0
+    assert not (home / ".playbook").exists() and not (home / "outbox").exists()
 
 
 # -- path tricks, bombs and huge files ------------------------------------------------------------------

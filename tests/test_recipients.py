@@ -24,7 +24,7 @@ def email_list(tmp_path: Path, content: str | bytes) -> RecipientList:
     "email,language,name\nana@example.com,fr,Ana\nbob@example.com,en,Bob\n",
     "\ufeffEmail;Language;Name\r\nana@example.com;fr;Ana\r\nbob@example.com;en;Bob\r\n",
     "email\tlanguage\tname\nana@example.com\tfr\tAna\nbob@example.com\ten\tBob",
-    ' Email , LANGUAGE ,Name\n\n"ana@example.com" , fr ,"Ana"\n\nbob@example.com,en,Bob\n',
+    ' Email , LANGUAGE ,Name\n\n"ana@example.com", fr ,"Ana"\n\nbob@example.com,en,Bob\n',
 ], ids=["commas", "bom-crlf-semicolons", "tabs", "spaces-quotes-blank-lines"])
 def test_spreadsheet_exports_read_the_same(tmp_path: Path, content: str) -> None:
     listed = list(email_list(tmp_path, content))
@@ -81,15 +81,44 @@ def test_an_unusable_list_is_a_problem(tmp_path: Path, content: str | bytes | No
     assert recipients.warnings() == []
 
 
-def test_a_list_with_nobody_to_send_to_says_so(tmp_path: Path) -> None:
-    assert email_list(tmp_path, "email,name\n").warnings() == ["contacts/customers.csv has no recipient to send to"]
+@pytest.mark.parametrize("content", ["email,name\n", "email,name\njean@,Jean\n,Ana\n"], ids=["header-only", "no-valid"])
+def test_a_list_with_nobody_to_send_to_is_a_problem(tmp_path: Path, content: str) -> None:
+    assert email_list(tmp_path, content).problems() == [
+        "contacts/customers.csv has no recipient to send to (no row holds an email address)"]
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ('email,name\nana@example.com,"Ana\nbob@example.com,Bob\nzoe@example.com,Zoé\n',
+     "contacts/customers.csv:2: cannot read this row (a quoted cell runs to the end of the file); "
+     "is a quote left open?"),
+    ('email,name\nana@example.com,"Ana\nbob@example.com,"Bob"\nzoe@example.com,Zoé\n',
+     "contacts/customers.csv:2: cannot read this row (text after the closing quote of a quoted cell); "
+     "is a quote left open?"),
+    ('email;name\nana@example.com;"Ana" Maria\n',
+     "contacts/customers.csv:2: cannot read this row (text after the closing quote of a quoted cell); "
+     "is a quote left open?"),
+    ("email,name\nana@example.com,Ana\nbob@example.com,Bob,extra\n",
+     "contacts/customers.csv:3: 3 cells where the header has 2; is a separator or a quote out of place?"),
+    ("email,language,name\nana@example.com,fr,Ana\nbob@example.com,Bob\n",
+     "contacts/customers.csv:3: 2 cells where the header has 3; is a separator or a quote out of place?"),
+    ("email,name\nana@example.com,Ana\nbob@example.com,B\x00ob\n",
+     "contacts/customers.csv:3: a NUL byte, which no text holds; is this a spreadsheet file rather than its CSV "
+     "export?"),
+    (b"email,name\n\x00\xff\n", "contacts/customers.csv:2: a NUL byte, which no text holds; is this a spreadsheet "
+                                  "file rather than its CSV export?"),
+], ids=["quote-open-to-the-end", "quote-closed-rows-later", "text-after-quote", "cell-too-many", "cell-too-few",
+        "nul-byte", "nul-before-bad-utf8"])
+def test_a_malformed_list_is_a_problem_at_the_line_it_starts(tmp_path: Path, content: str | bytes,
+                                                             problem: str) -> None:
+    recipients = email_list(tmp_path, content)
+    assert recipients.problems() == [problem]
+    assert recipients.warnings() == []
 
 
 def test_many_bad_rows_are_summed_up(tmp_path: Path) -> None:
     rows = "".join(f"person{n}@\n" for n in range(SHOWN_WARNINGS + 30))
     warnings = email_list(tmp_path, "email\n" + rows).warnings()
-    assert len(warnings) == SHOWN_WARNINGS + 2
-    assert warnings[0] == "contacts/customers.csv has no recipient to send to"
+    assert len(warnings) == SHOWN_WARNINGS + 1
     assert warnings[-1] == "contacts/customers.csv: and 30 more rows like these"
 
 

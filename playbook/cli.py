@@ -233,12 +233,12 @@ def trigger(
     """Open an incident and publish the playbook's first phase on every channel."""
     from playbook.errors import PlaybookError
     from playbook.incidents import trigger as run_trigger
-    from playbook.timeparse import parse_moment
+    from playbook.timeparse import parse_detection
     from playbook.variables import parse_assignments
 
     given = parse_assignments(var or [])
     try:
-        detected = parse_moment(detected_at) if detected_at else None
+        detected = parse_detection(detected_at) if detected_at else None
     except ValueError as exc:
         raise PlaybookError(f"--detected-at: {exc}") from None
     _publish(lambda observer: run_trigger(_session(), playbook_id, given, detected, dry_run=dry_run, drill=drill,

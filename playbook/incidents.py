@@ -310,7 +310,8 @@ def incident_view(home: Home, ledger: Ledger, incident: Incident) -> IncidentVie
     except PlaybookError:
         playbook = None
     posts = ledger.posts(incident.id)
-    window = playbook.window if playbook else (posts[0].deadline - incident.detected_at if posts else timedelta())
+    # Judged by the window it was opened under: editing the playbook later does not rewrite history.
+    window = posts[0].deadline - incident.detected_at if posts else (playbook.window if playbook else timedelta())
     deadline = incident.detected_at + window
     first = ledger.first_sent_at(incident.id, 1)
     met = (first <= deadline) if first else (False if utcnow() > deadline else None)

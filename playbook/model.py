@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -44,6 +45,16 @@ def _duration(value: Any) -> Any:
 # Written back (JSON: `channels --json`, listings) the way users write it, 15s rather than ISO 8601's PT15S.
 Duration = Annotated[timedelta, BeforeValidator(_duration),
                      PlainSerializer(format_duration, return_type=str, when_used="json")]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise PydanticCustomError("duration", "must be longer than 0s, e.g. 30m")
+    return value
+
+
+# A window or a cadence of nothing would make every deadline already past and every update already due.
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 Localized = dict[str, str]
 
 
@@ -100,9 +111,9 @@ class Playbook(Strict):
     description: Localized | None = None
     languages: list[str] = Field(min_length=1)
     timezone: str = "UTC"
-    window: Duration
-    update_every: Duration
-    rehearse_every: Duration = timedelta(days=30)
+    window: PositiveDuration
+    update_every: PositiveDuration
+    rehearse_every: PositiveDuration = timedelta(days=30)
     vars: dict[str, Variable] = Field(default_factory=dict)
     phases: dict[str, Phase] = Field(min_length=1)
     checklist: dict[str, dict[str, list[str]]] = Field(default_factory=dict)

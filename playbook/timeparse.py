@@ -7,6 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 # Past this, a duration is a typo; larger ones would also overflow the dates they are added to.
 LONGEST = timedelta(days=3650)
+# An outage detected longer ago than this is a typo (a wrong month or year), not one to announce now; one in
+# the future is too, past the clock skew between the monitoring that saw it and this machine.
+OLDEST_DETECTION = timedelta(days=7)
+CLOCK_SKEW = timedelta(minutes=1)
 _DURATION = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 
 
@@ -58,3 +62,16 @@ def parse_moment(text: str, *, reference: datetime | None = None) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def parse_detection(text: str, *, reference: datetime | None = None) -> datetime:
+    """`parse_moment`, within the last OLDEST_DETECTION and not in the future; ValueError saying which."""
+    ref = reference or now()
+    moment = parse_moment(text, reference=ref)
+    if moment > ref + CLOCK_SKEW:
+        raise ValueError(f"'{text}' is {format_duration(moment - ref)} in the future ({moment:%Y-%m-%d %H:%M} UTC); "
+                         "give when the outage was detected")
+    if moment < ref - OLDEST_DETECTION:
+        raise ValueError(f"'{text}' is more than {OLDEST_DETECTION.days} days ago ({moment:%Y-%m-%d %H:%M} UTC); "
+                         "check the date")
+    return moment

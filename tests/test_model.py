@@ -94,6 +94,10 @@ def test_a_playbook_reads_its_durations(tmp_path: Path) -> None:
     ("window: 30m", "window: [30m]",
      "playbooks/outage.yaml:5:1: window: expected a duration such as 45s, 30m, 2h or 1h30m, not ['30m']"),
     ("window: 30m\n", "",  "playbooks/outage.yaml:1:1: missing required key 'window'"),
+    ("window: 30m", "window: 0s", "playbooks/outage.yaml:5:1: window: must be longer than 0s, e.g. 30m"),
+    ("window: 30m", "window: 0h0m", "playbooks/outage.yaml:5:1: window: must be longer than 0s, e.g. 30m"),
+    ("update_every: 1h", "update_every: 0m",
+     "playbooks/outage.yaml:6:1: update_every: must be longer than 0s, e.g. 30m"),
     ("timezone: Europe/Paris", "timezone: Europe/Pariss",
      "playbooks/outage.yaml:4:1: timezone: unknown time zone 'Europe/Pariss': use an IANA name such as "
      "Europe/Paris"),

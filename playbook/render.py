@@ -217,6 +217,9 @@ class Renderer:
         except jinja2.TemplateNotFound as exc:
             missing = exc.name or name
             raise TemplateError("template not found", path=self.shown(str(missing))) from None
+        except UnicodeDecodeError:
+            raise TemplateError("not UTF-8 text; save the template as UTF-8", path=self.shown(name),
+                                line=_undecodable_line(self.templates_dir / name)) from None
 
     def blocks_of(self, name: str) -> set[str]:
         return set(self.load(name).blocks)
@@ -295,6 +298,15 @@ class PreparedTemplate:
             else:
                 blocks[block] = self.renderer._render_block(self.text_template, block, text_ctx, self.name)
         return Message(lang=self.lang, blocks=blocks, template=self.name)
+
+
+def _undecodable_line(path: Path) -> int | None:
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return data.count(b"\n", 0, exc.start) + 1
+    return None
 
 
 _UNDEFINED = (

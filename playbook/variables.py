@@ -10,6 +10,9 @@ from playbook.model import Playbook
 
 # A terminal escape pasted with a value would reach every customer's message, and the operator's screen.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Bytes that were not UTF-8 reach Python as lone surrogates (U+DC80-U+DCFF); U+FFFE and U+FFFF are no
+# characters. No message, XML feed, JSON body or mail header can carry them.
+_NOT_TEXT = re.compile("[\ud800-\udfff\ufffe\uffff]")
 
 
 def parse_assignments(items: Iterable[str]) -> dict[str, str]:
@@ -18,6 +21,10 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
     for item in items:
         name, sep, value = item.partition("=")
         name = name.strip()
+        not_text = _NOT_TEXT.search(item)
+        if not_text is not None:
+            shown = name.encode("utf-8", "backslashreplace").decode()
+            raise VariableError(f"--var {shown}: {_not_text(not_text.group())}")
         if not sep or not name:
             raise VariableError(f"--var '{item}' must be written name=value")
         control = _CONTROL.search(value)
@@ -26,6 +33,13 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
                                 "remove it (line breaks and tabs are fine)")
         values[name] = value
     return values
+
+
+def _not_text(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"not UTF-8 text (a byte 0x{code - 0xDC00:02X}); set the terminal to UTF-8 or retype the value"
+    return f"U+{code:04X} is not a character; retype the value"
 
 
 def resolve(playbook: Playbook, given: Mapping[str, str], *, samples: bool = False,

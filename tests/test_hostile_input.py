@@ -30,6 +30,8 @@ EVALUATED = "111105"
 INJECTED = "{{ 12345*9 }}"
 # What a value must not hold: C0 controls but tab and line breaks, DEL and C1 (terminal escapes).
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Not characters at all: no XML, JSON or mail header can carry them.
+NOT_TEXT = re.compile("[\ufffe\uffff]")
 RUN_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -236,6 +238,10 @@ def test_a_var_value_is_inert_text_in_every_block_or_refused_in_one_line(echo_ho
     as_json = playbook("--home", str(echo_home), "trigger", "echo", "--dry-run", "--json", "--var", f"note={value}")
     on_screen = playbook("--home", str(echo_home), "render", "echo", "--var", f"note={value}")
 
+    if NOT_TEXT.search(value):
+        for said in (as_json, on_screen):
+            assert_one_line_error(said, contains="--var note: U+FFF")
+        return
     if CONTROL.search(value):
         for said in (as_json, on_screen):
             assert_one_line_error(said, contains="--var note: the value holds a control character")
@@ -246,6 +252,31 @@ def test_a_var_value_is_inert_text_in_every_block_or_refused_in_one_line(echo_ho
     assert delivery["blocks"] == expected_blocks(value)
     if EVALUATED not in value:
         assert EVALUATED not in as_json.stdout + on_screen.stdout
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    ("caf\udce9", "error: --var note: not UTF-8 text (a byte 0xE9); set the terminal to UTF-8 or retype the value"),
+    ("a\uffffb", "error: --var note: U+FFFF is not a character; retype the value"),
+], ids=["latin-1-byte", "noncharacter"])
+@pytest.mark.parametrize("command", [("trigger", "echo", "--yes"), ("trigger", "echo", "--dry-run"),
+                                     ("render", "echo")])
+def test_a_var_value_that_is_not_text_is_refused_before_anything_is_recorded(
+        echo_home: Path, value: str, error: str, command: tuple[str, ...]) -> None:
+    # Python hands a byte that is not UTF-8 in argv over as a lone surrogate; subprocess writes it back as that byte.
+    said = run_cli(*command, "--var", f"note={value}", home=echo_home)
+    assert (said.code, said.stdout, said.stderr) == (2, "", error + "\n")
+    assert not (echo_home / ".playbook").exists() and not (echo_home / "outbox").exists()
+
+
+def test_a_template_that_is_not_utf8_is_one_line_with_its_line(home: Path) -> None:
+    template = home / "templates" / PLAYBOOK / "investigating.en.j2"
+    lines = template.read_bytes().splitlines()
+    template.write_bytes(b"\n".join([*lines[:2], "Caf\xe9".encode("latin-1"), *lines[2:]]) + b"\n")
+    error = f"error: templates/{PLAYBOOK}/investigating.en.j2:3: not UTF-8 text; save the template as UTF-8"
+    assert_one_line_error(playbook("--home", str(home), "render", PLAYBOOK, "--lang", "en"), contains=error)
+    assert_one_line_error(playbook("--home", str(home), "trigger", PLAYBOOK, "--yes"), contains=error)
+    checked = playbook("--home", str(home), "validate")
+    assert checked.code == 2 and error in checked.stderr.splitlines(), checked
 
 
 def test_a_value_with_7_times_7_is_never_49(echo_home: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import jinja2
 from jinja2.exceptions import SecurityError
 
 from playbook.errors import TemplateError
-from playbook.sandbox import Sandbox
+from playbook.sandbox import Sandbox, join_bounded, render_limits
 from playbook.timeparse import parse_duration
 
 BLOCKS = ("title", "short", "body", "html")
@@ -239,20 +240,30 @@ class Renderer:
                                 present, text_template, html_template)
 
     def _render_block(self, template: jinja2.Template, block: str, ctx: jinja2.runtime.Context, name: str) -> str:
+        produced = template.blocks[block](ctx)
         try:
-            return "".join(template.blocks[block](ctx)).strip()
+            return join_bounded(produced).strip()
         except jinja2.UndefinedError as exc:
             raise self._runtime_error(exc, template, name, _undefined_message(exc)) from None
         except SecurityError as exc:
-            raise self._runtime_error(exc, template, name, f"not allowed in a template: {exc}") from None
+            raise self._runtime_error(exc, template, name, f"not allowed in a template: {exc}",
+                                      getattr(produced, "gi_frame", None)) from None
         except jinja2.TemplateRuntimeError as exc:
             raise self._runtime_error(exc, template, name, str(exc)) from None
         except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
             raise self._runtime_error(exc, template, name, f"{type(exc).__name__}: {exc}") from None
+        except RecursionError as exc:
+            message = (f"not allowed in a template: calls nested more than {sys.getrecursionlimit():,} deep "
+                       "(a macro calling itself without end?)")
+            raise self._runtime_error(exc, template, name, message) from None
+        except MemoryError as exc:
+            raise self._runtime_error(exc, template, name, "the template ran out of memory") from None
 
     def _runtime_error(self, exc: BaseException, template: jinja2.Template, name: str,
-                       message: str) -> TemplateError:
-        line = None
+                       message: str, producing: types.FrameType | None = None) -> TemplateError:
+        # A block too long is stopped between two of its outputs: the block's own frame says where it was.
+        line = (template.get_corresponding_lineno(producing.f_lineno)
+                if producing is not None and producing.f_code.co_filename == template.filename else None)
         tb = exc.__traceback__
         # A block function called directly skips Jinja's traceback rewriting: its frames carry the line of
         # the compiled Python code, which the template's debug info maps back to the template's own line.
@@ -288,17 +299,17 @@ class PreparedTemplate:
         extra = {} if recipient is None else {"recipient": types.MappingProxyType(dict(recipient))}
         # One context per template, as when Jinja renders a whole template: its blocks share it.
         text_ctx = self.text_template.new_context({**self._text_vars, **extra}, shared=True)
-        html_ctx = None
         blocks: dict[str, str] = {}
-        for block in self.blocks:
-            if block == "html" and self.html_template is not None:
-                if html_ctx is None:
-                    html_ctx = self.html_template.new_context({**self._html_vars, **extra}, shared=True)
-                blocks[block] = self.renderer._render_block(self.html_template, block, html_ctx, self.name)
-            else:
-                blocks[block] = self.renderer._render_block(self.text_template, block, text_ctx, self.name)
+        html_ctx = None
+        with render_limits():
+            for block in self.blocks:
+                if block == "html" and self.html_template is not None:
+                    if html_ctx is None:
+                        html_ctx = self.html_template.new_context({**self._html_vars, **extra}, shared=True)
+                    blocks[block] = self.renderer._render_block(self.html_template, block, html_ctx, self.name)
+                else:
+                    blocks[block] = self.renderer._render_block(self.text_template, block, text_ctx, self.name)
         return Message(lang=self.lang, blocks=blocks, template=self.name)
-
 
 def _undecodable_line(path: Path) -> int | None:
     data = path.read_bytes()

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
 
-from tests.conftest import ROOT, Result, run_cli, run_main, write
+from tests.conftest import ROOT, Result, run_cli, run_main, set_short, write
 from tests.fakes.http import WebhookSink
 from tests.fakes.smtp import SmtpServer
 
@@ -316,6 +316,22 @@ ESCAPES = [
     "{{ 'x'['format'] }}",
     "{{ 'a'|center(10**9) }}",
     "{{ 'a'|indent(10**9, true) }}",
+    # Filters, methods and assignments that each build a little more than a message can hold.
+    "{{ ('a' * 100000)|replace('a', 'a' * 20) }}",
+    "{{ ('a' * 100000).replace('a', 'a' * 100000) }}",
+    "{{ (['a' * 100000] * 20)|join }}",
+    "{{ range(100000)|join('x' * 20) }}",
+    "{{ ('a\\n' * 50000)|indent('x' * 100) }}",
+    "{{ 'a'.ljust(10**9) }}",
+    "{{ (['x'] * 100000)|map('center', 100000)|join }}",
+    "{% set ns = namespace(s='a' * 100000) %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+    "{% set s = 'a' * 100000 %}{% set s = s + s %}{% set s = s + s %}{% set s = s + s %}{% set s = s + s %}",
+    "{% set x %}{% for i in range(100000) %}{{ 'a' * 100000 }}{% endfor %}{% endset %}",
+    "{% for i in range(100000) %}{{ 'a' * 100000 ~ i }}{% endfor %}",
+    "{{ lipsum(10**6) }}",
+    "{{ [1]|batch(10**9, 0)|list }}",
+    "{{ {'a': 1}|tojson(indent=10**9) }}",
+    "{% macro again(n) %}{{ again(n) }}{% endmacro %}{{ again(1) }}",
 ]
 
 
@@ -340,6 +356,31 @@ def test_a_template_that_tries_to_leave_the_sandbox_is_one_line_with_file_and_li
         assert re.search(r"not allowed in a template|undefined variable|TemplateNotFound", error), error
     assert webhook_sink.connections == 0
     assert not (home / ".playbook").exists()
+
+
+@pytest.mark.parametrize("payload", [
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "{% for i in 'a' * 100000 %}{% for j in 'b' * 100000 %}{{ '' }}{% endfor %}{% endfor %}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{{ j|string|replace('1', '2') }}{% endfor %}{% endfor %}",
+], ids=["nested-ranges", "nested-strings", "nested-with-filters"])
+def test_a_template_that_runs_past_its_time_is_one_line_naming_it_and_sends_nothing(
+        home: Path, monkeypatch: pytest.MonkeyPatch, webhook_sink: WebhookSink, payload: str) -> None:
+    monkeypatch.setattr("playbook.sandbox.RENDER_SECONDS", 0.5)
+    set_short(home, "en", payload)
+    for command in (("render", PLAYBOOK, "--lang", "en"), ("trigger", PLAYBOOK, "--yes")):
+        said = playbook("--home", str(home), *command)
+        assert_one_line_error(said, contains=f"error: templates/{PLAYBOOK}/investigating.en.j2:")
+        assert said.stderr.endswith(": not allowed in a template: rendering for more than 0.5 seconds (a loop too "
+                                    "long?)\n"), said.stderr
+    assert not (home / ".playbook").exists() and not (home / "outbox").exists()
+
+
+def test_a_recursive_macro_is_one_line_naming_the_template_not_a_traceback(home: Path) -> None:
+    set_short(home, "en", "{% macro again(n) %}{{ again(n) }}{% endmacro %}{{ again(1) }}")
+    said = run_cli("render", PLAYBOOK, "--lang", "en", home=home)
+    assert said.code == 2 and said.stdout == "", said
+    assert re.fullmatch(rf"error: templates/{PLAYBOOK}/investigating\.en\.j2:\d+: not allowed in a template: calls "
+                        r"nested more than [\d,]+ deep \(a macro calling itself without end\?\)\n", said.stderr), said
 
 
 # -- variables carrying Jinja or HTML, through every channel -------------------------------------------

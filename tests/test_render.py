@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -224,3 +225,60 @@ def test_a_recipient_field_is_escaped_in_html_too(tmp_path: Path) -> None:
     message = render(tmp_path, "{% block html %}<p>Bonjour {{ recipient.name }}</p>{% endblock %}",
                      recipient={"name": "<script>alert(1)</script>"})
     assert message.block("html") == "<p>Bonjour &lt;script&gt;alert(1)&lt;/script&gt;</p>"
+
+
+# -- limits: what a template may build and how long it may take ------------------------------------------
+
+@pytest.mark.parametrize(("expression", "expected"), [
+    ("{% for i in range(9) %}{{ 'a' * 100000 }}{% endfor %}", 900_000),
+    ("{{ ('a' * 100000)|replace('a', 'bcd') }}", 300_000),
+    ("{{ (['a' * 1000] * 900)|join(',') }}", 900_899),
+    ("{% set ns = namespace(s='a') %}{% for i in range(19) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+     2**19),
+    ("{{ ('a\n' * 1000)|indent(8) }}", 2000 + 999 * 8 - 1),
+    ("{% for i in range(100) %}{% for j in range(1000) %}{{ '' }}{% endfor %}{% endfor %}", 0),
+], ids=["loop-under-1mb", "replace", "join", "doubling", "indent", "100k-steps"])
+def test_large_but_bounded_work_renders_in_full(tmp_path: Path, expression: str, expected: int) -> None:
+    assert len(body(tmp_path, expression)) == expected
+
+
+def test_a_block_over_1mb_is_refused_at_the_line_producing_it(tmp_path: Path) -> None:
+    source = "{% block body %}\n{% for i in range(11) %}\n{{ 'a' * 100000 }}\n{% endfor %}\n{% endblock %}"
+    with pytest.raises(TemplateError) as raised:
+        render(tmp_path, source)
+    assert str(raised.value) == ("templates/pb/investigating.fr.j2:3: not allowed in a template: a block of more "
+                                 "than 1,000,000 characters")
+
+
+def test_the_time_limit_counts_from_the_start_of_each_render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A clock that moves 0.1 s each time it is read: for the deadline, then at each call, filter and loop step.
+    ticks = itertools.count()
+    monkeypatch.setattr("playbook.sandbox.time.monotonic", lambda: next(ticks) / 10)
+    monkeypatch.setattr("playbook.sandbox.RENDER_SECONDS", 0.45)
+    path = tmp_path / "templates" / "pb" / "investigating.fr.j2"
+    path.parent.mkdir(parents=True)
+    path.write_text("{% block body %}{% for _ in range(recipient.steps|int) %}.{% endfor %}{% endblock %}",
+                    encoding="utf-8")
+    prepared = Renderer(tmp_path / "templates").prepare("pb/investigating.fr.j2", "fr", {}, context())
+
+    # Ten renders of 0.4 s each: 4 s in all, but none over its own limit.
+    assert [prepared.render({"steps": "2"}).block("body") for _ in range(10)] == [".."] * 10
+    with pytest.raises(TemplateError) as raised:
+        prepared.render({"steps": "3"})
+    assert str(raised.value) == ("templates/pb/investigating.fr.j2:1: not allowed in a template: rendering for more "
+                                 "than 0.45 seconds (a loop too long?)")
+
+
+def test_running_out_of_memory_is_one_error_naming_the_template(tmp_path: Path) -> None:
+    path = tmp_path / "templates" / "pb" / "investigating.fr.j2"
+    path.parent.mkdir(parents=True)
+    path.write_text("{% block body %}\n{{ 'x'|exhaust }}{% endblock %}", encoding="utf-8")
+    renderer = Renderer(tmp_path / "templates")
+
+    def exhaust(value: str) -> str:
+        raise MemoryError
+
+    renderer.text_env.filters["exhaust"] = exhaust
+    with pytest.raises(TemplateError) as raised:
+        renderer.render("pb/investigating.fr.j2", "fr", {}, context())
+    assert str(raised.value) == "templates/pb/investigating.fr.j2:2: the template ran out of memory"

@@ -1,36 +1,83 @@
-"""Every secret value the process has seen, and the one function that masks them in any text."""
+"""Every secret value the process has seen, and the one function that masks them in any text.
+
+A provider may echo a secret back in another form than it was sent: percent-encoded in a URL it quotes,
+escaped in a JSON error, or inside the base64 of an HTTP basic `Authorization` header (`user:password`).
+Each of those forms is masked too.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 # Shorter values would mask ordinary words; a real token or password is never this short.
 MIN_LENGTH = 4
+# A provider's message, shortened for a table cell or a ledger row.
+EXCERPT = 200
 
 _secrets: set[str] = set()
+_forms: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+_plain: re.Pattern[str] | None = None
+# A run of base64 (standard or URL-safe) long enough to hold the smallest secret with a user name before it.
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
+
+
+def _encoded(value: str) -> set[str]:
+    """`value` as URLs, form bodies and JSON may carry it."""
+    forms = {value, quote(value, safe=""), quote(value), quote_plus(value)}
+    # Percent-encoding is case-insensitive: some servers write %2f where Python writes %2F.
+    forms |= {_PERCENT.sub(lambda m: m.group().lower(), f) for f in forms}
+    for ascii_only in (True, False):
+        escaped = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
+        # Some JSON encoders (PHP's among them) also escape '/'.
+        forms |= {escaped, escaped.replace("/", "\\/")}
+    return {f for f in forms if len(f) >= MIN_LENGTH}
 
 
 def register(value: str | None) -> None:
-    global _pattern
+    global _pattern, _plain
     if value and len(value) >= MIN_LENGTH and value not in _secrets:
         _secrets.add(value)
-        _pattern = None
+        _forms.update(_encoded(value))
+        _pattern = _plain = None
 
 
 def redact(text: str) -> str:
-    """`text` with every registered secret replaced by ***; longest first so no fragment survives."""
-    global _pattern
+    """`text` with every registered secret, in any of its forms, replaced by ***; longest first."""
+    global _pattern, _plain
     if not _secrets or not text:
         return text
-    if _pattern is None:
-        _pattern = re.compile("|".join(re.escape(s) for s in sorted(_secrets, key=len, reverse=True)))
-    return _pattern.sub(MASK, text)
+    if _pattern is None or _plain is None:
+        _pattern = re.compile("|".join(re.escape(s) for s in sorted(_forms, key=len, reverse=True)))
+        _plain = re.compile("|".join(re.escape(s) for s in sorted(_secrets, key=len, reverse=True)))
+    plain = _plain
+    masked = _pattern.sub(MASK, text)
+
+    def base64_holding_a_secret(found: re.Match[str]) -> str:
+        token = found.group()
+        try:
+            decoded = base64.b64decode(token.replace("-", "+").replace("_", "/") + "=" * (-len(token) % 4))
+        except (binascii.Error, ValueError):
+            return token
+        return MASK if plain.search(decoded.decode("utf-8", "replace")) else token
+
+    return _BASE64.sub(base64_holding_a_secret, masked)
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """`text` masked, on one line, then cut to `limit` characters: masking first, so no part of a secret is left."""
+    return " ".join(redact(text).split())[:limit]
 
 
 def forget_all() -> None:
     """For tests that run many homes in one process."""
-    global _pattern
+    global _pattern, _plain
     _secrets.clear()
-    _pattern = None
+    _forms.clear()
+    _pattern = _plain = None

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
+import pytest
+
+from playbook import secrets
 from tests.conftest import Result, run_cli
 from tests.fakes.http import Reply, WebhookSink, use_webhooks
 
@@ -70,3 +75,59 @@ def test_no_secret_appears_in_any_output_or_in_the_ledger(home: Path, webhook_si
     for text in ledger_text(home / ".playbook"):
         for secret in SECRETS:
             assert secret not in text
+
+
+# -- the forms a provider echoes a secret in, and truncation ---------------------------------------------
+
+# A signing secret with the characters that percent-encoding, form encoding and JSON each write differently.
+ODD_SECRET = 'sk-live/"Q+9 z~7'
+FORMS = {
+    "as-is": ODD_SECRET,
+    "percent-encoded": quote(ODD_SECRET, safe=""),
+    "percent-encoded-lower-case": "sk-live%2f%22Q%2b9%20z~7",
+    "form-encoded": quote_plus(ODD_SECRET),
+    "url-path": quote(ODD_SECRET),
+    "json-escaped": json.dumps(ODD_SECRET)[1:-1],
+    "json-escaped-slashes": json.dumps(ODD_SECRET)[1:-1].replace("/", "\\/"),
+    "basic-auth": base64.b64encode(f"bot:{ODD_SECRET}".encode()).decode(),
+    "basic-auth-url-safe": base64.urlsafe_b64encode(f"a-longer-user-name:{ODD_SECRET}".encode()).decode(),
+}
+
+
+@pytest.mark.parametrize("form", FORMS.values(), ids=FORMS.keys())
+def test_a_secret_is_masked_in_every_form_a_provider_echoes(form: str) -> None:
+    secrets.register(ODD_SECRET)
+    assert secrets.redact(f"denied for {form}, try again") == "denied for ***, try again"
+
+
+def test_ordinary_text_and_base64_of_other_things_are_left_alone() -> None:
+    secrets.register(ODD_SECRET)
+    text = f"Basic {base64.b64encode(b'bot:another-password').decode()} for customer1234@example.com"
+    assert secrets.redact(text) == text
+
+
+@pytest.mark.parametrize("at", range(185, 201))
+def test_a_secret_across_the_cut_is_masked_before_the_excerpt_is_cut(at: int) -> None:
+    secrets.register(ODD_SECRET)
+    said = secrets.excerpt("x" * at + ODD_SECRET + " and more")
+    assert said == ("x" * at + "*** and more")[:200]
+    assert "sk-" not in said
+
+
+def test_provider_errors_never_show_a_part_or_an_encoding_of_a_secret(home: Path, webhook_sink: WebhookSink) -> None:
+    use_webhooks(home, webhook_sink, ["edge", "encoded"], secret=None, languages=["en"])
+    # The secret straddles the 200th character of the answer, where the error is cut.
+    webhook_sink.script("edge", Reply(400, body="x" * 190 + ODD_SECRET + " was refused"))
+    webhook_sink.script("encoded", Reply(400, body={
+        "error": f"bad key {FORMS['form-encoded']} ({FORMS['percent-encoded']})",
+        "echo": ODD_SECRET, "authorization": f"Basic {FORMS['basic-auth']}"}))
+    result = run_cli("trigger", PLAYBOOK, "--yes", "--json", home=home, env={"WEBHOOK_SECRET": ODD_SECRET})
+
+    assert result.code == 1, result.output
+    errors = {d["channel"]: d["error"] for d in json.loads(result.stdout)["deliveries"]}
+    assert errors["edge"] == "rejected (HTTP 400): " + ("x" * 190 + "*** was refused")[:200]
+    assert errors["encoded"] == ('rejected (HTTP 400): {"error": "bad key *** (***)", "echo": "***", '
+                                 '"authorization": "Basic ***"}')
+    shown = result.stdout + result.stderr + "".join(ledger_text(home / ".playbook"))
+    for form in (*FORMS.values(), ODD_SECRET[:6], FORMS["percent-encoded"][:10]):
+        assert form not in shown, form

@@ -14,6 +14,7 @@ from atproto import Client, Request, client_utils, models
 from atproto.exceptions import AtProtocolError, InvokeTimeoutError, RateLimitExceededError, RequestErrorBase
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
+from playbook import secrets
 from playbook.limits import Graphemes, Limit
 from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt
 
@@ -187,7 +188,7 @@ def _error(exc: Exception) -> tuple[str, str]:
     response = exc.response if isinstance(exc, RequestErrorBase) else None
     content = response.content if response is not None else None
     if isinstance(content, models.common.XrpcError):
-        return content.error or "", " ".join((content.message or "").split())[:200]
+        return content.error or "", secrets.excerpt(content.message or "")
     return "", ""
 
 

@@ -24,6 +24,7 @@ from urllib.parse import quote
 import aiosmtplib
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from playbook import secrets
 from playbook.limits import Characters, Limit
 from playbook.publishers.base import (
     ChannelConfig,
@@ -360,7 +361,7 @@ class EmailPublisher(ListedPublisher[EmailConfig]):
             return _refused(reply, "the message", per_recipient=False), usable and await _reset(slot)
         if reply.code not in _MESSAGE_OK:
             return _refused(reply, "the message", per_recipient=False), usable
-        return f"{reply.code} {reply.message}"[:200], True
+        return secrets.excerpt(f"{reply.code} {reply.message}"), True
 
     async def _connect(self) -> _Connection | Failure:
         """A connection ready for MAIL (TLS and login done by aiosmtplib), or the Failure that prevented it."""
@@ -539,7 +540,7 @@ def _reply(buffer: bytearray) -> aiosmtplib.SMTPResponse | None:
     lines = bytes(buffer).splitlines()
     if not all(line[:3].isdigit() for line in lines):
         shown = bytes(buffer).decode("utf-8", "replace").strip()
-        raise ValueError(f"Malformed SMTP response: {shown[:200]}")
+        raise ValueError(f"Malformed SMTP response: {secrets.excerpt(shown)}")
     message = "\n".join(line[4:].strip(b" \t").decode("utf-8", "surrogateescape") for line in lines)
     return aiosmtplib.SMTPResponse(int(lines[-1][:3]), message)
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from playbook import secrets
 from playbook.publishers.base import C, Failure, Publisher
 
 
@@ -73,7 +74,7 @@ def failure_from_response(response: httpx.Response, channel_hint: str, *, detail
     headers give (a provider that says when to come back in the body).
     """
     status = response.status_code
-    excerpt = detail if detail is not None else (" ".join(response.text.split())[:200] if response.content else "")
+    excerpt = detail if detail is not None else (secrets.excerpt(response.text) if response.content else "")
     said = f": {excerpt}" if excerpt else ""
     if status == 429:
         return Failure(f"rate limited (HTTP 429){said}", retryable=True,

@@ -26,6 +26,7 @@ from twilio.base.exceptions import TwilioException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
+from playbook import secrets
 from playbook.limits import Limit, Measure, is_gsm7, sms_segments
 from playbook.publishers.base import (
     ChannelConfig,
@@ -369,6 +370,6 @@ def _said(exc: Exception) -> tuple[int, int | None, str]:
     status = int(getattr(exc, "status", 0) or 0)
     code = getattr(exc, "code", None)
     words = str(getattr(exc, "detail", None) or getattr(exc, "msg", None) or getattr(exc, "title", None) or "")
-    words = " ".join(re.sub(r"^Unable to (create|fetch|read) records?:?\s*", "", words).split())[:200]
+    words = secrets.excerpt(re.sub(r"^Unable to (create|fetch|read) records?:?\s*", "", words))
     said = f"HTTP {status}" + (f", error {code}" if code and code != status else "") + (f": {words}" if words else "")
     return status, code if isinstance(code, int) else None, said

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from playbook import secrets
 from playbook.limits import Limit, Measure
 from playbook.publishers.base import CheckResult, Delivery, Failure, Receipt
 from playbook.publishers.briefing import BriefingConfig, BriefingPublisher, facts, links_of
@@ -127,5 +128,5 @@ def _error(response: httpx.Response) -> tuple[str, str]:
     data = json_of(response)
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict):
-        return str(error.get("code") or ""), " ".join(str(error.get("message") or "").split())[:200]
-    return "", " ".join(response.text.split())[:200]
+        return str(error.get("code") or ""), secrets.excerpt(str(error.get("message") or ""))
+    return "", secrets.excerpt(response.text)

@@ -162,7 +162,7 @@ class TelegramPublisher(HttpPublisher[TelegramConfig]):
         """What a Bot API refusal means, in words that say what to do; the token is never part of it."""
         data = json_of(response)
         data = data if isinstance(data, dict) else {}
-        said = " ".join(str(data.get("description") or "").split())[:200]
+        said = secrets.excerpt(str(data.get("description") or ""))
         parameters = data.get("parameters")
         parameters = parameters if isinstance(parameters, dict) else {}
         status = response.status_code

@@ -237,10 +237,10 @@ class WhatsAppPublisher(ListedPublisher[WhatsAppConfig], HttpPublisher[WhatsAppC
         if error is None:
             return failure_from_response(response, "check access_token and phone_number_id")
         code = error.get("code")
-        said = " ".join(str(error.get("message") or "").split())[:200]
+        said = secrets.excerpt(str(error.get("message") or ""))
         data = error.get("error_data")
         if isinstance(data, dict) and data.get("details"):
-            said = f"{said}: {' '.join(str(data['details']).split())[:200]}"
+            said = f"{said}: {secrets.excerpt(str(data['details']))}"
         trace = f" (fbtrace_id {error['fbtrace_id']})" if error.get("fbtrace_id") else ""
         label = f"{code}/{error['error_subcode']}" if error.get("error_subcode") else str(code)
         where = f"channel '{self.name}'"

@@ -12,6 +12,7 @@ import requests
 import tweepy
 from pydantic import AnyHttpUrl, Field, SecretStr
 
+from playbook import secrets
 from playbook.limits import Limit, XWeighted
 from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt
 
@@ -128,7 +129,7 @@ def _is_duplicate(exc: tweepy.HTTPException) -> bool:
 
 
 def _said(exc: tweepy.HTTPException) -> str:
-    words = " ".join(" ".join(str(m) for m in exc.api_messages).split())[:200]
+    words = secrets.excerpt(" ".join(str(m) for m in exc.api_messages))
     return f": {words}" if words else ""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,9 @@ def validate_home(home: Home, ids: Sequence[str] = ()) -> ValidationReport:
             report.problems.append(exc)
             continue
         _validate_playbook(home, playbook, channels, report)
+    exposed = _exposed_dotenv(home)
+    if exposed:
+        report.warnings.append(exposed)
     if channels is not None:
         used = _channels_used(home, wanted)
         for name in channels.names():
@@ -69,6 +73,19 @@ def validate_home(home: Home, ids: Sequence[str] = ()) -> ValidationReport:
                     "needed to publish for real (a dry-run works without)"
                 )
     return report
+
+
+def _exposed_dotenv(home: Home) -> str | None:
+    """A warning when the home's .env, which holds the channels' secrets, is readable by other users."""
+    dotenv = home.root / ".env"
+    try:
+        mode = dotenv.stat().st_mode
+    except OSError:
+        return None
+    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return None
+    return (f"{home.shown(dotenv)} can be read by other users (mode {stat.S_IMODE(mode):04o}) and holds the "
+            f"channels' secrets: chmod 600 {dotenv}")
 
 
 def _channels_used(home: Home, ids: Sequence[str]) -> set[str]:

@@ -131,3 +131,19 @@ def test_provider_errors_never_show_a_part_or_an_encoding_of_a_secret(home: Path
     shown = result.stdout + result.stderr + "".join(ledger_text(home / ".playbook"))
     for form in (*FORMS.values(), ODD_SECRET[:6], FORMS["percent-encoded"][:10]):
         assert form not in shown, form
+
+
+def test_validate_warns_when_the_env_file_is_readable_by_others(home: Path) -> None:
+    dotenv = home / ".env"
+    dotenv.write_text("WEBHOOK_SECRET=whsec-x\n", encoding="utf-8")
+    dotenv.chmod(0o644)
+    warning = (f"warning: .env can be read by other users (mode 0644) and holds the channels' secrets: chmod 600 "
+               f"{dotenv}")
+    exposed = run_cli("validate", home=home)
+    assert exposed.code == 0, exposed.output
+    assert warning in exposed.stdout.splitlines(), exposed.stdout
+
+    dotenv.chmod(0o600)
+    private = run_cli("validate", home=home)
+    assert private.code == 0, private.output
+    assert ".env" not in private.stdout

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from playbook import secrets
+from playbook.textsafe import web_link
 from playbook.timeparse import format_duration
 
 
@@ -70,12 +71,14 @@ def error(message: str) -> None:
     _console(stderr=True).print(Text(f"error: {_one_line(message)}", style="bold red"))
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Controls but tab and line feed (ESC would start a sequence that retitles or clears the terminal, CR would
+# overwrite the line), and what no terminal can print: lone surrogates, U+FFFE and U+FFFF.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def _inert(text: str) -> str:
-    """Text from outside (a provider's answer, a file) with its control characters shown, never obeyed."""
-    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+    """Text from outside (a file, a CSV cell, a template, a provider): control characters shown, never obeyed."""
+    return _CONTROL.sub(lambda found: ascii(found.group())[1:-1], text)
 
 
 def _one_line(text: str) -> str:
@@ -84,7 +87,7 @@ def _one_line(text: str) -> str:
 
 
 def traceback(exc: BaseException) -> None:
-    sys.stderr.write(secrets.redact("".join(tb.format_exception(exc))))
+    sys.stderr.write(secrets.redact(_inert("".join(tb.format_exception(exc)))))
 
 
 # -- the home --------------------------------------------------------------------------------------------
@@ -99,16 +102,16 @@ def initialised(written: list[Path], directory: Path) -> None:
 def playbook_list(playbooks: Sequence[Any]) -> None:
     table = Table("id", "name", "languages", "phases", "window", "updates every", title="Playbooks")
     for p in playbooks:
-        table.add_row(p.id, Text(p.name[p.default_language]), ", ".join(p.languages), " → ".join(p.phases),
+        table.add_row(p.id, Text(_inert(p.name[p.default_language])), ", ".join(p.languages), " → ".join(p.phases),
                       format_duration(p.window), format_duration(p.update_every))
     _console().print(table if playbooks else "No playbooks in this home (playbooks/*.yaml).")
 
 
 def playbook_detail(p: Any) -> None:
     console = _console()
-    console.print(f"[bold]{escape(p.id)}[/]: " + " / ".join(escape(p.name[lang]) for lang in p.languages))
+    console.print(f"[bold]{escape(p.id)}[/]: " + " / ".join(escape(_inert(p.name[lang])) for lang in p.languages))
     if p.description:
-        console.print(escape(p.description[p.default_language]))
+        console.print(Text(_inert(p.description[p.default_language])))
     console.print(f"Languages: {', '.join(p.languages)} (default {p.default_language}) · time zone {p.timezone}")
     console.print(f"First notice due {format_duration(p.window)} after detection · updates every "
                   f"{format_duration(p.update_every)} · rehearse every {format_duration(p.rehearse_every)}")
@@ -119,8 +122,8 @@ def playbook_detail(p: Any) -> None:
     if p.vars:
         variables = Table("variable", "default", "required", "description", title="Variables (--var name=value)")
         for name, spec in p.vars.items():
-            variables.add_row(name, Text(spec.default or ""), "yes" if spec.required else "",
-                              Text(spec.description or ""))
+            variables.add_row(name, Text(_inert(spec.default or "")), "yes" if spec.required else "",
+                              Text(_inert(spec.description or "")))
         console.print(variables)
     console.print(f"{len(p.faq)} FAQ entries · checklist for {', '.join(p.checklist) or 'no phase'}")
 
@@ -134,7 +137,7 @@ def validation(report: Any) -> None:
             table.add_row(c.playbook, c.phase, c.lang, c.channel, c.block, Text(str(c.measure), style=style))
         console.print(table)
     for warning in report.warnings:
-        console.print(Text(f"warning: {warning}", style="yellow"))
+        console.print(Text(f"warning: {_inert(warning)}", style="yellow"))
     err = _console(stderr=True)
     for problem in report.problems:
         err.print(Text(f"error: {_one_line(str(problem))}", style="bold red"))
@@ -152,7 +155,7 @@ def _blocks(message: Any, measures: Sequence[Any] = ()) -> Group:
         measure = by_block.get(name)
         label = f"{name}" + (f"  ({measure})" if measure else "")
         style = "red" if measure and not measure.ok else "cyan"
-        parts.append(Panel(Text(text), title=label, title_align="left", border_style=style))
+        parts.append(Panel(Text(_inert(text)), title=label, title_align="left", border_style=style))
     return Group(*parts)
 
 
@@ -169,10 +172,10 @@ def preview(p: Any) -> None:
 
 def faq(p: Any, lang: str) -> None:
     console = _console()
-    console.print(Text(p.name[lang], style="bold"))
+    console.print(Text(_inert(p.name[lang]), style="bold"))
     for n, entry in enumerate(p.faq, start=1):
-        console.print(Text(f"\n{n}. {entry.question[lang]}", style="bold"))
-        console.print(Text(entry.answer[lang]))
+        console.print(Text(f"\n{n}. {_inert(entry.question[lang])}", style="bold"))
+        console.print(Text(_inert(entry.answer[lang])))
 
 
 def checklist(p: Any, phase: str | None, lang: str) -> None:
@@ -183,7 +186,7 @@ def checklist(p: Any, phase: str | None, lang: str) -> None:
         if not steps:
             console.print("  (no manual steps)")
         for step in steps:
-            console.print(Text(f"  [ ] {step}"))
+            console.print(Text(_inert(f"  [ ] {step}")))
 
 
 def channel_list(listing: Sequence[Any], as_json: bool) -> None:
@@ -196,7 +199,7 @@ def channel_list(listing: Sequence[Any], as_json: bool) -> None:
         check = "" if c.check is None else ("✓ " if c.check.ok else "✗ ") + c.check.detail
         table.add_row(c.name, c.type, ", ".join(c.languages), c.limits,
                       "" if c.recipients is None else f"{c.recipients:,}",
-                      Text("\n".join(f"{k}: {v}" for k, v in c.settings.items())),
+                      Text(_inert("\n".join(f"{k}: {v}" for k, v in c.settings.items()))),
                       Text(_inert(check), style="green" if c.check and c.check.ok else "red"))
     console = _console()
     console.print(table)
@@ -308,7 +311,7 @@ class LiveView:
                 progress = _seconds(row["took"]) if row["took"] else ""
                 detail = row["error"] or row["url"] or (f"attempt {row['attempts']}" if row["attempts"] > 1 else "")
             table.add_row(channel, lang, Text(row["status"], style=colours.get(row["status"], "")), progress,
-                          detail)
+                          Text(_inert(detail)))
         return table
 
 
@@ -516,12 +519,13 @@ def timeline(view: Any, fmt: str) -> None:
         lines += [f"## {post['seq']}. {post['phase']} (issued {_iso(post['issued_at'])})", "",
                   "| channel | lang | status | sent at | link |", "|---|---|---|---|---|"]
         for d in (d for d in view.deliveries if d.seq == post["seq"]):
-            link = f"[{d.remote_id or 'link'}]({d.url})" if d.url else (d.remote_id or d.error or d.note or "")
+            url = web_link(d.url)
+            link = f"[{d.remote_id or 'link'}]({url})" if url else (d.remote_id or d.error or d.note or "")
             if d.recipients:
                 link = ", ".join(f"{n:,} {s}" for s, n in d.recipients.items() if s != "total")
             lines.append(f"| {d.channel} | {d.lang} | {d.status} | {_iso(d.sent_at) or ''} | {link} |")
         lines.append("")
-    sys.stdout.write(secrets.redact("\n".join(lines)))
+    sys.stdout.write(secrets.redact(_inert("\n".join(lines))))
 
 
 # -- rehearsals ------------------------------------------------------------------------------------------

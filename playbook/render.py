@@ -18,6 +18,7 @@ from jinja2.exceptions import SecurityError
 
 from playbook.errors import TemplateError
 from playbook.sandbox import Sandbox, join_bounded, render_limits
+from playbook.textsafe import text_only
 from playbook.timeparse import parse_duration
 
 BLOCKS = ("title", "short", "body", "html")
@@ -306,9 +307,11 @@ class PreparedTemplate:
                 if block == "html" and self.html_template is not None:
                     if html_ctx is None:
                         html_ctx = self.html_template.new_context({**self._html_vars, **extra}, shared=True)
-                    blocks[block] = self.renderer._render_block(self.html_template, block, html_ctx, self.name)
+                    blocks[block] = text_only(self.renderer._render_block(self.html_template, block, html_ctx,
+                                                                          self.name))
                 else:
-                    blocks[block] = self.renderer._render_block(self.text_template, block, text_ctx, self.name)
+                    blocks[block] = text_only(self.renderer._render_block(self.text_template, block, text_ctx,
+                                                                          self.name))
         return Message(lang=self.lang, blocks=blocks, template=self.name)
 
 def _undecodable_line(path: Path) -> int | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import feedparser
 import pytest
@@ -247,6 +248,35 @@ def test_markup_in_a_variable_is_escaped_in_the_page_feeds_json_and_banner(statu
         dom = dump_dom(f"{base}/{host}")
     assert f"{INJECTION} messages delayed" in visible_text(dom)
     assert "<script>alert(1)" not in dom and "&lt;script&gt;alert(1)&lt;/script&gt; messages delayed" in dom
+
+
+# What XML cannot carry, and terminals obey: written into a template, as a stray paste or a copied terminal log.
+NOT_TEXT = "\x1b[2J\x0b\x0c\x00\x7f\uffff\ufffe"
+
+
+def test_characters_xml_cannot_carry_never_reach_the_feed_page_or_json(status_home: Path) -> None:
+    template = status_home / "templates" / PLAYBOOK / "investigating.en.j2"
+    source = template.read_text(encoding="utf-8")
+    write(template, source.replace("{% block title %}", "{% block title %}Alert" + NOT_TEXT + " ", 1))
+    # YAML's "\e" is ESC: a site name may hold one too.
+    write(status_home / "channels.yaml", CHANNELS.replace("url: https://status.example.com",
+                                                          'url: https://status.example.com\n    name: "Acme\\e[2J"'))
+    result = run_cli("trigger", PLAYBOOK, "--yes", home=status_home)
+    assert result.code == 0, result.output
+
+    folder = site(status_home)
+    for name in ("feed.en.atom", "feed.fr.atom"):
+        ElementTree.fromstring((folder / name).read_bytes())  # raises on any character XML refuses
+        parsed = feedparser.parse((folder / name).read_bytes())
+        assert not parsed.bozo, parsed.bozo_exception
+        assert parsed.feed.title.startswith("Acme[2J")
+    english = feedparser.parse((folder / "feed.en.atom").read_bytes())
+    assert "Alert[2J\x7f " in english.entries[0].title, english.entries[0].title
+    for path in folder.iterdir():
+        text = path.read_text(encoding="utf-8")
+        assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]", text), path.name
+        if path.suffix == ".json":
+            json.loads(text)
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -16,6 +16,7 @@ from playbook.errors import did_you_mean
 from playbook.limits import Limit
 from playbook.model import Duration
 from playbook.render import Message
+from playbook.textsafe import web_link
 
 
 class ChannelConfig(BaseModel):
@@ -57,6 +58,12 @@ class Receipt:
     remote_id: str | None = None
     url: str | None = None
     note: str | None = None
+
+    def __post_init__(self) -> None:
+        # The link becomes an href in the timeline, chats and pages: a javascript: or data: one is dropped here,
+        # once for every channel, plugins included.
+        if self.url is not None and web_link(self.url) is None:
+            object.__setattr__(self, "url", None)
 
 
 @dataclass(frozen=True)

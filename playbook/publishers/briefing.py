@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Receipt
 from playbook.publishers.http import HttpPublisher, client, failure_from_exception, host_of
+from playbook.textsafe import web_link
 
 
 class BriefingConfig(ChannelConfig):
@@ -55,7 +56,7 @@ def links_of(delivery: Delivery) -> list[ChannelLinks]:
     for link in delivery.extra.get("links", ()):
         url = link.get("url")
         grouped.setdefault(str(link["channel"]), []).append(
-            Posted(str(link["lang"]), str(link["status"]), url if isinstance(url, str) and url else None))
+            Posted(str(link["lang"]), str(link["status"]), web_link(url) if isinstance(url, str) else None))
     return [ChannelLinks(channel, tuple(posts)) for channel, posts in grouped.items()]
 
 

@@ -87,7 +87,7 @@ class SlackPublisher(BriefingPublisher):
 
     def outcome(self, response: httpx.Response) -> Receipt | Failure:
         if response.is_success:
-            return Receipt(note=f"Slack answered {' '.join(response.text.split())[:40] or response.status_code}")
+            return Receipt(note=f"Slack answered {secrets.excerpt(response.text, 40) or response.status_code}")
         word = response.text.strip()[:100]
         if response.status_code == 429 or response.status_code >= 500:
             return failure_from_response(response, "")

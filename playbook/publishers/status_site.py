@@ -18,6 +18,8 @@ import jinja2
 from markupsafe import Markup, escape
 from pydantic import BaseModel, ConfigDict, Field
 
+from playbook.textsafe import text_only
+
 Status = Literal["investigating", "identified", "monitoring", "resolved"]
 STATUSES: tuple[Status, ...] = ("investigating", "identified", "monitoring", "resolved")
 
@@ -450,8 +452,8 @@ def atom_feed(site: Site, state: SiteState, lang: str, now: datetime) -> bytes:
     ElementTree.register_namespace("", ATOM)
 
     def add(parent: ElementTree.Element, tag: str, text: str | None = None, **attributes: str) -> ElementTree.Element:
-        element = ElementTree.SubElement(parent, f"{{{ATOM}}}{tag}", attributes)
-        element.text = text
+        element = ElementTree.SubElement(parent, f"{{{ATOM}}}{tag}", {k: text_only(v) for k, v in attributes.items()})
+        element.text = None if text is None else text_only(text)
         return element
 
     words = labels(lang)[1]
@@ -552,14 +554,15 @@ BANNER_JS = """\
 
 
 def _json(data: Mapping[str, Any]) -> bytes:
-    return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode()
+    # json.dumps escapes control characters, but writes a lone surrogate as is, which UTF-8 cannot encode.
+    return (text_only(json.dumps(data, ensure_ascii=False, indent=2)) + "\n").encode()
 
 
 def render_site(site: Site, state: SiteState, now: datetime) -> dict[str, bytes]:
     """Every public file of the site, by file name."""
     out: dict[str, bytes] = {}
     for lang in site.languages:
-        html = page_html(site, state, lang, now).encode()
+        html = text_only(page_html(site, state, lang, now)).encode()
         out[f"index.{lang}.html"] = html
         if lang == site.default:
             out["index.html"] = html

@@ -126,3 +126,14 @@ def test_escape_sequences_in_a_playbook_are_shown_in_show_faq_and_checklist(home
         assert said.code == 0, said
         assert "\\x1b]0;pwned\\x07" in said.stdout, (args, said.stdout)
         assert not any(c in said.stdout for c in "\x1b\x07\x9b"), args
+
+
+def test_an_email_carries_no_control_character_from_a_csv_cell(home: Path) -> None:
+    with SmtpServer(login=None) as server:
+        email_home(home, server, f"ana@example.com,en,Ana{ESCAPES}\n")
+        sent = run_cli("trigger", PLAYBOOK, "--yes", home=home)
+        assert sent.code == 0, sent.output
+        (mail,) = server.messages
+    assert mail.message["To"].addresses[0].display_name == "Ana]0;pwned[2J\x9b2J"
+    for text in (mail.part("plain"), mail.part("html"), str(mail.message["To"])):
+        assert "Ana]0;pwned[2J" in text and not any(c in text for c in "\x00\x1b\x07"), text

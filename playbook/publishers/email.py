@@ -35,6 +35,7 @@ from playbook.publishers.base import (
     Receipt,
 )
 from playbook.publishers.listed import ListedPublisher
+from playbook.textsafe import text_only
 
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 # A subject is one line in an inbox; past this it is a body pasted in the wrong block.
@@ -233,7 +234,7 @@ class EmailPublisher(ListedPublisher[EmailConfig]):
         page = blocks.block("html") or body_to_html(text)
         message = [
             self._from_header,
-            _address_header("To", " ".join(recipient.fields.get("name", "").split()), recipient.address),
+            _address_header("To", text_only(" ".join(recipient.fields.get("name", "").split())), recipient.address),
             _subject_header(subject),
             _date_header(int(time.time())),
             b"Message-ID: ", message_id.encode(), b"\r\n",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -104,6 +105,12 @@ class Home:
         if dotenv.is_file():
             from dotenv import dotenv_values
 
-            values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+            data = dotenv.read_bytes()
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line = data.count(b"\n", 0, exc.start) + 1
+                raise ConfigError(f"{self.shown(dotenv)}:{line}: not UTF-8 text; save it as UTF-8") from None
+            values.update({k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None})
         values.update(self.environ)
         return values

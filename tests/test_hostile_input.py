@@ -279,6 +279,19 @@ def test_a_template_that_is_not_utf8_is_one_line_with_its_line(home: Path) -> No
     assert checked.code == 2 and error in checked.stderr.splitlines(), checked
 
 
+def test_an_env_file_that_is_not_utf8_is_one_line_with_its_line(home: Path, webhook_sink: WebhookSink) -> None:
+    channels = {"channels": {"ops": {"type": "webhook", "url": webhook_sink.url("ops"), "secret": "${HOOK_SECRET}"}}}
+    write(home / "channels.yaml", yaml.safe_dump(channels))
+    document = starter_playbook()
+    document["phases"] = {phase: {"channels": ["ops"]} for phase in document["phases"]}
+    write(home / "playbooks" / f"{PLAYBOOK}.yaml", yaml.safe_dump(document, allow_unicode=True, sort_keys=False))
+    (home / ".env").write_bytes(b"# secrets\nHOOK_SECRET=caf\xe9\n")
+    for command in (("validate",), ("trigger", PLAYBOOK, "--yes")):
+        assert_one_line_error(playbook("--home", str(home), *command),
+                              contains="error: .env:2: not UTF-8 text; save it as UTF-8")
+    assert webhook_sink.connections == 0
+
+
 def test_a_value_with_7_times_7_is_never_49(echo_home: Path) -> None:
     said = playbook("--home", str(echo_home), "trigger", "echo", "--dry-run", "--json", "--var", "note={{ 7*7 }}")
     assert said.code == 0, said

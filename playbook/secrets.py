@@ -23,8 +23,7 @@ _secrets: set[str] = set()
 _forms: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 _plain: re.Pattern[str] | None = None
-# A run of base64 (standard or URL-safe) long enough to hold the smallest secret with a user name before it.
-_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
+_base64: re.Pattern[str] | None = None
 _PERCENT = re.compile(r"%[0-9A-F]{2}")
 
 
@@ -41,33 +40,45 @@ def _encoded(value: str) -> set[str]:
 
 
 def register(value: str | None) -> None:
-    global _pattern, _plain
+    global _pattern, _plain, _base64
     if value and len(value) >= MIN_LENGTH and value not in _secrets:
         _secrets.add(value)
         _forms.update(_encoded(value))
-        _pattern = _plain = None
+        _pattern = _plain = _base64 = None
 
 
 def redact(text: str) -> str:
     """`text` with every registered secret, in any of its forms, replaced by ***; longest first."""
-    global _pattern, _plain
+    global _pattern, _plain, _base64
     if not _secrets or not text:
         return text
-    if _pattern is None or _plain is None:
+    if _pattern is None or _plain is None or _base64 is None:
         _pattern = re.compile("|".join(re.escape(s) for s in sorted(_forms, key=len, reverse=True)))
         _plain = re.compile("|".join(re.escape(s) for s in sorted(_secrets, key=len, reverse=True)))
+        # A run of base64 (standard or URL-safe) long enough to encode the shortest secret: shorter words
+        # are not decoded at all, which keeps masking cheap on ordinary text.
+        shortest = min(len(s.encode()) for s in _secrets)
+        _base64 = re.compile(f"[A-Za-z0-9+/_-]{{{shortest * 4 // 3},}}={{0,2}}")
     plain = _plain
     masked = _pattern.sub(MASK, text)
 
     def base64_holding_a_secret(found: re.Match[str]) -> str:
         token = found.group()
-        try:
-            decoded = base64.b64decode(token.replace("-", "+").replace("_", "/") + "=" * (-len(token) % 4))
-        except (binascii.Error, ValueError):
-            return token
-        return MASK if plain.search(decoded.decode("utf-8", "replace")) else token
+        run = token.rstrip("=").replace("-", "+").replace("_", "/")
+        # The encoded value may be glued to other letters ("tokendXNlcjpw..."): try each of the 4 alignments.
+        for start in range(4):
+            chunk = run[start:]
+            # A last group of 2 or 3 characters is padded; one of 1 holds no whole byte.
+            chunk = chunk[:-1] if len(chunk) % 4 == 1 else chunk + "=" * (-len(chunk) % 4)
+            try:
+                decoded = base64.b64decode(chunk)
+            except (binascii.Error, ValueError):
+                continue
+            if plain.search(decoded.decode("utf-8", "replace")):
+                return MASK
+        return token
 
-    return _BASE64.sub(base64_holding_a_secret, masked)
+    return _base64.sub(base64_holding_a_secret, masked)
 
 
 def excerpt(text: str, limit: int = EXCERPT) -> str:
@@ -77,7 +88,7 @@ def excerpt(text: str, limit: int = EXCERPT) -> str:
 
 def forget_all() -> None:
     """For tests that run many homes in one process."""
-    global _pattern, _plain
+    global _pattern, _plain, _base64
     _secrets.clear()
     _forms.clear()
-    _pattern = _plain = None
+    _pattern = _plain = _base64 = None

@@ -9,6 +9,8 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from playbook import secrets
 from tests.conftest import Result, run_cli
@@ -147,3 +149,28 @@ def test_validate_warns_when_the_env_file_is_readable_by_others(home: Path) -> N
     private = run_cli("validate", home=home)
     assert private.code == 0, private.output
     assert ".env" not in private.stdout
+
+
+ENCODINGS = {
+    "as-is": lambda s: s,
+    "percent": lambda s: quote(s, safe=""),
+    "form": quote_plus,
+    "json": lambda s: json.dumps(s)[1:-1],
+    "basic-auth": lambda s: base64.b64encode(f"user:{s}".encode()).decode(),
+}
+# "*" is the mask's own character: a secret made of it could reappear from the mask itself.
+SECRET_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="*"), min_size=8,
+                      max_size=24)
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret=SECRET_TEXT, before=st.text(max_size=260), after=st.text(max_size=40),
+       encoding=st.sampled_from(sorted(ENCODINGS)))
+def test_no_echoed_secret_survives_masking_and_cutting(secret: str, before: str, after: str, encoding: str) -> None:
+    secrets.forget_all()
+    secrets.register(secret)
+    echoed = ENCODINGS[encoding](secret)
+    masked = secrets.redact(before + echoed + after)
+    assert echoed not in masked and secret not in masked
+    said = secrets.excerpt(before + echoed + after)
+    assert said == " ".join(masked.split())[:secrets.EXCERPT]

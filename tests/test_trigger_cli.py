@@ -163,7 +163,7 @@ def test_the_human_result_tells_how_to_finish(home: Path, webhook_sink: WebhookS
     (("--var", "colour=red"), "colour"),
     (("--var", "cause"), "cause"),
     (("--detected-at", "yesterday"), "--detected-at: 'yesterday' is not a moment"),
-    (("--detected-at", "+2h"), "--detected-at is in the future"),
+    (("--detected-at", "+2h"), "--detected-at: '+2h' is 2h in the future ("),
 ])
 def test_invalid_input_exits_2_and_sends_and_records_nothing(home: Path, webhook_sink: WebhookSink,
                                                              args: tuple[str, ...], message: str) -> None:

@@ -78,7 +78,7 @@ class RecipientList:
         return []
 
     def _unreadable(self) -> list[str]:
-        """The problems that stop the list being read at all; its rows are not checked here."""
+        """What stops the list being read row by row (its addresses are checked elsewhere)."""
         if not self.path.is_file():
             return [f"recipient list {self.shown} does not exist"]
         bad_line, reason = self._binary_line()

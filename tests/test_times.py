@@ -65,3 +65,19 @@ def test_status_judges_an_incident_by_the_window_it_was_opened_under(home: Path)
     assert said.code == 0, said.output
     (seen,) = json.loads(said.stdout)["incidents"]
     assert seen["window_met"] is True
+
+
+@pytest.mark.parametrize(("line", "written", "error"), [
+    ("window: 30m", "window: 0s", "playbooks/whatsapp-outage.yaml:15:1: window: must be longer than 0s, e.g. 30m"),
+    ("update_every: 60m", "update_every: 0m",
+     "playbooks/whatsapp-outage.yaml:17:1: update_every: must be longer than 0s, e.g. 30m"),
+])
+def test_a_window_or_cadence_of_nothing_is_refused_at_its_line(home: Path, line: str, written: str,
+                                                                error: str) -> None:
+    playbook_file = home / "playbooks" / f"{PLAYBOOK}.yaml"
+    write(playbook_file, playbook_file.read_text(encoding="utf-8").replace(line, written, 1))
+    checked = run_main("--home", str(home), "validate")
+    assert checked.code == 2 and f"error: {error}" in checked.stderr.splitlines(), checked
+    said = run_main("--home", str(home), "trigger", PLAYBOOK, "--yes")
+    assert (said.code, said.stderr) == (2, f"error: {error}\n")
+    assert not (home / ".playbook").exists()

@@ -13,7 +13,7 @@ from playbook.home import Home
 from playbook.limits import Measure
 from playbook.model import Playbook
 from playbook.publishers.base import Publisher
-from playbook.variables import resolve
+from playbook.variables import missing_message, resolve, without_value
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,12 @@ def validate_home(home: Home, ids: Sequence[str] = ()) -> ValidationReport:
     for playbook_id in wanted:
         report.playbooks.append(playbook_id)
         try:
-            playbook = home.load_playbook(playbook_id)
+            playbook, doc = home.load_playbook_doc(playbook_id)
         except PlaybookError as exc:
             report.problems.append(exc)
             continue
+        report.problems.extend(doc.error(missing_message(playbook, name), ("vars", name))
+                               for name in without_value(playbook))
         _validate_playbook(home, playbook, channels, report)
     if channels is not None:
         used = _channels_used(home, wanted)

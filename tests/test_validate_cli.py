@@ -28,6 +28,7 @@ X_CHANNEL = """\
     access_token_secret: ${X_ACCESS_TOKEN_SECRET}
 """
 SUMMARY = "✗ 1 problem(s)\n"
+NO_SAMPLE = ", or add `sample:` to vars.ticket so that validate, render and rehearse can show it"
 
 Setup = Callable[[Path], None]
 
@@ -189,10 +190,10 @@ CASES: list[tuple[str, Setup | None, tuple[str, ...], str]] = [
     # -- variables --------------------------------------------------------------------------------------------
     ("required-variable-at-render", REQUIRED_TICKET, ("render", "whatsapp-outage"),
      "error: playbook 'whatsapp-outage' needs variable 'ticket' (The ticket number): give it with "
-     "--var ticket=...\n"),
+     f"--var ticket=...{NO_SAMPLE}\n"),
     ("required-variable-at-dry-run", REQUIRED_TICKET, ("trigger", "whatsapp-outage", "--dry-run"),
      "error: playbook 'whatsapp-outage' needs variable 'ticket' (The ticket number): give it with "
-     "--var ticket=...\n"),
+     f"--var ticket=...{NO_SAMPLE}\n"),
     ("unknown-var", None, ("render", "whatsapp-outage", "--var", "brnad=Acme"),
      f"error: playbook 'whatsapp-outage' has no variable 'brnad' (did you mean 'brand'?); known: {KNOWN_VARS}\n"),
     ("var-without-value", None, ("render", "whatsapp-outage", "--var", "brand"),
@@ -332,3 +333,33 @@ def test_list_and_show_describe_the_playbook(home: Path) -> None:
     assert shown.code == 0
     assert "Languages: fr, en (default fr) · time zone Europe/Paris" in shown.stdout
     assert "First notice due 30m after detection · updates every 1h · rehearse every" in shown.stdout
+
+
+# -- one rule for variables in validate, render, trigger --dry-run and rehearse --------------------------------
+
+def test_a_required_variable_without_sample_is_reported_alike_by_every_check(home: Path, tmp_path: Path) -> None:
+    REQUIRED_TICKET(home)
+    said = ("playbook 'whatsapp-outage' needs variable 'ticket' (The ticket number): give it with "
+            f"--var ticket=...{NO_SAMPLE}")
+    validated = run_cli("validate", home=home)
+    assert validated.code == 2 and re.search(rf"error: {PLAYBOOK}:\d+:\d+: {re.escape(said)}\n", validated.stderr)
+    for args in (("render", "whatsapp-outage"), ("trigger", "whatsapp-outage", "--dry-run")):
+        result = run_cli(*args, home=home)
+        assert (result.code, result.stderr) == (2, f"error: {said}\n")
+    rehearsed = run_cli("rehearse", "--offline", "--report", str(tmp_path / "r.md"), home=home)
+    assert rehearsed.code == 1
+    assert f"- **variables: variable 'ticket' has a value**: {said}" in (tmp_path / "r.md").read_text()
+
+
+def test_an_optional_variable_without_default_or_sample_renders_absent_everywhere(home: Path,
+                                                                                  tmp_path: Path) -> None:
+    edit(PLAYBOOK, "\nvars:\n", "\nvars:\n  delay: {description: How long it may last}\n")(home)
+    edit(f"{TEMPLATES}/investigating.en.j2", "{% block short %}",
+         "{% block short %}{% if delay %}Back in {{ delay }}. {% else %}No estimate yet. {% endif %}")(home)
+    assert run_cli("validate", home=home).code == 0
+    rendered = run_cli("render", "whatsapp-outage", "--lang", "en", home=home)
+    assert rendered.code == 0 and "No estimate yet." in rendered.stdout and "Back in" not in rendered.stdout
+    rehearsed = run_cli("rehearse", "--offline", "--report", str(tmp_path / "r.md"), home=home)
+    assert rehearsed.code == 0, rehearsed.output
+    assert ("| pass | variables: variable 'delay' has a value | optional, no default: renders as absent unless "
+            "given with --var |") in (tmp_path / "r.md").read_text()

@@ -14,7 +14,7 @@ from atproto import Client, Request, client_utils, models
 from atproto.exceptions import AtProtocolError, InvokeTimeoutError, RateLimitExceededError, RequestErrorBase
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
-from playbook.limits import Graphemes, Limit
+from playbook.limits import BlueskyText, Limit
 from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt
 
 POST_URL = "https://bsky.app/profile/{handle}/post/{rkey}"
@@ -65,7 +65,7 @@ class BlueskyPublisher(Publisher[BlueskyConfig]):
     _session_lock: asyncio.Lock | None = None
 
     def limits(self) -> Mapping[str, Limit]:
-        return {"short": Graphemes(300)}
+        return {"short": BlueskyText()}
 
     @property
     def host(self) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import run_cli, write
 from tests.fakes.smtp import SmtpServer, self_signed
@@ -222,3 +224,47 @@ def test_a_list_too_large_for_the_window_at_its_rate_fails_with_the_arithmetic_a
     assert "raise `rate` to at least 33.3 per second" in report
     assert "send a first wave of at most 18,000" in report
     assert "Today the 30m window would be MISSED: 'customers' (email) needs about 1h40m" in report
+
+
+def test_rehearse_drill_with_nothing_to_drill_fails_says_why_and_records_no_drill(home: Path,
+                                                                                   tmp_path: Path) -> None:
+    result = run_cli("rehearse", "--offline", "--drill", "--junit", str(tmp_path / "r.xml"), home=home)
+    assert result.code == 1
+    _, _, _, names = _junit_counts(tmp_path / "r.xml")
+    assert names == ["drill through the sandbox channels"]
+    failure = ET.parse(tmp_path / "r.xml").getroot().find(".//failure")
+    assert failure is not None and failure.get("message", "").startswith(
+        "nothing to drill: channels.yaml has no `drill:` section mapping this playbook's channels "
+        "(x, website, customers) to sandbox channels")
+    assert "checks failed" in result.stdout
+    db = sqlite3.connect(home / ".playbook" / "state.db")
+    try:
+        assert db.execute("SELECT count(*) FROM incidents").fetchone() == (0,)
+    finally:
+        db.close()
+
+
+def test_the_window_budget_learns_the_pace_of_a_2000_email_drill(home: Path, smtp_server: SmtpServer,
+                                                                  tls: tuple[Path, Path]) -> None:
+    from playbook.home import Home
+    from playbook.rehearse import rehearse
+
+    use_email(home, smtp_server, tls, connections=4)
+    write(home / "contacts" / "customers.csv",
+          "email,language,name\n" + "".join(f"client{n}@example.com,fr,Client {n}\n" for n in range(2000)))
+    channels = yaml.safe_load((home / "channels.yaml").read_text())
+    channels["channels"]["customers-drill"] = dict(channels["channels"]["customers"])
+    channels["drill"] = {"customers": "customers-drill"}
+    write(home / "channels.yaml", yaml.safe_dump(channels, allow_unicode=True, sort_keys=False))
+
+    before = {t.channel: t for t in rehearse(Home(root=home), ["whatsapp-outage"], offline=True)[0].timings}
+    assert before["customers"].source.startswith("default: 0.25 s per message")
+    drilled = rehearse(Home(root=home), ["whatsapp-outage"], offline=True, drill=True)[0]
+    assert len(smtp_server.messages) == 2000
+    took = {t.channel: t for t in drilled.timings if t.measured}["customers-drill"].seconds
+
+    after = {t.channel: t for t in rehearse(Home(root=home), ["whatsapp-outage"], offline=True)[0].timings}
+    predicted = after["customers"]
+    assert took / 2 <= predicted.seconds <= took * 2, (predicted.seconds, took, predicted.arithmetic)
+    assert re.match(r"ledger: 2,000 message\(s\) of 'customers-drill' in whatsapp-outage-drill-\S+ took [\d.]+ s, "
+                    r"measured \d{4}-\d\d-\d\d \d\d:\d\d UTC: [\d.]+ in parallel achieved$", predicted.source)

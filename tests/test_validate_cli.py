@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from playbook.starter import starter_dir
+from playbook.starter import starter_dir, write_starter
 from tests.conftest import run_cli, write
 
 PLAYBOOK = "playbooks/whatsapp-outage.yaml"
@@ -363,3 +363,69 @@ def test_an_optional_variable_without_default_or_sample_renders_absent_everywher
     assert rehearsed.code == 0, rehearsed.output
     assert ("| pass | variables: variable 'delay' has a value | optional, no default: renders as absent unless "
             "given with --var |") in (tmp_path / "r.md").read_text()
+
+
+# -- each platform's limit, exactly reached and one past it ----------------------------------------------------
+
+FAMILY = "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466"  # one grapheme, 25 bytes of UTF-8
+CHANNEL_AS = {
+    "x": X_CHANNEL,
+    "mastodon": "  x: {type: mastodon, api_base: 'https://mastodon.example', access_token: '${MASTODON_TOKEN}'}\n",
+    "bluesky": "  x: {type: bluesky, handle: brand.bsky.social, app_password: '${BSKY_APP_PASSWORD}'}\n",
+    "sms": ("  x: {type: sms, account_sid: '${TWILIO_SID}', auth_token: '${TWILIO_TOKEN}', from: '+33700000000',\n"
+            "      recipients: contacts/sms.csv, max_segments: 3}\n"),
+}
+LIMIT_CASES = [
+    # (channel type, text at the limit, the same one character past it, what validate says past it)
+    ("x", "é" * 280, "é" * 281, "281/280 weighted characters"),
+    ("x", "a" * 256 + " https://status.example.com/incidents/2026/11/30/whatsapp",
+     "a" * 257 + " https://status.example.com/incidents/2026/11/30/whatsapp", "281/280 weighted characters"),
+    ("mastodon", "a" * 493 + " @alice@" + "b" * 30 + ".com", "a" * 494 + " @alice@" + "b" * 30 + ".com",
+     "501/500 characters, remote mentions count as @user"),
+    # The final full stop is text, not part of the link: 475 + 1 + 23 + 1.
+    ("mastodon", "a" * 475 + " https://status.example.com/incidents/2026/11/30/whatsapp.",
+     "a" * 476 + " https://status.example.com/incidents/2026/11/30/whatsapp.", "501/500 characters, URLs count 23"),
+    ("bluesky", "é" * 300, "é" * 301, "301/300 graphemes, 602/3,000 bytes"),
+    ("bluesky", FAMILY * 120, FAMILY * 120 + "a", "121/300 graphemes, 3,001/3,000 bytes, over 3,000 bytes"),
+    ("sms", "a" * 459, "a" * 460, "4/3 segments, GSM-7, 460 units"),
+    # The escape pair of € cannot straddle septets 153 and 154: it opens segment 2, so 3 segments hold 458.
+    ("sms", "a" * 152 + "€" + "a" * 304, "a" * 152 + "€" + "a" * 305, "4/3 segments, GSM-7, 459 units"),
+]
+
+
+def with_short_everywhere(channel: str, short: str) -> Setup:
+    """Channel `x` made of the given type, and the first phase's short block that text in both languages."""
+    def apply(home: Path) -> None:
+        channels = home / "channels.yaml"
+        text = channels.read_text(encoding="utf-8")
+        old = "  x:\n    type: file\n    path: outbox/x.jsonl\n"
+        assert old in text
+        channels.write_text(text.replace(old, CHANNEL_AS[channel]), encoding="utf-8")
+        write(home / "contacts" / "sms.csv", "phone,language,name\n+33612345678,fr,Ana\n+447700900123,en,Bob\n")
+        for lang in ("fr", "en"):
+            path = home / TEMPLATES / f"investigating.{lang}.j2"
+            template, count = re.subn(r"\{% block short %\}.*?\{% endblock %\}",
+                                      lambda _: "{% block short %}" + short + "{% endblock %}",
+                                      path.read_text(encoding="utf-8"), flags=re.S)
+            assert count == 1
+            path.write_text(template, encoding="utf-8")
+    return apply
+
+
+@pytest.mark.parametrize(("channel", "at_limit", "past_it", "said"), LIMIT_CASES,
+                         ids=[f"{c[0]}-{n}" for n, c in enumerate(LIMIT_CASES)])
+def test_validate_passes_a_text_at_the_platforms_limit_and_fails_one_past_it(
+        tmp_path: Path, channel: str, at_limit: str, past_it: str, said: str) -> None:
+    from playbook.home import Home
+    from playbook.validate import validate_home
+
+    for text, ok in ((at_limit, True), (past_it, False)):
+        home = tmp_path / ("ok" if ok else "over")
+        write_starter(home)
+        with_short_everywhere(channel, text)(home)
+        report = validate_home(Home(root=home))
+        assert report.ok is ok, [str(p) for p in report.problems]
+        if not ok:
+            assert {str(p) for p in report.problems} == {
+                f"{TEMPLATES}/investigating.{lang}.j2: block 'short' is too long for channel 'x': {said}"
+                for lang in ("fr", "en")}

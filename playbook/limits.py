@@ -25,6 +25,11 @@ class Measure:
     def ok(self) -> bool:
         return self.count <= self.limit and not self.problem
 
+    @property
+    def too_long(self) -> bool:
+        """Refused for its length (rather than, say, for a character the platform refuses)."""
+        return self.count > self.limit or self.problem.startswith("over ")
+
     def __str__(self) -> str:
         extra = "".join(f", {part}" for part in (self.detail, self.problem) if part)
         return f"{self.count}/{self.limit} {self.unit}{extra}"

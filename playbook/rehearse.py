@@ -308,7 +308,12 @@ def _budget(publisher: Publisher[Any], messages: int, pace: tuple[str, Pace] | N
     if pace is not None:
         channel, (incident, count, wall, each, at) = pace
         # Deliveries in flight at once, as achieved: the time they took one by one over the run's wall time.
-        lanes = round(max(1.0, count * each / wall), 1) if wall > 0 else 1.0
+        # Below 1 when the run also waited between messages; either way the prediction is the run's own
+        # throughput (count / wall) applied to this many messages.
+        if wall > 0 and each > 0:
+            lanes = max(0.01, round(count * each / wall, 2))
+        else:
+            each, lanes = (wall / count if count else 0.0), 1.0
         source = (f"{count:,} message(s) of '{channel}' in {incident} took {wall:,.1f} s, {_when(at)}: "
                   f"{lanes:g} in parallel achieved")
         return publisher.budget(messages, each, lanes=lanes, source="measured"), f"ledger: {source}"

@@ -141,6 +141,8 @@ def _validate_playbook(home: Home, playbook: Playbook, channels: Channels | None
                     report.checks.append(check)
                     if not measured.measure.ok:
                         failed(TemplateError(
-                            f"block '{measured.block}' is too long for channel '{channel}': {measured.measure}",
+                            f"block '{measured.block}' "
+                            f"{'is too long for' if measured.measure.too_long else 'cannot go out on'} "
+                            f"channel '{channel}': {measured.measure}",
                             path=composer.renderer.shown(name),
                         ), [channel])

@@ -268,3 +268,28 @@ def test_the_window_budget_learns_the_pace_of_a_2000_email_drill(home: Path, smt
     assert took / 2 <= predicted.seconds <= took * 2, (predicted.seconds, took, predicted.arithmetic)
     assert re.match(r"ledger: 2,000 message\(s\) of 'customers-drill' in whatsapp-outage-drill-\S+ took [\d.]+ s, "
                     r"measured \d{4}-\d\d-\d\d \d\d:\d\d UTC: [\d.]+ in parallel achieved$", predicted.source)
+
+
+def test_the_budget_names_its_source_and_rate_caps_a_fast_measured_pace(
+        home: Path, smtp_server: SmtpServer, tls: tuple[Path, Path]) -> None:
+    from datetime import UTC, datetime
+
+    from playbook.channels import load_channels
+    from playbook.home import Home
+    from playbook.rehearse import _budget
+
+    use_email(home, smtp_server, tls, rate=10, connections=4)
+    publisher = load_channels(Home(root=home)).publisher("customers", ["fr", "en"], offline=True)
+    measured = datetime(2026, 11, 30, 6, 10, tzinfo=UTC)
+    # A drill mailed 2,000 in 20 s (100 a second, 4 in flight at 0.04 s each): 60,000 would take 600 s,
+    # but `rate: 10` still makes them 6,000 s.
+    budget, source = _budget(publisher, 60_000, ("customers-drill", ("fire-drill-1", 2000, 20.0, 0.04, measured)),
+                             None)
+    assert (budget.seconds, budget.bound) == (6000, "rate")
+    assert budget.arithmetic.startswith("60,000 message(s) x 0.040 s (measured) / 4 in parallel = 600 s")
+    assert source == ("ledger: 2,000 message(s) of 'customers-drill' in fire-drill-1 took 20.0 s, measured "
+                      "2026-11-30 06:10 UTC: 4 in parallel achieved")
+    budget, source = _budget(publisher, 100, None, (0.5, measured))
+    assert budget.seconds == 12.5 and source == "timed check, measured 2026-11-30 06:10 UTC"
+    budget, source = _budget(publisher, 100, None, None)
+    assert budget.seconds == 10 and source == "default: 0.25 s per message for this channel type"

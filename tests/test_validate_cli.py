@@ -429,3 +429,16 @@ def test_validate_passes_a_text_at_the_platforms_limit_and_fails_one_past_it(
             assert {str(p) for p in report.problems} == {
                 f"{TEMPLATES}/investigating.{lang}.j2: block 'short' is too long for channel 'x': {said}"
                 for lang in ("fr", "en")}
+
+
+@pytest.mark.parametrize(("short", "said"), [
+    ("{% block short %}{% endblock %}", "0/280 weighted characters, an empty post is refused"),
+    ("{% block short %}Panne \ufffe en cours{% endblock %}",
+     "17/280 weighted characters, holds U+FFFE, a character X refuses"),
+])
+def test_validate_refuses_an_x_post_that_x_would_refuse_at_any_length(home: Path, short: str, said: str) -> None:
+    with_x(replace_short(short))(home)
+    result = run_cli("validate", home=home, env=X_ENV)
+    assert result.code == 2
+    assert f"error: {TEMPLATES}/investigating.en.j2: block 'short' cannot go out on channel 'x': {said}\n" in (
+        result.stderr)

@@ -244,6 +244,7 @@ def test_rehearse_drill_with_nothing_to_drill_fails_says_why_and_records_no_dril
         db.close()
 
 
+@pytest.mark.timeout(300)  # 2,000 real SMTP sessions on a shared, loaded machine
 def test_the_window_budget_learns_the_pace_of_a_2000_email_drill(home: Path, smtp_server: SmtpServer,
                                                                   tls: tuple[Path, Path]) -> None:
     from playbook.home import Home

@@ -526,6 +526,31 @@ class Ledger:
                               (playbook,)).fetchone()
         return (datetime.fromisoformat(row[0]), bool(row[1])) if row else None
 
+    def channel_paces(self, sample: int = 2000) -> dict[str, tuple[str, int, float, float, datetime]]:
+        """Per channel, its latest post with confirmed deliveries: (incident, messages, wall seconds from the
+        first start to the last confirmation, median seconds of one delivery, when it finished)."""
+        latest: dict[str, tuple[str, str, int, int, str, str]] = {}
+        for channel, incident, seq, count, first, last in self.db.execute(
+            "SELECT channel, incident, seq, count(*), min(started_at), max(finished_at) FROM deliveries"
+            " WHERE status=? AND started_at IS NOT NULL AND finished_at IS NOT NULL GROUP BY channel, incident, seq",
+            (SENT,),
+        ):
+            if channel not in latest or last > latest[channel][5]:
+                latest[channel] = (channel, incident, seq, count, first, last)
+        paces = {}
+        for channel, incident, seq, count, first, last in latest.values():
+            each = sorted(
+                (datetime.fromisoformat(f) - datetime.fromisoformat(s)).total_seconds()
+                for s, f in self.db.execute(
+                    "SELECT started_at, finished_at FROM deliveries WHERE incident=? AND seq=? AND channel=?"
+                    " AND status=? AND started_at IS NOT NULL AND finished_at IS NOT NULL LIMIT ?",
+                    (incident, seq, channel, SENT, sample),
+                )
+            )
+            wall = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
+            paces[channel] = (incident, count, wall, each[len(each) // 2], datetime.fromisoformat(last))
+        return paces
+
 
 def _record_sent(db: sqlite3.Connection, confirmed: Confirmation) -> None:
     remote_id, url, note = confirmed.remote_id, confirmed.url, confirmed.note

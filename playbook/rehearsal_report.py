@@ -132,10 +132,11 @@ def write_report(rehearsals: Sequence[Rehearsal], path: Path) -> list[Path]:
             chart.write_text(chart_svg(rehearsal), encoding="utf-8")
             written.append(chart)
             lines += [f"![Delivery time per channel against the window]({chart.name})", "",
-                      "| channel | time for the first phase | how it is known |", "|---|---|---|"]
+                      "| channel | time for the first phase | how it is known | pace from |", "|---|---|---|---|"]
             for t in sorted(rehearsal.timings, key=lambda t: -t.seconds):
                 lines.append(f"| {t.channel} ({t.type}) | {_minutes(t.seconds)} | "
-                             f"{'measured' if t.measured else 'estimated'}: {t.arithmetic} |")
+                             f"{'measured' if t.measured else 'estimated'}: {_cell(t.arithmetic)} | "
+                             f"{_cell(t.source)} |")
             lines.append("")
         failed = rehearsal.failures
         if failed:

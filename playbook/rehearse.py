@@ -19,10 +19,10 @@ from playbook.incidents import Session, close_drill, trigger
 from playbook.ledger import Ledger, utcnow
 from playbook.limits import URL
 from playbook.model import Playbook
-from playbook.publishers.base import Budget
+from playbook.publishers.base import Budget, Publisher
 from playbook.timeparse import format_duration
 from playbook.validate import validate_home
-from playbook.variables import resolve
+from playbook.variables import missing_message, resolve, without_value
 
 
 @dataclass
@@ -47,6 +47,8 @@ class ChannelTiming:
     seconds: float
     measured: bool
     arithmetic: str = ""
+    # Where the pace comes from, and when it was measured: the ledger's latest run, a timed check, a default.
+    source: str = ""
 
 
 @dataclass
@@ -138,10 +140,17 @@ def _rehearse_one(home: Home, playbook_id: str, *, offline: bool, check_links: b
     used = _channels_used(playbook, channels, drill)
     _check_environment(channels, used, record)
     _check_links(home, playbook, record, fetch=check_links)
-    _check_online(channels, playbook, used, record, offline=offline)
-    _check_window(home, playbook, channels, record)
+    checked = _check_online(channels, playbook, used, record, offline=offline)
+    _check_window(home, playbook, channels, record, checked)
     if drill:
-        _run_drill(home, playbook, record)
+        live = [n for n in playbook.channel_names() if n in channels.raw]
+        if not used:
+            record.add("drill", "drill through the sandbox channels", False,
+                       "nothing to drill: channels.yaml has no `drill:` section mapping this playbook's channels "
+                       f"({', '.join(live) or 'none'}) to sandbox channels: add one (`drill:` then "
+                       "`<live channel>: <sandbox channel>`), or rehearse without --drill")
+        else:
+            _run_drill(home, playbook, record)
     return rehearsal
 
 
@@ -153,12 +162,19 @@ def _channels_used(playbook: Playbook, channels: Channels, drill: bool) -> list[
 
 
 def _check_variables(playbook: Playbook, record: _Recorder) -> None:
+    """The same rule as validate and render: a required variable needs a default or a sample; an optional
+    one without either renders as absent, as it will on the day when nobody gives it."""
+    missing = set(without_value(playbook))
     for name, spec in playbook.vars.items():
-        value = spec.default if spec.default not in (None, "") else spec.sample
-        source = "default" if spec.default not in (None, "") else "sample"
-        record.add("variables", f"variable '{name}' has a value", value not in (None, ""),
-                   f"{source}: {value}" if value not in (None, "") else
-                   f"no default and no sample: add `sample:` to vars.{name} in the playbook")
+        if name in missing:
+            record.add("variables", f"variable '{name}' has a value", False, missing_message(playbook, name))
+        elif spec.default not in (None, ""):
+            record.add("variables", f"variable '{name}' has a value", True, f"default: {spec.default}")
+        elif spec.sample not in (None, ""):
+            record.add("variables", f"variable '{name}' has a value", True, f"sample: {spec.sample}")
+        else:
+            record.add("variables", f"variable '{name}' has a value", True,
+                       "optional, no default: renders as absent unless given with --var")
 
 
 def _check_environment(channels: Channels, used: Sequence[str], record: _Recorder) -> None:
@@ -213,7 +229,9 @@ def _fetch(url: str) -> tuple[bool, str]:
 
 
 def _check_online(channels: Channels, playbook: Playbook, used: Sequence[str], record: _Recorder,
-                  *, offline: bool) -> None:
+                  *, offline: bool) -> dict[str, tuple[float, datetime]]:
+    """Each channel's online check; returns how long each passing one took, and when, to pace the window."""
+    timed: dict[str, tuple[float, datetime]] = {}
     for name in used:
         label = f"channel '{name}' ({channels.type_of(name)}) online check"
         if offline:
@@ -233,14 +251,19 @@ def _check_online(channels: Channels, playbook: Playbook, used: Sequence[str], r
             continue
         ok = result.ok if result else False
         detail = result.detail if result else problems[0]
-        record.add("channels", label, ok, detail, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        record.add("channels", label, ok, detail, seconds)
+        if ok:
+            timed[name] = (seconds, utcnow())
+    return timed
 
 
-def _check_window(home: Home, playbook: Playbook, channels: Channels, record: _Recorder) -> None:
-    """Would the first phase be fully delivered within the window? From each channel's known costs."""
+def _check_window(home: Home, playbook: Playbook, channels: Channels, record: _Recorder,
+                  checked: dict[str, tuple[float, datetime]]) -> None:
+    """Would the first phase be fully delivered within the window? From each channel's measured pace."""
     window = playbook.window.total_seconds()
     first = playbook.first_phase
-    measured = _measured_latencies(home)
+    paces = _paces(home)
     slowest: tuple[float, str] = (0.0, "")
     for name in playbook.phases[first].channels:
         if name not in channels.raw:
@@ -252,11 +275,16 @@ def _check_window(home: Home, playbook: Playbook, channels: Channels, record: _R
             continue
         languages = [lang for lang in playbook.languages if lang in publisher.languages()]
         messages = publisher.recipient_count() if publisher.per_recipient else len(languages)
-        budget = publisher.budget(messages or 0, measured.get(name))
+        # A drill runs through the sandbox: its pace stands for the live channel's until a real run is newer.
+        sandbox = channels.sandbox_of(name)
+        known = [(channel, paces[channel]) for channel in (name, sandbox) if channel and channel in paces]
+        pace = max(known, key=lambda item: item[1][4], default=None)
+        budget, source = _budget(publisher, messages or 0, pace, checked.get(name))
         record.rehearsal.timings.append(ChannelTiming(name, channels.type_of(name), budget.seconds,
-                                                      name in measured, budget.arithmetic))
+                                                      False, budget.arithmetic, source))
         ok = budget.seconds <= window
         verdict = (f"needs {format_duration(timedelta(seconds=budget.seconds))}: {budget.arithmetic}; "
+                   f"pace from {source}; "
                    f"the window is {format_duration(playbook.window)}")
         if not ok:
             verdict += f"; to fix: {_fix(budget, window)}"
@@ -268,6 +296,36 @@ def _check_window(home: Home, playbook: Playbook, channels: Channels, record: _R
         record.add("window", f"first phase fully delivered within {format_duration(playbook.window)}", ok,
                    f"the slowest channel, '{slowest[1]}', needs {format_duration(timedelta(seconds=slowest[0]))}"
                    f" of {format_duration(playbook.window)}" + ("" if ok else ": the window would be missed"))
+
+
+Pace = tuple[str, int, float, float, datetime]
+
+
+def _budget(publisher: Publisher[Any], messages: int, pace: tuple[str, Pace] | None,
+            check: tuple[float, datetime] | None) -> tuple[Budget, str]:
+    """The channel's budget from the best pace known: its latest run in the ledger, else its timed check,
+    else the channel type's typical latency; with the source of the figures and when they were measured."""
+    if pace is not None:
+        channel, (incident, count, wall, each, at) = pace
+        # Deliveries in flight at once, as achieved: the time they took one by one over the run's wall time.
+        # Below 1 when the run also waited between messages; either way the prediction is the run's own
+        # throughput (count / wall) applied to this many messages.
+        if wall > 0 and each > 0:
+            lanes = max(0.01, round(count * each / wall, 2))
+        else:
+            each, lanes = (wall / count if count else 0.0), 1.0
+        source = (f"{count:,} message(s) of '{channel}' in {incident} took {wall:,.1f} s, {_when(at)}: "
+                  f"{lanes:g} in parallel achieved")
+        return publisher.budget(messages, each, lanes=lanes, source="measured"), f"ledger: {source}"
+    if check is not None:
+        seconds, at = check
+        source = f"timed check, {_when(at)}"
+        return publisher.budget(messages, seconds, source="check"), source
+    return publisher.budget(messages), f"default: {publisher.typical_latency:g} s per message for this channel type"
+
+
+def _when(at: datetime) -> str:
+    return f"measured {at:%Y-%m-%d %H:%M} UTC"
 
 
 def _fix(budget: Budget, window: float) -> str:
@@ -283,12 +341,12 @@ def _fix(budget: Budget, window: float) -> str:
     return f"the provider's posting limit cannot be raised: post fewer messages, or {first_wave}"
 
 
-def _measured_latencies(home: Home) -> dict[str, float]:
+def _paces(home: Home) -> dict[str, Pace]:
     if not home.state_path.exists():
         return {}
     ledger = Ledger(home.state_path, create=False, readonly=True)
     try:
-        return ledger.measured_latencies()
+        return ledger.channel_paces()
     finally:
         ledger.close()
 
@@ -323,6 +381,7 @@ def _run_drill(home: Home, playbook: Playbook, record: _Recorder) -> None:
     for plan in outcome.plan.channels:
         if plan.name in taken:
             record.rehearsal.timings.append(ChannelTiming(plan.name, plan.type, taken[plan.name], True,
-                                                          f"measured in drill {result.incident}"))
+                                                          f"measured in drill {result.incident}",
+                                                          f"drill {result.incident}, {_when(result.finished_at)}"))
     close_drill(home, result.incident)
 

@@ -14,7 +14,7 @@ from playbook.home import Home
 from playbook.limits import Measure
 from playbook.model import Playbook
 from playbook.publishers.base import Publisher
-from playbook.variables import resolve
+from playbook.variables import missing_message, resolve, without_value
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,12 @@ def validate_home(home: Home, ids: Sequence[str] = ()) -> ValidationReport:
     for playbook_id in wanted:
         report.playbooks.append(playbook_id)
         try:
-            playbook = home.load_playbook(playbook_id)
+            playbook, doc = home.load_playbook_doc(playbook_id)
         except PlaybookError as exc:
             report.problems.append(exc)
             continue
+        report.problems.extend(doc.error(missing_message(playbook, name), ("vars", name))
+                               for name in without_value(playbook))
         _validate_playbook(home, playbook, channels, report)
     exposed = _exposed_dotenv(home)
     if exposed:
@@ -156,6 +158,8 @@ def _validate_playbook(home: Home, playbook: Playbook, channels: Channels | None
                     report.checks.append(check)
                     if not measured.measure.ok:
                         failed(TemplateError(
-                            f"block '{measured.block}' is too long for channel '{channel}': {measured.measure}",
+                            f"block '{measured.block}' "
+                            f"{'is too long for' if measured.measure.too_long else 'cannot go out on'} "
+                            f"channel '{channel}': {measured.measure}",
                             path=composer.renderer.shown(name),
                         ), [channel])

@@ -42,13 +42,28 @@ def _not_text(char: str) -> str:
     return f"U+{code:04X} is not a character; retype the value"
 
 
+def missing_message(playbook: Playbook, name: str) -> str:
+    """What validate, render, rehearse and trigger all say of a required variable that has no value."""
+    spec = playbook.vars[name]
+    about = f" ({spec.description})" if spec.description else ""
+    return (f"playbook '{playbook.id}' needs variable '{name}'{about}: give it with --var {name}=..., "
+            f"or add `sample:` to vars.{name} so that validate, render and rehearse can show it")
+
+
+def without_value(playbook: Playbook) -> list[str]:
+    """Required variables with neither default nor sample: no check can render them without --var."""
+    return [name for name, spec in playbook.vars.items()
+            if spec.required and spec.default in (None, "") and spec.sample in (None, "")]
+
+
 def resolve(playbook: Playbook, given: Mapping[str, str], *, samples: bool = False,
             placeholders: bool = False) -> dict[str, str | None]:
     """Each variable's value: --var, else default; a required one without a value is an error naming it.
 
-    With `samples`, an optional variable without a value takes its sample, so a preview shows where the
-    value goes. With `placeholders` (validate), a required one takes its sample, else reads `<name>`, so
-    that every template renders without anything given.
+    With `samples` (render, validate, rehearse), a variable without a value takes its sample. An optional
+    variable left without a value is None, which templates see as absent (`{% if eta %}` is false).
+    With `placeholders` (validate), a required one without sample reads `<name>` instead of failing, so
+    the rest of the templates are still checked; validate reports it with `without_value`.
     """
     for name in given:
         if name not in playbook.vars:
@@ -61,14 +76,11 @@ def resolve(playbook: Playbook, given: Mapping[str, str], *, samples: bool = Fal
         value = given.get(name)
         if value is None or value == "":
             value = spec.default
-        if (value is None or value == "") and samples and (placeholders or not spec.required):
+        if (value is None or value == "") and samples:
             value = spec.sample
         if (value is None or value == "") and spec.required:
             if not placeholders:
-                about = f" ({spec.description})" if spec.description else ""
-                raise VariableError(
-                    f"playbook '{playbook.id}' needs variable '{name}'{about}: give it with --var {name}=..."
-                )
+                raise VariableError(missing_message(playbook, name))
             value = f"<{name}>"
         values[name] = value if value != "" else None
     return values

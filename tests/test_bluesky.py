@@ -208,7 +208,19 @@ def test_short_block_over_300_graphemes_stops_everything_before_sending(home: Pa
     set_short(home, "en", "Sorry 🙇🏽‍♀️. " * 33 + "https://status.example.com")
     result = run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV)
     assert result.code == 2, result.output
-    assert "block 'short' is too long for channel 'bluesky': 323/300 graphemes; nothing was sent" in result.stderr
+    assert ("block 'short' is too long for channel 'bluesky': 323/300 graphemes, 851/3,000 bytes; nothing was sent"
+            in result.stderr)
+    assert bluesky.requests() == []
+
+
+def test_a_text_under_300_graphemes_but_over_3000_bytes_stops_everything_before_sending(
+        home: Path, bluesky: FakeBluesky) -> None:
+    use_bluesky(home, bluesky.url)
+    set_short(home, "en", "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466" * 250)  # 25 bytes each
+    result = run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV)
+    assert result.code == 2, result.output
+    assert ("block 'short' is too long for channel 'bluesky': 250/300 graphemes, 6,250/3,000 bytes, over 3,000 "
+            "bytes; nothing was sent") in result.stderr
     assert bluesky.requests() == []
 
 
@@ -261,7 +273,7 @@ def test_check_signs_in_and_names_the_profile(home: Path, bluesky: FakeBluesky) 
     result, channel = channel_check(home, "bluesky", ENV)
     assert result.code == 0, result.output
     assert channel["check"] == {"ok": True, "detail": f"@{HANDLE} (Example Support)"}
-    assert channel["limits"] == "short: graphemes ≤ 300"
+    assert channel["limits"] == "short: graphemes (and 3,000 UTF-8 bytes) ≤ 300"
     assert [bluesky.route(r) for r in bluesky.requests()] == [SESSION, "app.bsky.actor.getProfile"]
     assert bluesky.requests()[1].params == {"actor": HANDLE}
 

@@ -8,7 +8,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,8 @@ from tests.fakes.smtp import PASSWORD, USERNAME, SmtpServer, self_signed
 
 PLAYBOOK = "whatsapp-outage"
 SUBJECT = {
-    "fr": "Messages WhatsApp perturbés : nous restons joignables par e-mail, téléphone et chat",
+    # French typography: a no-break space before the colon, kept in the Subject as the template writes it.
+    "fr": "Messages WhatsApp perturbés\u00a0: nous restons joignables par e-mail, téléphone et chat",
     "en": "WhatsApp messages delayed: you can still reach us by email, phone and chat",
 }
 GREETING = {"fr": "Bonjour", "en": "Hello"}
@@ -450,3 +451,21 @@ def test_a_reply_that_is_not_smtp_is_an_error() -> None:
 
     with pytest.raises(ValueError, match=r"Malformed SMTP response: HTTP/1\.1 400"):
         _reply(bytearray(b"HTTP/1.1 400 Bad Request\r\nServer: x\r\n"))
+
+
+def test_headers_follow_rfc_5322_numeric_zone_no_break_spaces_kept_lines_folded(home: Path, smtp: SmtpServer,
+                                                                               cert: tuple[Path, Path]) -> None:
+    long_link = "https://preferences.example.com/communications/unsubscribe/one-click?list=crisis&address={email}"
+    use_email(home, smtp, cert, unsubscribe=long_link)
+    result, _ = run_trigger(home)
+    assert result.code == 0, result.output
+    (received,) = smtp.to("ana@example.com")
+    head = received.data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    date = re.search(r"^Date: ([^\r]*)", head, re.M)
+    assert date is not None and date.group(1).endswith(" +0000")  # not "GMT", obsolete in RFC 5322
+    assert all(len(line) <= 78 for line in head.split("\r\n")), head
+    message = received.message  # the stdlib parser reads back what was folded and encoded
+    assert message["Subject"] == SUBJECT["fr"] and "\u00a0:" in message["Subject"]
+    assert message["Date"].datetime.utcoffset() == timedelta(0)
+    unfolded = "".join(str(message["List-Unsubscribe"]).split())
+    assert unfolded == "<" + long_link.replace("{email}", "ana%40example.com") + ">"

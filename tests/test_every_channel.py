@@ -33,7 +33,7 @@ ALL = ("x, website, customers, mastodon, bluesky, telegram, sms, team, managers,
        "ops, archive, screen")
 # What each channel's limit is counted in, as validate prints it.
 UNITS = {
-    "x": "weighted characters", "mastodon": "graphemes", "bluesky": "graphemes", "telegram": "characters",
+    "x": "weighted characters", "mastodon": "characters", "bluesky": "graphemes", "telegram": "characters",
     "sms": "segments", "team": "characters", "managers": "bytes", "whatsapp-backup": "characters",
     "long-tail": "characters", "customers": "characters",
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from playbook.limits import Graphemes, SmsSegments, XWeighted, is_gsm7, sms_segments
+from playbook.limits import Graphemes, MastodonLength, SmsSegments, XWeighted, is_gsm7, sms_segments
 
 LONG_URL = "https://status.example.com/incidents/2026-11-25/whatsapp-business-outage?utm_source=x&lang=fr"
 
@@ -58,11 +58,11 @@ def test_bluesky_limit_is_300_graphemes() -> None:
     assert str(Graphemes().measure("👍🏽" * 301)) == "301/300 graphemes"
 
 
-def test_mastodon_counts_graphemes_with_every_url_as_23() -> None:
-    mastodon = Graphemes(500, url_weight=23)
+def test_mastodon_counts_graphemes_with_every_linked_url_as_23() -> None:
+    mastodon = MastodonLength(500, 23)
     measure = mastodon.measure("Suivi : " + LONG_URL + " 🇫🇷")
     assert measure.count == 8 + 23 + 2
-    assert str(measure) == "33/500 graphemes, URLs count 23"
+    assert str(measure) == "33/500 characters, URLs count 23"
     assert not mastodon.measure("é" * 501).ok
 
 

@@ -146,7 +146,7 @@ def test_short_block_over_the_default_limit_stops_everything_before_sending(
     set_short(home, "en", "Sorry. " * 70 + "https://status.example.com/incidents/2026-11-25/whatsapp-business")
     result = run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV)
     assert result.code == 2, result.output
-    assert ("block 'short' is too long for channel 'mastodon': 513/500 graphemes, URLs count 23; nothing was sent"
+    assert ("block 'short' is too long for channel 'mastodon': 513/500 characters, URLs count 23; nothing was sent"
             in result.stderr)
     assert mastodon.requests() == []
 
@@ -168,7 +168,7 @@ def test_status_over_the_instance_own_limit_is_refused_before_posting(home: Path
         assert result.code == 1, result.output
         for delivery in posted(data).values():
             assert delivery["status"] == "failed" and delivery["attempts"] == 1
-            assert re.fullmatch(r"block 'short' is \d+/120 graphemes, URLs count 23, over this instance's limit: "
+            assert re.fullmatch(r"block 'short' is \d+/120 characters, URLs count 23, over this instance's limit: "
                                 r"shorten it \(and set max_characters: 120 so validation catches it\); nothing was "
                                 r"posted", delivery["error"]), delivery["error"]
         assert mastodon.posts() == []
@@ -202,23 +202,28 @@ def test_status_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(
     assert len(mastodon.posts()) == 3 and len(mastodon.statuses) == 2
 
 
-@pytest.mark.parametrize(("instance_limit", "setting", "ok", "detail"), [
-    (500, {}, True, "posts up to 500 characters"),
-    (1000, {}, True, "posts up to 1000 characters; messages are checked against 500: set max_characters: 1000 "
-                     "to use them all"),
-    (1000, {"max_characters": 1000}, True, "posts up to 1000 characters"),
-    (400, {}, False, ": the instance allows 400 characters per post, fewer than the 500 messages are checked "
-                     "against: set max_characters: 400"),
+@pytest.mark.parametrize(("instance_limit", "per_url", "setting", "ok", "detail"), [
+    (500, 23, {}, True, "posts up to 500 characters, links count 23"),
+    (1000, 23, {}, True, "posts up to 1000 characters, links count 23; messages are checked against 500: set "
+                         "max_characters: 1000 to use them all"),
+    (1000, 23, {"max_characters": 1000}, True, "posts up to 1000 characters, links count 23"),
+    (400, 23, {}, False, ": the instance allows 400 characters per post, fewer than the 500 messages are checked "
+                         "against: set max_characters: 400"),
+    (500, 30, {}, False, ": the instance counts each link as 30 characters, more than the 23 messages are "
+                         "checked with: set characters_reserved_per_url: 30"),
+    (500, 30, {"characters_reserved_per_url": 30}, True, "posts up to 500 characters, links count 30"),
 ])
-def test_check_reads_the_instance_limit(home: Path, instance_limit: int, setting: dict[str, Any], ok: bool,
-                                        detail: str) -> None:
+def test_check_reads_the_instance_limit_and_link_length(home: Path, instance_limit: int, per_url: int,
+                                                        setting: dict[str, Any], ok: bool, detail: str) -> None:
     with FakeMastodon(TOKEN, max_characters=instance_limit) as mastodon:
+        mastodon.characters_reserved_per_url = per_url
         use_mastodon(home, mastodon.url, **setting)
         result, channel = channel_check(home, "mastodon", ENV)
         assert result.code == (0 if ok else 1), result.output
         separator = ", " if ok else ""
         assert channel["check"] == {"ok": ok, "detail": f"@example_support@127.0.0.1{separator}{detail}"}
-        assert channel["limits"] == f"short: graphemes ≤ {1000 if setting else 500}"
+        limit = 1000 if "max_characters" in setting else 500
+        assert channel["limits"] == f"short: characters as Mastodon counts them ≤ {limit}"
         assert [(r.method, r.path) for r in mastodon.requests()] == [
             ("GET", "/api/v1/accounts/verify_credentials"), ("GET", "/api/v2/instance/")]
 

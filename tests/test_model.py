@@ -224,7 +224,8 @@ def test_a_required_variable_not_given_is_an_error_naming_it(tmp_path: Path) -> 
     with pytest.raises(VariableError) as caught:
         resolve(playbook, {})
     assert str(caught.value) == (
-        "playbook 'outage' needs variable 'ticket' (The ticket number): give it with --var ticket=..."
+        "playbook 'outage' needs variable 'ticket' (The ticket number): give it with --var ticket=..., "
+        "or add `sample:` to vars.ticket so that validate, render and rehearse can show it"
     )
     # A preview fills optional variables with their samples, but never invents a required value.
     with pytest.raises(VariableError):

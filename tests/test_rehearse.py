@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import run_cli, write
 from tests.fakes.smtp import SmtpServer, self_signed
@@ -105,8 +107,9 @@ def test_a_variable_without_default_or_sample_fails_the_variables_check(home: Pa
     result = run_cli("rehearse", "--offline", "--junit", str(tmp_path / "r.xml"), home=home)
     assert result.code == 1
     _, _, _, names = _junit_counts(tmp_path / "r.xml")
-    assert names == ["variable 'region' has a value"]
-    assert "add `sample:` to vars.region" in result.stdout
+    # validate says it too, in the same words: the two can no longer disagree.
+    assert names == ["playbook, templates and channels validate", "variable 'region' has a value"]
+    assert result.stdout.count("add `sample:` to vars.region") >= 2
 
 
 def test_a_drill_posts_with_the_marker_through_sandboxes_and_leaves_live_incidents_alone(home: Path) -> None:
@@ -221,3 +224,73 @@ def test_a_list_too_large_for_the_window_at_its_rate_fails_with_the_arithmetic_a
     assert "raise `rate` to at least 33.3 per second" in report
     assert "send a first wave of at most 18,000" in report
     assert "Today the 30m window would be MISSED: 'customers' (email) needs about 1h40m" in report
+
+
+def test_rehearse_drill_with_nothing_to_drill_fails_says_why_and_records_no_drill(home: Path,
+                                                                                   tmp_path: Path) -> None:
+    result = run_cli("rehearse", "--offline", "--drill", "--junit", str(tmp_path / "r.xml"), home=home)
+    assert result.code == 1
+    _, _, _, names = _junit_counts(tmp_path / "r.xml")
+    assert names == ["drill through the sandbox channels"]
+    failure = ET.parse(tmp_path / "r.xml").getroot().find(".//failure")
+    assert failure is not None and failure.get("message", "").startswith(
+        "nothing to drill: channels.yaml has no `drill:` section mapping this playbook's channels "
+        "(x, website, customers) to sandbox channels")
+    assert "checks failed" in result.stdout
+    db = sqlite3.connect(home / ".playbook" / "state.db")
+    try:
+        assert db.execute("SELECT count(*) FROM incidents").fetchone() == (0,)
+    finally:
+        db.close()
+
+
+@pytest.mark.timeout(300)  # 2,000 real SMTP sessions on a shared, loaded machine
+def test_the_window_budget_learns_the_pace_of_a_2000_email_drill(home: Path, smtp_server: SmtpServer,
+                                                                  tls: tuple[Path, Path]) -> None:
+    from playbook.home import Home
+    from playbook.rehearse import rehearse
+
+    use_email(home, smtp_server, tls, connections=4)
+    write(home / "contacts" / "customers.csv",
+          "email,language,name\n" + "".join(f"client{n}@example.com,fr,Client {n}\n" for n in range(2000)))
+    channels = yaml.safe_load((home / "channels.yaml").read_text())
+    channels["channels"]["customers-drill"] = dict(channels["channels"]["customers"])
+    channels["drill"] = {"customers": "customers-drill"}
+    write(home / "channels.yaml", yaml.safe_dump(channels, allow_unicode=True, sort_keys=False))
+
+    before = {t.channel: t for t in rehearse(Home(root=home), ["whatsapp-outage"], offline=True)[0].timings}
+    assert before["customers"].source.startswith("default: 0.25 s per message")
+    drilled = rehearse(Home(root=home), ["whatsapp-outage"], offline=True, drill=True)[0]
+    assert len(smtp_server.messages) == 2000
+    took = {t.channel: t for t in drilled.timings if t.measured}["customers-drill"].seconds
+
+    after = {t.channel: t for t in rehearse(Home(root=home), ["whatsapp-outage"], offline=True)[0].timings}
+    predicted = after["customers"]
+    assert took / 2 <= predicted.seconds <= took * 2, (predicted.seconds, took, predicted.arithmetic)
+    assert re.match(r"ledger: 2,000 message\(s\) of 'customers-drill' in whatsapp-outage-drill-\S+ took [\d.]+ s, "
+                    r"measured \d{4}-\d\d-\d\d \d\d:\d\d UTC: [\d.]+ in parallel achieved$", predicted.source)
+
+
+def test_the_budget_names_its_source_and_rate_caps_a_fast_measured_pace(
+        home: Path, smtp_server: SmtpServer, tls: tuple[Path, Path]) -> None:
+    from datetime import UTC, datetime
+
+    from playbook.channels import load_channels
+    from playbook.home import Home
+    from playbook.rehearse import _budget
+
+    use_email(home, smtp_server, tls, rate=10, connections=4)
+    publisher = load_channels(Home(root=home)).publisher("customers", ["fr", "en"], offline=True)
+    measured = datetime(2026, 11, 30, 6, 10, tzinfo=UTC)
+    # A drill mailed 2,000 in 20 s (100 a second, 4 in flight at 0.04 s each): 60,000 would take 600 s,
+    # but `rate: 10` still makes them 6,000 s.
+    budget, source = _budget(publisher, 60_000, ("customers-drill", ("fire-drill-1", 2000, 20.0, 0.04, measured)),
+                             None)
+    assert (budget.seconds, budget.bound) == (6000, "rate")
+    assert budget.arithmetic.startswith("60,000 message(s) x 0.040 s (measured) / 4 in parallel = 600 s")
+    assert source == ("ledger: 2,000 message(s) of 'customers-drill' in fire-drill-1 took 20.0 s, measured "
+                      "2026-11-30 06:10 UTC: 4 in parallel achieved")
+    budget, source = _budget(publisher, 100, None, (0.5, measured))
+    assert budget.seconds == 12.5 and source == "timed check, measured 2026-11-30 06:10 UTC"
+    budget, source = _budget(publisher, 100, None, None)
+    assert budget.seconds == 10 and source == "default: 0.25 s per message for this channel type"

@@ -478,3 +478,19 @@ def test_the_folder_holds_the_site_files_every_language_needs(publishing: Publis
         "status.fr.json", "status.json",
     ]
     assert os.access(publishing.folder / "banner.js", os.R_OK)
+
+
+def test_the_page_dates_the_incident_from_its_detection_as_the_messages_do(status_home: Path) -> None:
+    detected = (datetime.now(UTC) - timedelta(minutes=10)).replace(microsecond=0)
+    session = Session(Home(root=status_home))
+    try:
+        outcome = trigger(session, PLAYBOOK, {}, detected)
+    finally:
+        session.close()
+    assert outcome.result is not None and outcome.result.ok, outcome.result
+    stamp = detected.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    for name in ("status.json", "incidents.json"):
+        [shown] = json.loads((site(status_home) / name).read_text())["incidents"]
+        assert shown["started_at"] == shown["created_at"] == stamp
+    page = (site(status_home) / "index.en.html").read_text()
+    assert f'<time datetime="{stamp}">' in page

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from playbook.starter import starter_dir
+from playbook.starter import starter_dir, write_starter
 from tests.conftest import run_cli, write
 
 PLAYBOOK = "playbooks/whatsapp-outage.yaml"
@@ -28,6 +28,7 @@ X_CHANNEL = """\
     access_token_secret: ${X_ACCESS_TOKEN_SECRET}
 """
 SUMMARY = "✗ 1 problem(s)\n"
+NO_SAMPLE = ", or add `sample:` to vars.ticket so that validate, render and rehearse can show it"
 
 Setup = Callable[[Path], None]
 
@@ -189,10 +190,10 @@ CASES: list[tuple[str, Setup | None, tuple[str, ...], str]] = [
     # -- variables --------------------------------------------------------------------------------------------
     ("required-variable-at-render", REQUIRED_TICKET, ("render", "whatsapp-outage"),
      "error: playbook 'whatsapp-outage' needs variable 'ticket' (The ticket number): give it with "
-     "--var ticket=...\n"),
+     f"--var ticket=...{NO_SAMPLE}\n"),
     ("required-variable-at-dry-run", REQUIRED_TICKET, ("trigger", "whatsapp-outage", "--dry-run"),
      "error: playbook 'whatsapp-outage' needs variable 'ticket' (The ticket number): give it with "
-     "--var ticket=...\n"),
+     f"--var ticket=...{NO_SAMPLE}\n"),
     ("unknown-var", None, ("render", "whatsapp-outage", "--var", "brnad=Acme"),
      f"error: playbook 'whatsapp-outage' has no variable 'brnad' (did you mean 'brand'?); known: {KNOWN_VARS}\n"),
     ("var-without-value", None, ("render", "whatsapp-outage", "--var", "brand"),
@@ -332,3 +333,112 @@ def test_list_and_show_describe_the_playbook(home: Path) -> None:
     assert shown.code == 0
     assert "Languages: fr, en (default fr) · time zone Europe/Paris" in shown.stdout
     assert "First notice due 30m after detection · updates every 1h · rehearse every" in shown.stdout
+
+
+# -- one rule for variables in validate, render, trigger --dry-run and rehearse --------------------------------
+
+def test_a_required_variable_without_sample_is_reported_alike_by_every_check(home: Path, tmp_path: Path) -> None:
+    REQUIRED_TICKET(home)
+    said = ("playbook 'whatsapp-outage' needs variable 'ticket' (The ticket number): give it with "
+            f"--var ticket=...{NO_SAMPLE}")
+    validated = run_cli("validate", home=home)
+    assert validated.code == 2 and re.search(rf"error: {PLAYBOOK}:\d+:\d+: {re.escape(said)}\n", validated.stderr)
+    for args in (("render", "whatsapp-outage"), ("trigger", "whatsapp-outage", "--dry-run")):
+        result = run_cli(*args, home=home)
+        assert (result.code, result.stderr) == (2, f"error: {said}\n")
+    rehearsed = run_cli("rehearse", "--offline", "--report", str(tmp_path / "r.md"), home=home)
+    assert rehearsed.code == 1
+    assert f"- **variables: variable 'ticket' has a value**: {said}" in (tmp_path / "r.md").read_text()
+
+
+def test_an_optional_variable_without_default_or_sample_renders_absent_everywhere(home: Path,
+                                                                                  tmp_path: Path) -> None:
+    edit(PLAYBOOK, "\nvars:\n", "\nvars:\n  delay: {description: How long it may last}\n")(home)
+    edit(f"{TEMPLATES}/investigating.en.j2", "{% block short %}",
+         "{% block short %}{% if delay %}Back in {{ delay }}. {% else %}No estimate yet. {% endif %}")(home)
+    assert run_cli("validate", home=home).code == 0
+    rendered = run_cli("render", "whatsapp-outage", "--lang", "en", home=home)
+    assert rendered.code == 0 and "No estimate yet." in rendered.stdout and "Back in" not in rendered.stdout
+    rehearsed = run_cli("rehearse", "--offline", "--report", str(tmp_path / "r.md"), home=home)
+    assert rehearsed.code == 0, rehearsed.output
+    assert ("| pass | variables: variable 'delay' has a value | optional, no default: renders as absent unless "
+            "given with --var |") in (tmp_path / "r.md").read_text()
+
+
+# -- each platform's limit, exactly reached and one past it ----------------------------------------------------
+
+FAMILY = "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466"  # one grapheme, 25 bytes of UTF-8
+CHANNEL_AS = {
+    "x": X_CHANNEL,
+    "mastodon": "  x: {type: mastodon, api_base: 'https://mastodon.example', access_token: '${MASTODON_TOKEN}'}\n",
+    "bluesky": "  x: {type: bluesky, handle: brand.bsky.social, app_password: '${BSKY_APP_PASSWORD}'}\n",
+    "sms": ("  x: {type: sms, account_sid: '${TWILIO_SID}', auth_token: '${TWILIO_TOKEN}', from: '+33700000000',\n"
+            "      recipients: contacts/sms.csv, max_segments: 3}\n"),
+}
+LIMIT_CASES = [
+    # (channel type, text at the limit, the same one character past it, what validate says past it)
+    ("x", "é" * 280, "é" * 281, "281/280 weighted characters"),
+    ("x", "a" * 256 + " https://status.example.com/incidents/2026/11/30/whatsapp",
+     "a" * 257 + " https://status.example.com/incidents/2026/11/30/whatsapp", "281/280 weighted characters"),
+    ("mastodon", "a" * 493 + " @alice@" + "b" * 30 + ".com", "a" * 494 + " @alice@" + "b" * 30 + ".com",
+     "501/500 characters, remote mentions count as @user"),
+    # The final full stop is text, not part of the link: 475 + 1 + 23 + 1.
+    ("mastodon", "a" * 475 + " https://status.example.com/incidents/2026/11/30/whatsapp.",
+     "a" * 476 + " https://status.example.com/incidents/2026/11/30/whatsapp.", "501/500 characters, URLs count 23"),
+    ("bluesky", "é" * 300, "é" * 301, "301/300 graphemes, 602/3,000 bytes"),
+    ("bluesky", FAMILY * 120, FAMILY * 120 + "a", "121/300 graphemes, 3,001/3,000 bytes, over 3,000 bytes"),
+    ("sms", "a" * 459, "a" * 460, "4/3 segments, GSM-7, 460 units"),
+    # The escape pair of € cannot straddle septets 153 and 154: it opens segment 2, so 3 segments hold 458.
+    ("sms", "a" * 152 + "€" + "a" * 304, "a" * 152 + "€" + "a" * 305, "4/3 segments, GSM-7, 459 units"),
+]
+
+
+def with_short_everywhere(channel: str, short: str) -> Setup:
+    """Channel `x` made of the given type, and the first phase's short block that text in both languages."""
+    def apply(home: Path) -> None:
+        channels = home / "channels.yaml"
+        text = channels.read_text(encoding="utf-8")
+        old = "  x:\n    type: file\n    path: outbox/x.jsonl\n"
+        assert old in text
+        channels.write_text(text.replace(old, CHANNEL_AS[channel]), encoding="utf-8")
+        write(home / "contacts" / "sms.csv", "phone,language,name\n+33612345678,fr,Ana\n+447700900123,en,Bob\n")
+        for lang in ("fr", "en"):
+            path = home / TEMPLATES / f"investigating.{lang}.j2"
+            template, count = re.subn(r"\{% block short %\}.*?\{% endblock %\}",
+                                      lambda _: "{% block short %}" + short + "{% endblock %}",
+                                      path.read_text(encoding="utf-8"), flags=re.S)
+            assert count == 1
+            path.write_text(template, encoding="utf-8")
+    return apply
+
+
+@pytest.mark.parametrize(("channel", "at_limit", "past_it", "said"), LIMIT_CASES,
+                         ids=[f"{c[0]}-{n}" for n, c in enumerate(LIMIT_CASES)])
+def test_validate_passes_a_text_at_the_platforms_limit_and_fails_one_past_it(
+        tmp_path: Path, channel: str, at_limit: str, past_it: str, said: str) -> None:
+    from playbook.home import Home
+    from playbook.validate import validate_home
+
+    for text, ok in ((at_limit, True), (past_it, False)):
+        home = tmp_path / ("ok" if ok else "over")
+        write_starter(home)
+        with_short_everywhere(channel, text)(home)
+        report = validate_home(Home(root=home))
+        assert report.ok is ok, [str(p) for p in report.problems]
+        if not ok:
+            assert {str(p) for p in report.problems} == {
+                f"{TEMPLATES}/investigating.{lang}.j2: block 'short' is too long for channel 'x': {said}"
+                for lang in ("fr", "en")}
+
+
+@pytest.mark.parametrize(("short", "said"), [
+    ("{% block short %}{% endblock %}", "0/280 weighted characters, an empty post is refused"),
+    ("{% block short %}Panne \ufffe en cours{% endblock %}",
+     "17/280 weighted characters, holds U+FFFE, a character X refuses"),
+])
+def test_validate_refuses_an_x_post_that_x_would_refuse_at_any_length(home: Path, short: str, said: str) -> None:
+    with_x(replace_short(short))(home)
+    result = run_cli("validate", home=home, env=X_ENV)
+    assert result.code == 2
+    assert f"error: {TEMPLATES}/investigating.en.j2: block 'short' cannot go out on channel 'x': {said}\n" in (
+        result.stderr)

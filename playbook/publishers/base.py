@@ -182,13 +182,18 @@ class Publisher(ABC, Generic[C]):
     def languages(self) -> list[str]:
         return list(self.config.languages or self.context.languages)
 
-    def budget(self, messages: int, latency: float | None = None) -> Budget:
-        """Time to deliver `messages` through this channel: connections, `rate` and provider limits."""
+    def budget(self, messages: int, latency: float | None = None, *, lanes: float | None = None,
+               source: str | None = None) -> Budget:
+        """Time to deliver `messages` through this channel: connections, `rate` and provider limits.
+
+        `latency` and `lanes` are what a run achieved (one delivery's seconds, deliveries in flight at once),
+        `source` where they come from; without them, `typical_latency` over every connection."""
         seconds_each = latency if latency is not None else self.typical_latency
-        source = "measured" if latency is not None else "typical"
-        lanes = max(1, self.concurrency)
+        source = source or ("measured" if latency is not None else "typical")
+        lanes = lanes if lanes is not None else max(1, self.concurrency)
         by_lanes = messages * seconds_each / lanes
-        parts = [f"{messages:,} message(s) x {seconds_each:.2f} s ({source}) / {lanes} in parallel = {by_lanes:,.0f} s"]
+        parts = [f"{messages:,} message(s) x {seconds_each:.3f} s ({source}) / {lanes:g} in parallel "
+                 f"= {by_lanes:,.0f} s"]
         seconds, bound = by_lanes, "parallel"
         rate = getattr(self.config, "rate", None)
         if rate:

@@ -15,7 +15,7 @@ from atproto.exceptions import AtProtocolError, InvokeTimeoutError, RateLimitExc
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from playbook import secrets
-from playbook.limits import Graphemes, Limit
+from playbook.limits import BlueskyText, Limit
 from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt
 
 POST_URL = "https://bsky.app/profile/{handle}/post/{rkey}"
@@ -66,7 +66,7 @@ class BlueskyPublisher(Publisher[BlueskyConfig]):
     _session_lock: asyncio.Lock | None = None
 
     def limits(self) -> Mapping[str, Limit]:
-        return {"short": Graphemes(300)}
+        return {"short": BlueskyText()}
 
     @property
     def host(self) -> str:

@@ -12,9 +12,10 @@ import socket
 import ssl
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
-from email.utils import formatdate, parseaddr
+from email.utils import format_datetime, parseaddr
 from functools import cached_property, lru_cache
 from itertools import groupby
 from pathlib import Path
@@ -229,7 +230,8 @@ class EmailPublisher(ListedPublisher[EmailConfig]):
         message_id = f"<{token[:32]}@{self._sender_domain}>"
         # Quoted-printable never produces "=_", so no part can contain the boundary.
         boundary = f"=_{token[32:]}".encode()
-        subject = " ".join(blocks.block("title").split())
+        # Only ASCII whitespace is collapsed: the no-break spaces of French typography (« : », « ! ») stay.
+        subject = _ASCII_SPACES.sub(" ", blocks.block("title")).strip(" ")
         text = blocks.block("body")
         page = blocks.block("html") or body_to_html(text)
         message = [
@@ -246,7 +248,7 @@ class EmailPublisher(ListedPublisher[EmailConfig]):
             message.append(self._reply_to_header)
         if self.config.unsubscribe:
             link = self.config.unsubscribe.replace("{email}", _quoted_address(recipient.address))
-            message.append(f"List-Unsubscribe: <{link}>\r\n".encode())
+            message.append(_unsubscribe_header(link))
             if link.startswith("https://"):
                 message.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
         message += [b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="', boundary, b'"\r\n',
@@ -575,6 +577,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 _PRINTABLE = re.compile(r"[ -~]*")
 # 45 bytes of UTF-8 make 60 characters of base64: with "=?utf-8?b?" and "?=", a 72-character encoded word.
 _WORD_BYTES = 45
+_ASCII_SPACES = re.compile(r"[ \t\r\n\f\v]+")
 
 
 def _address_header(field: str, name: str, address: str) -> bytes:
@@ -622,8 +625,21 @@ _HTML_PART = b'\r\nContent-Type: text/html; charset="utf-8"\r\nContent-Transfer-
 
 @lru_cache(maxsize=4)
 def _date_header(second: int) -> bytes:
-    """The Date line: the same for every message sent within one second."""
-    return f"Date: {formatdate(second, usegmt=True)}\r\n".encode()
+    """The Date line, zone +0000 (RFC 5322 lists "GMT" as obsolete): the same within one second."""
+    return f"Date: {format_datetime(datetime.fromtimestamp(second, UTC))}\r\n".encode()
+
+
+def _unsubscribe_header(link: str) -> bytes:
+    """List-Unsubscribe with lines of at most 78 characters: RFC 2369 has readers ignore whitespace inside
+    the angle brackets, so a long link is folded inside them."""
+    line = f"List-Unsubscribe: <{link}>"
+    if len(line) <= 78:
+        return f"{line}\r\n".encode()
+    value, lines = f"<{link}>", ["List-Unsubscribe:"]
+    while value:
+        lines.append(" " + value[:77])
+        value = value[77:]
+    return ("\r\n".join(lines) + "\r\n").encode()
 
 
 @lru_cache(maxsize=64)

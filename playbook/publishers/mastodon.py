@@ -20,7 +20,7 @@ from mastodon import (
 )
 from pydantic import AnyHttpUrl, Field, SecretStr
 
-from playbook.limits import Graphemes, Limit
+from playbook.limits import Limit, MastodonLength
 from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt
 
 # Mastodon's own default; an instance may set another, which it publishes in /api/v2/instance.
@@ -42,6 +42,10 @@ class MastodonConfig(ChannelConfig):
     max_characters: int | None = Field(
         default=None, ge=1,
         description="The instance's limit, for checks made offline (default 500); posting reads the real one",
+    )
+    characters_reserved_per_url: int | None = Field(
+        default=None, ge=1,
+        description="What each link counts on the instance, for checks made offline (default 23)",
     )
 
 
@@ -77,11 +81,12 @@ class MastodonPublisher(Publisher[MastodonConfig]):
 
     _client: Any = None
     _session: RecordingSession | None = None
-    _instance_limit: Graphemes | None = None
+    _instance_limit: MastodonLength | None = None
     _limit_lock: asyncio.Lock | None = None
 
     def limits(self) -> Mapping[str, Limit]:
-        return {"short": Graphemes(self.config.max_characters or DEFAULT_LIMIT, url_weight=URL_WEIGHT)}
+        return {"short": MastodonLength(self.config.max_characters or DEFAULT_LIMIT,
+                                        self.config.characters_reserved_per_url or URL_WEIGHT)}
 
     @property
     def host(self) -> str:
@@ -137,7 +142,7 @@ class MastodonPublisher(Publisher[MastodonConfig]):
         note = f"reply to {reply_to}" if reply_to else None
         return Receipt(remote_id=str(outcome["id"]), url=outcome.get("url") or outcome.get("uri"), note=note)
 
-    async def _limit(self) -> Graphemes | Failure:
+    async def _limit(self) -> MastodonLength | Failure:
         """The instance's own limit, read once before the first status of the run."""
         assert self._limit_lock is not None and self._session is not None
         async with self._limit_lock:
@@ -146,7 +151,7 @@ class MastodonPublisher(Publisher[MastodonConfig]):
                 read = await asyncio.to_thread(_in_thread, self._session, self.host, lambda: _instance_limits(client))
                 if isinstance(read, Failure):
                     return read
-                self._instance_limit = Graphemes(read[0], url_weight=read[1])
+                self._instance_limit = MastodonLength(read[0], read[1])
             return self._instance_limit
 
     async def check(self) -> CheckResult:
@@ -160,15 +165,20 @@ class MastodonPublisher(Publisher[MastodonConfig]):
                 return CheckResult(False, f"cannot read the instance's character limit: {limits.reason}")
         finally:
             session.close()
-        allowed = limits[0]
+        allowed, per_url = limits
         checked = self.config.max_characters or DEFAULT_LIMIT
+        checked_url = self.config.characters_reserved_per_url or URL_WEIGHT
         who = f"@{account['acct']}@{urlsplit(str(self.config.api_base)).hostname}"
         if allowed < checked:
             return CheckResult(False, f"{who}: the instance allows {allowed} characters per post, fewer than the "
                                       f"{checked} messages are checked against: set max_characters: {allowed}")
+        if per_url > checked_url:
+            return CheckResult(False, f"{who}: the instance counts each link as {per_url} characters, more than the "
+                                      f"{checked_url} messages are checked with: set characters_reserved_per_url: "
+                                      f"{per_url}")
         more = (f"; messages are checked against {checked}: set max_characters: {allowed} to use them all"
                 if allowed > checked else "")
-        return CheckResult(True, f"{who}, posts up to {allowed} characters{more}")
+        return CheckResult(True, f"{who}, posts up to {allowed} characters, links count {per_url}{more}")
 
 
 def _language(lang: str) -> str:

@@ -104,6 +104,7 @@ class StatusPagePublisher(Publisher[StatusPageConfig]):
                     timezone=playbook.timezone if playbook else "UTC", key=key, update_id=update_id,
                     phase=delivery.phase, status=status_of(delivery.phase, playbook), lang=delivery.lang,
                     text=text, now=now, history=self.config.history,
+                    started_at=self._detected_at(delivery.incident_id),
                 )
                 site = self.site(state)
                 if changed:
@@ -118,6 +119,23 @@ class StatusPagePublisher(Publisher[StatusPageConfig]):
             return Failure(f"cannot write the status page in {self.folder}: {exc.strerror}", retryable=False)
         return Receipt(remote_id=update_id, url=site.incident_url(delivery.incident_id, delivery.lang),
                        note=None if changed else "already on the page")
+
+    def _detected_at(self, incident_id: str) -> datetime | None:
+        """When the ledger says the incident was detected: the page's start agrees with the messages."""
+        from playbook.errors import PlaybookError
+        from playbook.ledger import Ledger
+
+        path = Home(self.context.home).state_path
+        if not path.exists():
+            return None
+        try:
+            ledger = Ledger(path, create=False, readonly=True)
+            try:
+                return ledger.incident(incident_id).detected_at
+            finally:
+                ledger.close()
+        except PlaybookError:
+            return None
 
     def _playbook(self, playbook_id: str) -> Playbook | None:
         if playbook_id not in self._playbooks:

@@ -150,12 +150,15 @@ class SiteState(BaseModel):
     incidents: list[IncidentRecord] = Field(default_factory=list)
 
     def record(self, *, incident_id: str, playbook: str, drill: bool, timezone: str, key: str, update_id: str,
-               phase: str, status: Status, lang: str, text: Text, now: datetime, history: int) -> bool:
-        """Add or replace one language of one update; False when the page already showed exactly that."""
+               phase: str, status: Status, lang: str, text: Text, now: datetime, history: int,
+               started_at: datetime | None = None) -> bool:
+        """Add or replace one language of one update; False when the page already showed exactly that.
+
+        A new incident starts at `started_at` (its detected_at, as the messages say), else now."""
         incident = next((i for i in self.incidents if i.id == incident_id), None)
         if incident is None:
             incident = IncidentRecord(id=incident_id, playbook=playbook, drill=drill, timezone=timezone,
-                                      created_at=now)
+                                      created_at=started_at or now)
             self.incidents.insert(0, incident)
         update = next((u for u in incident.updates if u.key == key), None)
         if update is None:

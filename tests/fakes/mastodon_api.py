@@ -63,6 +63,7 @@ class FakeMastodon(ProviderFake):
         self.username = username
         self.max_characters = max_characters
         self.v2_instance = v2_instance
+        self.characters_reserved_per_url = 23
         self.statuses: dict[str, dict[str, Any]] = {}
         self._by_key: dict[str, str] = {}
         self._next_id = 113_000_000_000_000_000
@@ -103,7 +104,7 @@ class FakeMastodon(ProviderFake):
 
     def _instance(self, version: int) -> dict[str, Any]:
         statuses = {"max_characters": self.max_characters, "max_media_attachments": 4,
-                    "characters_reserved_per_url": 23}
+                    "characters_reserved_per_url": self.characters_reserved_per_url}
         if version == 2:
             return {"domain": "127.0.0.1", "title": "Fake Mastodon", "version": "4.3.0",
                     "configuration": {"statuses": statuses}}

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
 from rich.progress_bar import ProgressBar
@@ -82,6 +82,18 @@ def _when(moment: datetime | None, tz: tzinfo = UTC, seconds: bool = False) -> s
 def _plan_zone(plan: Any) -> tzinfo:
     context = getattr(plan, "context", None)
     return zone(getattr(context, "timezone", None))
+
+
+def _parts(console: Console, *parts: str, style: str = "bold", sep: str = " · ") -> None:
+    """Parts joined by `sep`, a line broken only between two parts: an id or a time is never cut in two."""
+    lines: list[str] = []
+    for part in (p for p in parts if p):
+        if lines and len(lines[-1]) + len(sep) + len(part) <= console.width:
+            lines[-1] += sep + part
+        else:
+            lines.append(part)
+    for line in lines:
+        console.print(Text(line, style=style))
 
 
 def _table(*columns: str) -> Table:
@@ -281,13 +293,14 @@ def confirm_plan(plan: Any) -> bool:
     """The words about to go out, where, to how many and by when; then `Publish? [y/N]` (Enter is no)."""
     console = _console()
     _plan_view(plan, console)
-    answer = console.input("[bold]Publish? [y/N][/] ")
+    # "[y/N]" is written escaped: as rich markup it would vanish.
+    answer = console.input(f"[bold]{escape('Publish? [y/N]')}[/] ")
     return answer.strip().lower() in ("y", "yes", "o", "oui")
 
 
 def _plan_view(plan: Any, console: Console) -> None:
     tz = _plan_zone(plan)
-    console.print(Text(f"{plan.playbook} · phase {plan.phase}" + (" · DRILL" if plan.drill else ""), style="bold"))
+    _parts(console, plan.playbook, f"phase {plan.phase}", "DRILL" if plan.drill else "")
     console.print(f"Deadline: {_when(plan.deadline, tz)} ({_left(plan.deadline)})")
     entries: list[tuple[str, Any, Sequence[Any]]] = []
     for c in plan.channels:
@@ -366,7 +379,7 @@ class LiveView:
             self.live.stop()
             self.live = None
 
-    def _render(self) -> Table:
+    def _render(self) -> Group:
         deadline = self.plan.deadline if self.plan else None
         tz = _plan_zone(self.plan)
         totals = [(min(row["done"], max(row["total"], row["expected"], 1)), max(row["total"], row["expected"], 1))
@@ -376,7 +389,8 @@ class LiveView:
         title = f"Publishing {done:,}/{total:,}"
         if deadline:
             title += f" · deadline {_when(deadline, tz)} ({_left(deadline)})"
-        table = Table("channel", "lang", "status", "progress", "detail", title=title, box=box.SIMPLE_HEAD)
+        # The title is a line of its own: as a table's title it would wrap to the width of a narrow table.
+        table = Table("channel", "lang", "status", "progress", "detail", box=box.SIMPLE_HEAD)
         colours = {"sent": "green", "already-sent": "green", "failed": "red", "retrying": "yellow",
                    "sending": "cyan", "done": "green"}
         for (channel, lang), row in self.rows.items():
@@ -395,7 +409,7 @@ class LiveView:
                 detail = f"{detail} · next try {_when(row['retry_at'], tz, seconds=True)}"
             table.add_row(channel, lang, Text(row["status"], style=colours.get(row["status"], "")), progress,
                           Text(_inert(detail)))
-        return table
+        return Group(Text(title, style="bold"), table)
 
 
 _SETTLED = ("sent", "already-sent", "failed", "rejected", "done")
@@ -455,8 +469,8 @@ def outcomes(items: Sequence[Any], as_json: bool) -> None:
 
 
 def _result_table(result: Any, tz: tzinfo, console: Console) -> None:
-    console.print(Text(f"{result.incident} · {result.phase}" + (" · DRILL" if result.drill else "")
-                       + f" · deadline {_when(result.deadline, tz)}", style="bold"))
+    _parts(console, result.incident, result.phase, "DRILL" if result.drill else "",
+           f"deadline {_when(result.deadline, tz)}")
     # "took" is counted from the start of this run: in a drill, it is what the window budget is made of.
     table = _table("channel", "lang", "status", "at", "took", "window", "tries")
     colours = {"sent": "green", "already-sent": "green", "failed": "red", "skipped": "yellow", "rejected": "yellow"}
@@ -485,7 +499,7 @@ def _result_table(result: Any, tz: tzinfo, console: Console) -> None:
         console.print(Text(f"  playbook resume {result.incident}", style="bold"))
         console.print("(confirmed deliveries are not sent again)")
     else:
-        console.print(Text(f"Everything went out in {took}. Incident: {result.incident}", style="green"))
+        _parts(console, f"Everything went out in {took}.", f"Incident: {result.incident}", style="green", sep=" ")
 
 
 def _details(details: Sequence[tuple[str, str, str]], console: Console) -> None:
@@ -562,8 +576,7 @@ def status(views: Sequence[Any], rehearsals: Sequence[Any], as_json: bool,
     for v in views:
         tz = zone(zones.get(v.playbook))
         state = "open" if v.open else f"closed {_when(v.closed_at, tz)}"
-        console.print(Text(f"{v.id} · {v.playbook} · phase {v.phase} · {state}" + (" · DRILL" if v.drill else ""),
-                           style="bold"))
+        _parts(console, v.id, v.playbook, f"phase {v.phase}", state, "DRILL" if v.drill else "")
         if v.first_notice_at:
             verdict = "met" if v.window_met else "missed"
             window = (f"first notice at {_when(v.first_notice_at, tz)}: window {verdict} "

@@ -199,8 +199,9 @@ def _said(entries: Sequence[tuple[str, Any, Sequence[Any]]], console: Console, *
         by_block = {m.block: m.measure for m in measures}
         for block, text in message.blocks.items():
             said.setdefault((message.lang, block, text), []).append((label, by_block.get(block)))
+    languages = list(dict.fromkeys(lang for lang, _, _ in said))
     lang = None
-    for (text_lang, block, text), receivers in said.items():
+    for (text_lang, block, text), receivers in sorted(said.items(), key=lambda item: languages.index(item[0][0])):
         if text_lang != lang:
             lang = text_lang
             console.print(Text(f"── {lang} ──", style="bold"))
@@ -658,10 +659,11 @@ def rehearsals(items: Sequence[Any], written: Sequence[Path]) -> None:
                 counts[0] += 1
         for kind, (passed, skipped) in kinds.items():
             if passed or skipped:
-                reasons = sorted({c.detail for c in r.checks if c.group == kind and c.skipped})
-                line = Text(f"✓ {kind}: {passed} passed", style="green")
+                reasons = sorted({c.detail.removeprefix("skipped ").strip("()") for c in r.checks
+                                  if c.group == kind and c.skipped})
+                line = Text(f"✓ {kind}: {passed} passed", style="green") if passed else Text(f"- {kind}: ")
                 if skipped:
-                    line += Text(f", {skipped} skipped ({'; '.join(reasons)})", style="dim")
+                    line += Text(f"{', ' if passed else ''}{skipped} skipped ({'; '.join(reasons)})", style="dim")
                 console.print(line)
         for c in r.checks:
             if not c.ok and not c.skipped:

@@ -270,16 +270,18 @@ def channel_list(listing: Sequence[Any], as_json: bool) -> None:
     if as_json:
         _json({"channels": [c.as_json() for c in listing]})
         return
-    table = Table("channel", "type", "languages", "limits", "recipients", "settings", "check",
-                  title="Channels", show_lines=True)
-    for c in listing:
-        check = "" if c.check is None else ("✓ " if c.check.ok else "✗ ") + c.check.detail
-        table.add_row(c.name, c.type, ", ".join(c.languages), c.limits,
-                      "" if c.recipients is None else f"{c.recipients:,}",
-                      Text("\n".join(f"{k}: {v}" for k, v in c.settings.items())),
-                      Text(_inert(check), style="green" if c.check and c.check.ok else "red"))
     console = _console()
-    console.print(table)
+    # One block per channel rather than a table: settings hold URLs and paths, which a table would cut.
+    for c in listing:
+        _parts(console, c.name, c.type, ", ".join(c.languages))
+        console.print(Text(f"  limits: {c.limits}"))
+        if c.recipients is not None:
+            console.print(Text(f"  {c.recipients:,} recipient(s)"))
+        for key, value in c.settings.items():
+            console.print(Text(f"  {key}: {value}"))
+        if c.check is not None:
+            console.print(Text(f"  check: {'✓' if c.check.ok else '✗'} {_inert(c.check.detail)}",
+                               style="green" if c.check.ok else "red"))
     # Once per type: the question an on-call marketer asks after a crash, before running `resume`.
     crashes = {c.type: c.unconfirmed for c in listing}
     if crashes:

@@ -17,7 +17,7 @@ import pyte
 import pytest
 import yaml
 
-from tests.conftest import run_cli
+from tests.conftest import copy_example, run_cli
 from tests.fakes.http import Reply, WebhookSink, use_webhooks
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -186,3 +186,13 @@ def test_the_live_view_says_why_and_a_console_channel_prints_above_it(home: Path
     assert "--- screen [fr] investigating ---\nMessages WhatsApp perturbés" in screen
     assert "Publishing" not in screen
     assert re.search(r"^ops +en +sent ", screen, re.MULTILINE)
+
+
+def test_channels_at_60_columns_keep_every_setting_whole(tmp_path: Path) -> None:
+    listed = run_cli("channels", home=copy_example(tmp_path), env={"COLUMNS": "60"})
+    assert listed.code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert "customers · email · fr, en" in lines
+    for setting in ("  url: https://status.example.com/", "  from: Example Support <support@example.com>",
+                    "  recipients: contacts/customers.csv", "  consumer_key: ${X_CONSUMER_KEY}"):
+        assert setting in lines, listed.stdout

@@ -140,11 +140,15 @@ def initialised(written: list[Path], directory: Path) -> None:
 
 
 def playbook_list(playbooks: Sequence[Any]) -> None:
-    table = Table("id", "name", "languages", "phases", "window", "updates every", title="Playbooks")
+    console = _console()
+    if not playbooks:
+        console.print("No playbooks in this home (playbooks/*.yaml).")
+    # A block per playbook, not a table: the id is what the operator types next, and a table would cut it.
     for p in playbooks:
-        table.add_row(p.id, Text(p.name[p.default_language]), ", ".join(p.languages), " → ".join(p.phases),
-                      format_duration(p.window), format_duration(p.update_every))
-    _console().print(table if playbooks else "No playbooks in this home (playbooks/*.yaml).")
+        _parts(console, p.id, p.name[p.default_language])
+        console.print(Text(f"  {', '.join(p.languages)} · window {format_duration(p.window)} · updates every "
+                           f"{format_duration(p.update_every)}"))
+        console.print(Text(f"  phases: {' → '.join(p.phases)}"))
 
 
 def playbook_detail(p: Any) -> None:
@@ -160,22 +164,30 @@ def playbook_detail(p: Any) -> None:
         phases.add_row(name, ", ".join(phase.channels))
     console.print(phases)
     if p.vars:
-        variables = Table("variable", "default", "required", "description", title="Variables (--var name=value)")
+        console.print("Variables (--var name=value):")
         for name, spec in p.vars.items():
-            variables.add_row(name, Text(spec.default or ""), "yes" if spec.required else "",
-                              Text(spec.description or ""))
-        console.print(variables)
+            line = Text(f"  {name}", style="bold")
+            line += Text((" (required)" if spec.required else "") + (f" = {spec.default}" if spec.default else "")
+                         + (f": {spec.description}" if spec.description else ""))
+            console.print(line)
     console.print(f"{len(p.faq)} FAQ entries · checklist for {', '.join(p.checklist) or 'no phase'}")
 
 
 def validation(report: Any) -> None:
     console = _console()
     if report.checks:
-        table = Table("playbook", "phase", "lang", "channel", "block", "length", title="Messages against limits")
+        console.print(Text("Messages against limits", style="bold"))
+        # One table per playbook and phase, under its name: five columns fit 60, the ids stay whole.
+        groups: dict[tuple[str, str], list[Any]] = {}
         for c in report.checks:
-            style = "" if c.measure.ok else "bold red"
-            table.add_row(c.playbook, c.phase, c.lang, c.channel, c.block, Text(str(c.measure), style=style))
-        console.print(table)
+            groups.setdefault((c.playbook, c.phase), []).append(c)
+        for (playbook, phase), checks in groups.items():
+            _parts(console, playbook, phase)
+            table = _table("lang", "channel", "block", "length")
+            for c in checks:
+                style = "" if c.measure.ok else "bold red"
+                table.add_row(c.lang, c.channel, c.block, Text(str(c.measure), style=style))
+            console.print(table)
     for warning in report.warnings:
         console.print(Text(f"warning: {warning}", style="yellow"))
     err = _console(stderr=True)

@@ -182,7 +182,7 @@ def test_validate_shows_segments_and_the_cost_of_the_whole_list(home: Path, twil
     result = run_cli("validate", home=home, env=ENV)
     assert result.code == 0, result.output
     table = " ".join(result.stdout.split())
-    assert re.search(r"investigating │ en │ sms │ short │ 2/3 segments, GSM-7, 224 units, ≈ 0.145 USD each, "
+    assert re.search(r"investigating .*en sms short 2/3 segments, GSM-7, 224 units, ≈ 0.145 USD each, "
                      r"≈ 0.58 USD for 4 recipients", table), result.stdout
     assert ("warning: channel 'sms': contacts/sms.csv:6: '06 12' is not an international phone number "
             "(write it with + and the country code, e.g. +33612345678); this row is skipped") in " ".join(

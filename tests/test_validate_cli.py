@@ -245,8 +245,11 @@ def test_validate_measures_every_phase_language_and_channel(home: Path) -> None:
     with_x()(home)
     result = run_cli("validate", home=home, env=X_ENV)
     assert result.code == 0, result.output
-    rows = re.findall(r"whatsapp-outage\s+│\s+(\w+)\s+│\s+(\w\w)\s+│\s+x\s+│\s+short\s+│\s+(\d+)/280 weighted",
-                      result.stdout)
+    rows = []
+    for section in result.stdout.split("whatsapp-outage · ")[1:]:
+        phase, _, table = section.partition("\n")
+        rows += [(phase, lang, count) for lang, count in re.findall(r"^(\w\w) +x +short +(\d+)/280 weighted", table,
+                                                                     re.MULTILINE)]
     assert {(phase, lang) for phase, lang, _ in rows} == {
         (phase, lang) for phase in ("investigating", "identified", "monitoring", "resolved") for lang in ("fr", "en")
     }

@@ -309,7 +309,11 @@ def confirm_plan(plan: Any) -> bool:
     console = _console()
     _plan_view(plan, console)
     # "[y/N]" is written escaped: as rich markup it would vanish.
-    answer = console.input(f"[bold]{escape('Publish? [y/N]')}[/] ")
+    try:
+        answer = console.input(f"[bold]{escape('Publish? [y/N]')}[/] ")
+    except EOFError:  # Ctrl-D: no answer is a no
+        console.print()
+        return False
     return answer.strip().lower() in ("y", "yes", "o", "oui")
 
 

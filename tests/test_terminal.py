@@ -55,7 +55,9 @@ def run(home: Path, *args: str, columns: int = 80) -> Session:
     return finish(spawn(home, *args, columns=columns), columns=columns)
 
 
-def test_the_confirmation_shows_the_words_and_enter_declines_with_exit_3_recording_nothing(home: Path) -> None:
+@pytest.mark.parametrize("answer", ["enter", "ctrl-d"])
+def test_the_confirmation_shows_the_words_and_enter_declines_with_exit_3_recording_nothing(home: Path,
+                                                                                         answer: str) -> None:
     child = spawn(home, "trigger", "whatsapp-outage")
     child.expect(r"Publish\? \[y/N\]")
     shown = ANSI.sub("", child.before).replace("\r\n", "\n")
@@ -64,7 +66,10 @@ def test_the_confirmation_shows_the_words_and_enter_declines_with_exit_3_recordi
     assert "  Messages WhatsApp perturbés\u00a0: nous restons joignables" in shown
     assert "  WhatsApp messages delayed: you can still reach us" in shown
     assert re.search(r"^Deadline: \d\d:\d\d CET \(\d+m\d+s left\)$", shown, re.MULTILINE)
-    child.sendline("")
+    if answer == "enter":
+        child.sendline("")
+    else:
+        child.sendeof()
     session = finish(child)
 
     assert session.code == 3
@@ -196,3 +201,26 @@ def test_channels_at_60_columns_keep_every_setting_whole(tmp_path: Path) -> None
     for setting in ("  url: https://status.example.com/", "  from: Example Support <support@example.com>",
                     "  recipients: contacts/customers.csv", "  consumer_key: ${X_CONSUMER_KEY}"):
         assert setting in lines, listed.stdout
+
+
+def test_dry_run_and_render_show_each_text_once_with_its_channels(home: Path) -> None:
+    dry = run_cli("trigger", "whatsapp-outage", "--dry-run", home=home, env={"COLUMNS": "60"})
+    assert dry.code == 0, dry.output
+    # Three channels, two languages, four blocks: each text once, not once per channel.
+    title = "Messages WhatsApp perturbés\u00a0: nous restons joignables par e-mail, téléphone et chat"
+    assert dry.stdout.count(title) == 1
+    assert dry.stdout.count("→ x, website, customers\n") == 8
+    assert len(dry.stdout.splitlines()) < 80
+    rendered = run_cli("render", "whatsapp-outage", "--lang", "en", home=home, env={"COLUMNS": "60"})
+    assert rendered.stdout.count("body → x, website, customers\n") == 1
+
+
+def test_rehearse_sums_up_what_passed_and_prints_each_failure_whole(tmp_path: Path) -> None:
+    result = run_cli("rehearse", "--offline", home=copy_example(tmp_path), env={"COLUMNS": "60"})
+    assert result.code == 1
+    lines = result.stdout.splitlines()
+    assert any(re.fullmatch(r"✓ render: \d+ passed", line) for line in lines), result.stdout
+    assert "- channels: 3 skipped (--offline)" in lines
+    assert any(line.startswith("✗ FAIL environment: $SMTP_PASSWORD set (channel 'customers'): not set: "
+                               "export SMTP_PASSWORD=... or add it to ") for line in lines), result.stdout
+    assert len(lines) < 20

@@ -612,19 +612,24 @@ def status(views: Sequence[Any], rehearsals: Sequence[Any], as_json: bool,
 
 
 def _delivery_table(deliveries: Sequence[Any], tz: tzinfo, console: Console) -> None:
-    table = _table("post", "phase", "channel", "lang", "status", "sent at", "window")
-    details: list[tuple[str, str, str]] = []
+    """A small table per post under its number and phase: five columns fit 60, links go below each."""
+    posts: dict[tuple[int, str], list[Any]] = {}
     for d in deliveries:
-        detail = d.error or d.url or d.remote_id or d.note or ""
-        if d.recipients:
-            detail = ", ".join(f"{n:,} {s}" for s, n in d.recipients.items() if s != "total")
-        window = "" if d.within_window is None else ("met" if d.within_window else "missed")
-        table.add_row(str(d.seq), d.phase, d.channel, d.lang, d.status, _when(d.sent_at, tz) if d.sent_at else "",
-                      window)
-        if detail:
-            details.append((f"{d.seq}. {d.channel}", d.lang, detail))
-    console.print(table)
-    _details(details, console)
+        posts.setdefault((d.seq, d.phase), []).append(d)
+    for (seq, phase), rows in posts.items():
+        console.print(Text(f"post {seq} · {phase}", style="bold"))
+        table = _table("channel", "lang", "status", "sent at", "window")
+        details: list[tuple[str, str, str]] = []
+        for d in rows:
+            detail = d.error or d.url or d.remote_id or d.note or ""
+            if d.recipients:
+                detail = ", ".join(f"{n:,} {s}" for s, n in d.recipients.items() if s != "total")
+            window = "" if d.within_window is None else ("met" if d.within_window else "missed")
+            table.add_row(d.channel, d.lang, d.status, _when(d.sent_at, tz) if d.sent_at else "", window)
+            if detail:
+                details.append((f"{seq}. {d.channel}", d.lang, detail))
+        console.print(table)
+        _details(details, console)
 
 
 def timeline(view: Any, fmt: str) -> None:

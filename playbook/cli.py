@@ -33,6 +33,8 @@ Json = Annotated[bool, typer.Option("--json", help="Print a machine-readable res
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Publish without the confirmation prompt.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Render and check everything, show what would go where; "
                                                           "send nothing, record nothing.")]
+Format = Annotated[str | None, typer.Option("--format", "-f", help="md, text or json (default: text on a terminal, "
+                                                                  "Markdown without hard wraps otherwise).")]
 IncidentId = Annotated[str, typer.Argument(metavar="INCIDENT", help="The incident id (see 'playbook status').")]
 
 
@@ -141,12 +143,13 @@ def render(
 def faq(
     playbook_id: Annotated[str, typer.Argument(metavar="ID", help="The playbook.")],
     lang: Annotated[str | None, typer.Option("--lang", "-l", help="The language (default: the first).")] = None,
+    format: Format = None,
 ) -> None:
     """Print the canned answers for support agents."""
     from playbook import output
 
     playbook = _home().load_playbook(playbook_id)
-    output.faq(playbook, _language(playbook, lang))
+    output.faq(playbook, _language(playbook, lang), _format(format))
 
 
 @app.command()
@@ -154,6 +157,7 @@ def checklist(
     playbook_id: Annotated[str, typer.Argument(metavar="ID", help="The playbook.")],
     phase: Annotated[str | None, typer.Option("--phase", "-p", help="The phase (default: every phase).")] = None,
     lang: Annotated[str | None, typer.Option("--lang", "-l", help="The language (default: the first).")] = None,
+    format: Format = None,
 ) -> None:
     """Print the operator's manual steps for a phase."""
     from playbook import output
@@ -162,7 +166,15 @@ def checklist(
     playbook = _home().load_playbook(playbook_id)
     if phase is not None and phase not in playbook.phases:
         raise PlaybookError(f"playbook '{playbook.id}' has no phase '{phase}'{did_you_mean(phase, playbook.phases)}")
-    output.checklist(playbook, phase, _language(playbook, lang))
+    output.checklist(playbook, phase, _language(playbook, lang), _format(format))
+
+
+def _format(chosen: str | None) -> str | None:
+    from playbook.errors import PlaybookError
+
+    if chosen is not None and chosen not in ("md", "text", "json"):
+        raise PlaybookError(f"--format must be md, text or json, not '{chosen}'")
+    return chosen
 
 
 def _language(playbook: Any, lang: str | None) -> str:
@@ -209,11 +221,13 @@ def _publish(run: Callable[[Any], Any], *, as_json: bool, quiet: bool) -> None:
         result = run(observer)
     finally:
         observer.stop()
+    from playbook.errors import ExitStatus
+
     outcomes = result if isinstance(result, list) else [result]
     output.outcomes(outcomes, as_json=as_json)
     if any(o.cancelled for o in outcomes):
-        _exit(1)
-    _exit(0 if all(o.result is None or o.result.ok for o in outcomes) else 1)
+        _exit(ExitStatus.DECLINED)
+    _exit(ExitStatus.OK if all(o.result is None or o.result.ok for o in outcomes) else ExitStatus.DELIVERY_FAILED)
 
 
 @app.command()
@@ -288,12 +302,14 @@ def resolve(
 @app.command()
 def resume(
     incident: IncidentId,
+    yes: Yes = False,
     json_: Json = False,
 ) -> None:
     """Retry what failed or was left unconfirmed; confirmed deliveries are never sent again."""
     from playbook.incidents import resume as run_resume
 
-    _publish(lambda observer: run_resume(_session(), incident, observer=observer), as_json=json_, quiet=False)
+    _publish(lambda observer: run_resume(_session(), incident, observer=observer, confirm=_confirm(yes, json_)),
+             as_json=json_, quiet=False)
 
 
 @app.command()
@@ -309,7 +325,22 @@ def status(
 
     session = _session()
     views = incident_status(session, incident)
-    output.status(views, rehearsal_status(session.home) if incident is None else [], as_json=json_)
+    rehearsals = rehearsal_status(session.home) if incident is None else []
+    output.status(views, rehearsals, as_json=json_,
+                  zones=_zones(session.home, {v.playbook for v in views} | {r.playbook for r in rehearsals}))
+
+
+def _zones(home: Any, playbook_ids: set[str]) -> dict[str, str]:
+    """Each playbook's time zone; a playbook that no longer loads is shown in UTC rather than not at all."""
+    from playbook.errors import PlaybookError
+
+    zones = {}
+    for playbook_id in playbook_ids:
+        try:
+            zones[playbook_id] = str(home.load_playbook(playbook_id).timezone)
+        except PlaybookError:
+            continue
+    return zones
 
 
 @app.command()

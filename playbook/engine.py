@@ -111,6 +111,8 @@ class DeliveryEvent:
     recipient: str | None = None
     url: str | None = None
     at: datetime = field(default_factory=utcnow)
+    # A retrying delivery's next attempt, so the operator sees when it will be tried again.
+    retry_at: datetime | None = None
 
 
 class Observer(Protocol):
@@ -293,7 +295,8 @@ class Engine:
                 log.log(level, "%s: attempt %d failed, retrying in %.1fs: %s", delivery.key, attempts,
                         wait.total_seconds(), reason)
                 self.ledger.note_error(delivery.key, reason)
-                self.observer.event(DeliveryEvent(plan.name, delivery.lang, "retrying", attempts, reason, who))
+                self.observer.event(DeliveryEvent(plan.name, delivery.lang, "retrying", attempts, reason, who,
+                                                  retry_at=now + wait))
                 await asyncio.sleep(wait.total_seconds())
                 continue
             if outcome.retryable and outcome.retry_at is not None and outcome.retry_at > retry_until:

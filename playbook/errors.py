@@ -12,6 +12,8 @@ class ExitStatus(IntEnum):
     OK = 0
     DELIVERY_FAILED = 1
     INVALID_INPUT = 2
+    # The operator answered no (or just Enter) at the confirmation: nothing sent, nothing recorded.
+    DECLINED = 3
 
 
 class PlaybookError(Exception):

@@ -136,20 +136,22 @@ def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detect
         raise PlaybookError("--detected-at is in the future")
     phase = playbook.first_phase
     deadline = detected + playbook.window
-    provisional = f"{playbook.id}-{'drill-' if drill else ''}{detected:%Y%m%d-%H%M}"
+    provisional = f"{playbook.id}-{'drill-' if drill else ''}{detected.astimezone(playbook.zone):%Y%m%d-%H%M}"
     if dry_run:
         plan = build_plan(session, playbook, phase, variables, provisional, detected, deadline,
                           drill=drill, offline=True)
         return Outcome(plan, dry_run=True)
     plan = build_plan(session, playbook, phase, variables, provisional, detected, deadline,
                       drill=drill, offline=False)
-    ledger = session.ledger(create=True)
-    if not new:
-        _refuse_if_open(ledger, playbook.id, drill)
+    # A declined confirmation leaves no trace, not even an empty ledger: it is created only once confirmed.
+    state = session.home.state_path
+    if not new and (state.exists() or created_marker(state).exists()):
+        _refuse_if_open(session.ledger(), playbook.id, drill)
     if confirm is not None and not confirm(plan):
         return Outcome(plan, cancelled=True)
+    ledger = session.ledger(create=True)
     incident, post = ledger.create_incident(playbook.id, detected, _new_post(plan, utcnow()), drill=drill,
-                                            allow_concurrent=new)
+                                            allow_concurrent=new, zone=playbook.zone)
     if incident.id != provisional:
         plan = build_plan(session, playbook, phase, variables, incident.id, detected, deadline,
                           drill=drill, offline=False, next_update=plan.context.next_update_at or False)
@@ -233,18 +235,21 @@ def close_drill(home: Home, incident_id: str) -> None:
         ledger.close()
 
 
-def resume(session: Session, incident_id: str, observer: Observer | None = None) -> list[Outcome]:
+def resume(session: Session, incident_id: str, observer: Observer | None = None,
+           confirm: Confirm | None = None) -> list[Outcome]:
     """Finish every post of the incident that has failed or unconfirmed deliveries."""
     ledger = session.ledger()
     incident = ledger.incident(incident_id)
     playbook = session.home.load_playbook(incident.playbook)
-    outcomes = []
-    for seq in ledger.unfinished_posts(incident.id):
-        post = ledger.post(incident.id, seq)
-        plan = build_plan(session, playbook, post.phase, post.vars, incident.id, incident.detected_at,
-                          post.deadline, drill=incident.drill, offline=False,
-                          next_update=post.next_update_at or False, issued_at=post.issued_at)
-        outcomes.append(Outcome(plan, _run(Engine(ledger, post, plan, observer))))
+    posts = [ledger.post(incident.id, seq) for seq in ledger.unfinished_posts(incident.id)]
+    plans = [build_plan(session, playbook, post.phase, post.vars, incident.id, incident.detected_at,
+                        post.deadline, drill=incident.drill, offline=False,
+                        next_update=post.next_update_at or False, issued_at=post.issued_at) for post in posts]
+    # Every post is confirmed before any is sent: a "no" to the second must not follow a first already out.
+    if confirm is not None and plans and not all(confirm(plan) for plan in plans):
+        return [Outcome(plan, cancelled=True) for plan in plans]
+    outcomes = [Outcome(plan, _run(Engine(ledger, post, plan, observer))) for post, plan in zip(posts, plans,
+                                                                                              strict=True)]
     if (incident.open and outcomes and all(o.result and o.result.ok for o in outcomes)
             and incident.phase == playbook.last_phase):
         ledger.close_incident(incident.id)

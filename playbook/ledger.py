@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -317,9 +317,10 @@ class Ledger:
         return self._incident(row)
 
     def create_incident(self, playbook: str, detected_at: datetime, first: NewPost, *, drill: bool,
-                        allow_concurrent: bool) -> tuple[Incident, Post]:
+                        allow_concurrent: bool, zone: tzinfo = UTC) -> tuple[Incident, Post]:
         """Open an incident with its first post and the post's intents, in one transaction.
 
+        The id carries the detection time in `zone`, the playbook's, as the operator reads it on the clock.
         Refuses if this playbook already has an open incident of the same kind. One transaction means a
         process killed at any moment leaves either nothing or an incident that `resume` can finish.
         """
@@ -338,7 +339,7 @@ class Ledger:
                         f" or pass --new to open a second one"
                     )
             now = utcnow()
-            base = f"{playbook}-{'drill-' if drill else ''}{detected_at.astimezone(UTC):%Y%m%d-%H%M}"
+            base = f"{playbook}-{'drill-' if drill else ''}{detected_at.astimezone(zone):%Y%m%d-%H%M}"
             incident_id, n = base, 1
             while db.execute("SELECT 1 FROM incidents WHERE id=?", (incident_id,)).fetchone():
                 n += 1

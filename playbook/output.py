@@ -7,14 +7,14 @@ import re
 import sys
 import traceback as tb
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import IO, Any, cast
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
-from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -50,16 +50,59 @@ class _Masked:
 def _console(stderr: bool = False) -> Console:
     # Looked up at each call so that tests capturing sys.stdout see the output.
     stream = sys.stderr if stderr else sys.stdout
-    # An error is one line whatever the terminal's width, so that it can be read, grepped and copied whole.
-    return Console(file=cast(IO[str], _Masked(stream)), highlight=False, soft_wrap=stderr)
+    # Lines are never wrapped by us (the terminal folds them on screen): an id, a URL, a command or an error
+    # stays whole, to be copied or grepped. Tables still fit the width; their links are printed below them.
+    return Console(file=cast(IO[str], _Masked(stream)), highlight=False, soft_wrap=True)
 
 
 def _json(data: Any) -> None:
     sys.stdout.write(secrets.redact(json.dumps(data, ensure_ascii=False, indent=2, default=str)) + "\n")
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+def zone(name: str | None) -> tzinfo:
+    """The playbook's time zone, in which the terminal shows every time; UTC when it is unknown."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name) if name else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def _when(moment: datetime | None, tz: tzinfo = UTC, seconds: bool = False) -> str:
+    """`05:32 CET` today, `2026-11-29 05:32 CET` another day: the playbook's clock, labelled."""
+    if moment is None:
+        return "-"
+    local = moment.astimezone(tz)
+    shown = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
+    if local.date() != datetime.now(tz).date():
+        shown = f"{local:%Y-%m-%d} {shown}"
+    return f"{shown} {local.tzname()}"
+
+
+def _plan_zone(plan: Any) -> tzinfo:
+    context = getattr(plan, "context", None)
+    return zone(getattr(context, "timezone", None))
+
+
+def _parts(console: Console, *parts: str, style: str = "bold", sep: str = " · ") -> None:
+    """Parts joined by `sep`, a line broken only between two parts: an id or a time is never cut in two."""
+    lines: list[str] = []
+    for part in (p for p in parts if p):
+        if lines and len(lines[-1]) + len(sep) + len(part) <= console.width:
+            lines[-1] += sep + part
+        else:
+            lines.append(part)
+    for line in lines:
+        console.print(Text(_inert(line), style=style))
+
+
+def _table(*columns: str) -> Table:
+    """A compact table that fits 60 columns; whatever must stay whole (links, errors) goes below it."""
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False)
+    for name in columns:
+        table.add_column(name, no_wrap=name in ("channel", "lang", "post"))
+    return table
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -100,11 +143,15 @@ def initialised(written: list[Path], directory: Path) -> None:
 
 
 def playbook_list(playbooks: Sequence[Any]) -> None:
-    table = Table("id", "name", "languages", "phases", "window", "updates every", title="Playbooks")
+    console = _console()
+    if not playbooks:
+        console.print("No playbooks in this home (playbooks/*.yaml).")
+    # A block per playbook, not a table: the id is what the operator types next, and a table would cut it.
     for p in playbooks:
-        table.add_row(p.id, Text(_inert(p.name[p.default_language])), ", ".join(p.languages), " → ".join(p.phases),
-                      format_duration(p.window), format_duration(p.update_every))
-    _console().print(table if playbooks else "No playbooks in this home (playbooks/*.yaml).")
+        _parts(console, p.id, p.name[p.default_language])
+        console.print(Text(f"  {', '.join(p.languages)} · window {format_duration(p.window)} · updates every "
+                           f"{format_duration(p.update_every)}"))
+        console.print(Text(f"  phases: {' → '.join(p.phases)}"))
 
 
 def playbook_detail(p: Any) -> None:
@@ -120,22 +167,31 @@ def playbook_detail(p: Any) -> None:
         phases.add_row(name, ", ".join(phase.channels))
     console.print(phases)
     if p.vars:
-        variables = Table("variable", "default", "required", "description", title="Variables (--var name=value)")
+        console.print("Variables (--var name=value):")
         for name, spec in p.vars.items():
-            variables.add_row(name, Text(_inert(spec.default or "")), "yes" if spec.required else "",
-                              Text(_inert(spec.description or "")))
-        console.print(variables)
+            line = Text(f"  {name}", style="bold")
+            line += Text((" (required)" if spec.required else "")
+                         + (f" = {_inert(spec.default)}" if spec.default else "")
+                         + (f": {_inert(spec.description)}" if spec.description else ""))
+            console.print(line)
     console.print(f"{len(p.faq)} FAQ entries · checklist for {', '.join(p.checklist) or 'no phase'}")
 
 
 def validation(report: Any) -> None:
     console = _console()
     if report.checks:
-        table = Table("playbook", "phase", "lang", "channel", "block", "length", title="Messages against limits")
+        console.print(Text("Messages against limits", style="bold"))
+        # One table per playbook and phase, under its name: five columns fit 60, the ids stay whole.
+        groups: dict[tuple[str, str], list[Any]] = {}
         for c in report.checks:
-            style = "" if c.measure.ok else "bold red"
-            table.add_row(c.playbook, c.phase, c.lang, c.channel, c.block, Text(str(c.measure), style=style))
-        console.print(table)
+            groups.setdefault((c.playbook, c.phase), []).append(c)
+        for (playbook, phase), checks in groups.items():
+            _parts(console, playbook, phase)
+            table = _table("lang", "channel", "block", "length")
+            for c in checks:
+                style = "" if c.measure.ok else "bold red"
+                table.add_row(c.lang, c.channel, c.block, Text(str(c.measure), style=style))
+            console.print(table)
     for warning in report.warnings:
         console.print(Text(f"warning: {_inert(warning)}", style="yellow"))
     err = _console(stderr=True)
@@ -148,29 +204,57 @@ def validation(report: Any) -> None:
         err.print(Text(f"✗ {len(report.problems)} problem(s)", style="bold red"))
 
 
-def _blocks(message: Any, measures: Sequence[Any] = ()) -> Group:
-    by_block = {m.block: m.measure for m in measures}
-    parts: list[Any] = []
-    for name, text in message.blocks.items():
-        measure = by_block.get(name)
-        label = f"{name}" + (f"  ({measure})" if measure else "")
-        style = "red" if measure and not measure.ok else "cyan"
-        parts.append(Panel(Text(_inert(text)), title=label, title_align="left", border_style=style))
-    return Group(*parts)
+def _said(entries: Sequence[tuple[str, Any, Sequence[Any]]], console: Console, *, html: bool) -> None:
+    """Each distinct text once per language, with the channels that send it and its length against each limit.
+
+    `entries` are (channel label, message, measures). Without `html`, an HTML block is named, not printed: it is
+    the body again, in markup.
+    """
+    said: dict[tuple[str, str, str], list[tuple[str, Any]]] = {}
+    for label, message, measures in entries:
+        by_block = {m.block: m.measure for m in measures}
+        for block, text in message.blocks.items():
+            said.setdefault((message.lang, block, text), []).append((label, by_block.get(block)))
+    languages = list(dict.fromkeys(lang for lang, _, _ in said))
+    lang = None
+    for (text_lang, block, text), receivers in sorted(said.items(), key=lambda item: languages.index(item[0][0])):
+        if text_lang != lang:
+            lang = text_lang
+            console.print(Text(f"── {lang} ──", style="bold"))
+        names = ", ".join(f"{label} ({measure})" if measure else label for label, measure in receivers)
+        too_long = any(measure is not None and not measure.ok for _, measure in receivers)
+        console.print(Text(f"{block} → {names}", style="bold red" if too_long else "cyan"))
+        if block == "html" and not html:
+            console.print(Text(f"  (the body as HTML, {len(text):,} characters)", style="dim"))
+            continue
+        console.print(Text("\n".join(f"  {_inert(line)}" if line else "" for line in text.split("\n"))))
 
 
 def preview(p: Any) -> None:
     console = _console()
-    console.print(f"[bold]{escape(p.playbook)}[/] · phase [bold]{escape(p.phase)}[/] · {p.lang} · "
-                  f"{escape(p.template)}")
+    console.print(Text(f"{p.playbook} · phase {p.phase} · {p.lang} · {p.template}", style="bold"))
     if not p.channels:
-        console.print(_blocks(p.message))
-    for c in p.channels:
-        console.print(Text(f"→ channel {c.channel} ({c.type})", style="bold"))
-        console.print(_blocks(c.message, c.measures))
+        _said([("(every block)", p.message, [])], console, html=True)
+        return
+    _said([(f"{c.channel}", c.message, c.measures) for c in p.channels], console, html=True)
 
 
-def faq(p: Any, lang: str) -> None:
+def _format(fmt: str | None) -> str:
+    """md when the output goes to a file or a pipe (pasted elsewhere), text on a terminal."""
+    return fmt or ("text" if sys.stdout.isatty() else "md")
+
+
+def faq(p: Any, lang: str, fmt: str | None = None) -> None:
+    fmt = _format(fmt)
+    if fmt == "json":
+        _json({"playbook": p.id, "lang": lang, "faq": [
+            {"question": e.question[lang], "answer": e.answer[lang]} for e in p.faq]})
+        return
+    if fmt == "md":
+        parts = [f"# {p.name[lang]}"]
+        parts += [f"## {n}. {e.question[lang]}\n\n{e.answer[lang].strip()}" for n, e in enumerate(p.faq, start=1)]
+        sys.stdout.write(secrets.redact("\n\n".join(parts) + "\n"))
+        return
     console = _console()
     console.print(Text(_inert(p.name[lang]), style="bold"))
     for n, entry in enumerate(p.faq, start=1):
@@ -178,10 +262,19 @@ def faq(p: Any, lang: str) -> None:
         console.print(Text(_inert(entry.answer[lang])))
 
 
-def checklist(p: Any, phase: str | None, lang: str) -> None:
+def checklist(p: Any, phase: str | None, lang: str, fmt: str | None = None) -> None:
+    fmt = _format(fmt)
+    phases = {name: p.checklist.get(name, {}).get(lang, []) for name in ([phase] if phase else list(p.phases))}
+    if fmt == "json":
+        _json({"playbook": p.id, "lang": lang, "phases": phases})
+        return
+    if fmt == "md":
+        parts = [f"## {name}\n\n" + ("\n".join(f"- [ ] {step}" for step in steps) or "(no manual steps)")
+                 for name, steps in phases.items()]
+        sys.stdout.write(secrets.redact("\n\n".join(parts) + "\n"))
+        return
     console = _console()
-    for name in [phase] if phase else list(p.phases):
-        steps = p.checklist.get(name, {}).get(lang, [])
+    for name, steps in phases.items():
         console.print(Text(f"{name}", style="bold"))
         if not steps:
             console.print("  (no manual steps)")
@@ -193,16 +286,18 @@ def channel_list(listing: Sequence[Any], as_json: bool) -> None:
     if as_json:
         _json({"channels": [c.as_json() for c in listing]})
         return
-    table = Table("channel", "type", "languages", "limits", "recipients", "settings", "check",
-                  title="Channels", show_lines=True)
-    for c in listing:
-        check = "" if c.check is None else ("✓ " if c.check.ok else "✗ ") + c.check.detail
-        table.add_row(c.name, c.type, ", ".join(c.languages), c.limits,
-                      "" if c.recipients is None else f"{c.recipients:,}",
-                      Text(_inert("\n".join(f"{k}: {v}" for k, v in c.settings.items()))),
-                      Text(_inert(check), style="green" if c.check and c.check.ok else "red"))
     console = _console()
-    console.print(table)
+    # One block per channel rather than a table: settings hold URLs and paths, which a table would cut.
+    for c in listing:
+        _parts(console, c.name, c.type, ", ".join(c.languages))
+        console.print(Text(f"  limits: {c.limits}"))
+        if c.recipients is not None:
+            console.print(Text(f"  {c.recipients:,} recipient(s)"))
+        for key, value in c.settings.items():
+            console.print(Text(f"  {key}: {_inert(str(value))}"))
+        if c.check is not None:
+            console.print(Text(f"  check: {'✓' if c.check.ok else '✗'} {_inert(c.check.detail)}",
+                               style="green" if c.check.ok else "red"))
     # Once per type: the question an on-call marketer asks after a crash, before running `resume`.
     crashes = {c.type: c.unconfirmed for c in listing}
     if crashes:
@@ -214,30 +309,37 @@ def channel_list(listing: Sequence[Any], as_json: bool) -> None:
 # -- publishing ------------------------------------------------------------------------------------------
 
 def confirm_plan(plan: Any) -> bool:
+    """The words about to go out, where, to how many and by when; then `Publish? [y/N]` (Enter is no)."""
     console = _console()
-    _plan_table(plan, console)
-    answer = console.input(f"Publish phase [bold]{escape(plan.phase)}[/] of [bold]{escape(plan.playbook)}[/]"
-                           " now? [y/N] ")
+    _plan_view(plan, console)
+    # "[y/N]" is written escaped: as rich markup it would vanish.
+    try:
+        answer = console.input(f"[bold]{escape('Publish? [y/N]')}[/] ")
+    except EOFError:  # Ctrl-D: no answer is a no
+        console.print()
+        return False
     return answer.strip().lower() in ("y", "yes", "o", "oui")
 
 
-def _plan_table(plan: Any, console: Console) -> None:
-    title = f"{plan.playbook} · {plan.phase}" + (" · DRILL" if plan.drill else "")
-    table = Table("channel", "type", "lang", "block", "length", "recipients", title=title, show_lines=True)
+def _plan_view(plan: Any, console: Console) -> None:
+    tz = _plan_zone(plan)
+    _parts(console, plan.playbook, f"phase {plan.phase}", "DRILL" if plan.drill else "")
+    console.print(f"Deadline: {_when(plan.deadline, tz)} ({_left(plan.deadline)})")
+    entries: list[tuple[str, Any, Sequence[Any]]] = []
     for c in plan.channels:
         # In a drill, the sandbox says which live channel it rehearses.
-        name = f"{c.name}\n(for {c.stands_in_for})" if c.stands_in_for else c.name
+        label = f"{c.name} (for {c.stands_in_for})" if c.stands_in_for else c.name
         if c.skipped:
-            table.add_row(name, c.type, "-", "", Text(f"skipped: {c.skipped}", style="yellow"), "")
+            console.print(Text(f"Skipped: {label}: {c.skipped}", style="yellow"))
             continue
-        for lang in c.languages:
-            measures = c.measures.get(lang, [])
-            lengths = "\n".join(f"{m.block}: {m.measure}" for m in measures) or "-"
-            blocks = ", ".join(c.messages[lang].blocks) if lang in c.messages else ""
-            per_lang = c.recipients_by_lang.get(lang)
-            table.add_row(name, c.type, lang, blocks, lengths, "" if per_lang is None else f"{per_lang:,}")
-    console.print(table)
-    console.print(f"Deadline: {_when(plan.deadline)} ({_left(plan.deadline)})")
+        if c.recipients_by_lang:
+            counts = ", ".join(f"{lang} {n:,}" for lang, n in c.recipients_by_lang.items())
+            total = sum(c.recipients_by_lang.values())
+            console.print(f"{label} ({c.type}): {total:,} recipient(s): {counts}")
+        sample = " (sample)" if c.publisher.per_recipient else ""
+        entries += [(label + sample, c.messages[lang], c.measures.get(lang, [])) for lang in c.languages
+                    if lang in c.messages]
+    _said(entries, console, html=False)
 
 
 def _left(deadline: datetime) -> str:
@@ -251,7 +353,8 @@ class LiveView:
     """The live table of a trigger: one row per channel and language, and the countdown to the deadline.
 
     Events only update counters; rich draws the table four times a second (a 100,000-recipient list sends
-    far more events than a terminal can show).
+    far more events than a terminal can show). The view is transient: the final table replaces it. What a
+    `console` channel prints goes through rich's redirection of stdout and stderr, above the view.
     """
 
     def __init__(self) -> None:
@@ -262,14 +365,15 @@ class LiveView:
     @staticmethod
     def _row(total: int = 0, expected: int = 0) -> dict[str, Any]:
         return {"status": "pending", "attempts": 0, "error": "", "url": "", "done": 0, "total": total,
-                "expected": expected, "since": datetime.now(UTC), "took": None}
+                "expected": expected, "since": datetime.now(UTC), "took": None, "retry_at": None}
 
     def planned(self, plan: Any, totals: dict[tuple[str, str], int]) -> None:
         self.plan = plan
         expected = {(c.name, lang): n for c in plan.channels for lang, n in c.recipients_by_lang.items()}
         for key, total in totals.items():
             self.rows[key] = self._row(total, expected.get(key, 0))
-        self.live = Live(console=_console(), get_renderable=self._render, refresh_per_second=4, transient=False)
+        self.live = Live(console=_console(), get_renderable=self._render, refresh_per_second=4, transient=True,
+                         redirect_stdout=True, redirect_stderr=True)
         self.live.start()
 
     def event(self, event: Any) -> None:
@@ -282,37 +386,56 @@ class LiveView:
                 row["done"] += 1
                 if event.status == "failed":
                     row["error"] = event.error or ""
+            if event.status == "retrying":
+                row.update(error=event.error or "", retry_at=event.retry_at)
             row["status"] = "sending" if row["done"] < max(row["total"], row["expected"]) else "done"
         else:
-            row.update(status=event.status, attempts=event.attempts, error=event.error or "", url=event.url or "")
+            # The reason of the last failed attempt stays shown while the next one runs.
+            error = event.error or (row["error"] if event.status == "sending" else "")
+            row.update(status=event.status, attempts=event.attempts, error=error, url=event.url or "",
+                       retry_at=event.retry_at)
             if event.status in ("sent", "failed", "already-sent"):
                 row["took"] = datetime.now(UTC) - row["since"]
 
     def stop(self) -> None:
         if self.live is not None:
-            self.live.refresh()
             self.live.stop()
             self.live = None
 
-    def _render(self) -> Table:
+    def _render(self) -> Group:
         deadline = self.plan.deadline if self.plan else None
-        title = f"Publishing · deadline {_when(deadline)} ({_left(deadline)})" if deadline else "Publishing"
-        table = Table("channel", "lang", "status", "progress", "detail", title=title)
+        tz = _plan_zone(self.plan)
+        totals = [(min(row["done"], max(row["total"], row["expected"], 1)), max(row["total"], row["expected"], 1))
+                  if row["total"] > 1 or row["expected"] > 1 or row["done"] > 1
+                  else (int(row["status"] in _SETTLED), 1) for row in self.rows.values()]
+        done, total = sum(d for d, _ in totals), sum(t for _, t in totals)
+        title = f"Publishing {done:,}/{total:,}"
+        if deadline:
+            title += f" · deadline {_when(deadline, tz)} ({_left(deadline)})"
+        # The title is a line of its own: as a table's title it would wrap to the width of a narrow table.
+        table = Table("channel", "lang", "status", "progress", "detail", box=box.SIMPLE_HEAD)
         colours = {"sent": "green", "already-sent": "green", "failed": "red", "retrying": "yellow",
                    "sending": "cyan", "done": "green"}
         for (channel, lang), row in self.rows.items():
             total = max(row["total"], row["expected"])
             if total > 1 or row["done"] > 1:
                 progress: Any = Table.grid(padding=(0, 1))
-                progress.add_row(ProgressBar(total=max(total, 1), completed=row["done"], width=20),
+                progress.add_row(ProgressBar(total=max(total, 1), completed=row["done"], width=12),
                                  f"{row['done']:,}/{total:,}")
                 detail = row["error"] or _pace(row["done"], total, row["since"], deadline)
             else:
                 progress = _seconds(row["took"]) if row["took"] else ""
-                detail = row["error"] or row["url"] or (f"attempt {row['attempts']}" if row["attempts"] > 1 else "")
+                detail = row["error"] or row["url"]
+                if row["attempts"] > 1 and row["status"] == "sending":
+                    detail = f"attempt {row['attempts']}, after: {detail}" if detail else f"attempt {row['attempts']}"
+            if row["status"] == "retrying" and row["retry_at"] is not None:
+                detail = f"{detail} · next try {_when(row['retry_at'], tz, seconds=True)}"
             table.add_row(channel, lang, Text(row["status"], style=colours.get(row["status"], "")), progress,
                           Text(_inert(detail)))
-        return table
+        return Group(Text(title, style="bold"), table)
+
+
+_SETTLED = ("sent", "already-sent", "failed", "rejected", "done")
 
 
 def _pace(done: int, total: int, since: datetime, deadline: datetime | None) -> str:
@@ -358,26 +481,23 @@ def outcomes(items: Sequence[Any], as_json: bool) -> None:
     for outcome in items:
         if outcome.dry_run:
             console.print(Text("Dry run: nothing was sent and nothing recorded.", style="bold yellow"))
-            _plan_table(outcome.plan, console)
-            for c in outcome.plan.channels:
-                for lang, message in c.messages.items():
-                    sample = " · sample for one recipient" if c.publisher.per_recipient else ""
-                    console.print(Text(f"→ {c.name} ({c.type}) · {lang}{sample}", style="bold"))
-                    console.print(_blocks(message, c.measures.get(lang, [])))
+            _plan_view(outcome.plan, console)
             continue
         if outcome.cancelled:
-            console.print("Cancelled: nothing was sent.")
+            console.print("Declined: nothing was sent and nothing recorded.")
             continue
-        _result_table(outcome.result, console)
+        _result_table(outcome.result, _plan_zone(outcome.plan), console)
         if outcome.closed:
             console.print(Text(f"Incident {outcome.result.incident} is resolved and closed.", style="green"))
 
 
-def _result_table(result: Any, console: Console) -> None:
+def _result_table(result: Any, tz: tzinfo, console: Console) -> None:
+    _parts(console, result.incident, result.phase, "DRILL" if result.drill else "",
+           f"deadline {_when(result.deadline, tz)}")
     # "took" is counted from the start of this run: in a drill, it is what the window budget is made of.
-    table = Table("channel", "lang", "status", "took", "window", "tries", "link / error",
-                  title=f"{result.incident} · {result.phase}" + (" · DRILL" if result.drill else ""))
+    table = _table("channel", "lang", "status", "at", "took", "window", "tries")
     colours = {"sent": "green", "already-sent": "green", "failed": "red", "skipped": "yellow", "rejected": "yellow"}
+    details: list[tuple[str, str, str]] = []
     for d in result.deliveries:
         window = "" if d.within_window is None else ("met" if d.within_window else "missed")
         detail = d.error or d.url or d.remote_id or d.note or ""
@@ -388,18 +508,27 @@ def _result_table(result: Any, console: Console) -> None:
                       + (f", {r['rejected']:,} refused" if r["rejected"] else "")
                       + (f": {d.error}" if d.error else ""))
         took = _seconds(d.sent_at - result.started_at) if d.sent_at and d.status == "sent" else ""
+        at = _when(d.sent_at, tz) if d.sent_at else ""
         tries = "" if d.recipients else str(d.attempts or "")
-        table.add_row(d.channel, d.lang, Text(d.status, style=colours.get(d.status, "")), took,
-                      window, tries, Text(_inert(detail), overflow="fold"))
+        table.add_row(d.channel, d.lang, Text(d.status, style=colours.get(d.status, "")), at, took, window, tries)
+        if detail:
+            details.append((d.channel, d.lang, detail))
     console.print(table)
+    _details(details, console)
     failed = [d for d in result.deliveries if d.status == "failed"]
     took = _seconds(result.finished_at - result.started_at)
     if failed:
-        console.print(Text(f"{len(failed)} delivery(ies) failed; fix the cause, then run "
-                           f"'playbook resume {result.incident}' (confirmed deliveries are not repeated).",
-                           style="bold red"))
+        console.print(Text(f"{len(failed)} delivery(ies) failed; fix the cause, then run:", style="bold red"))
+        console.print(Text(f"  playbook resume {result.incident}", style="bold"))
+        console.print("(confirmed deliveries are not sent again)")
     else:
-        console.print(Text(f"Everything went out in {took}. Incident: {result.incident}", style="green"))
+        _parts(console, f"Everything went out in {took}.", f"Incident: {result.incident}", style="green", sep=" ")
+
+
+def _details(details: Sequence[tuple[str, str, str]], console: Console) -> None:
+    """Links and errors below a table, each on one line of its own: never cut, so they can be copied."""
+    for channel, lang, detail in details:
+        console.print(Text(f"{channel} {lang}: ", style="bold") + Text(_inert(detail)))
 
 
 def _seconds(elapsed: timedelta) -> str:
@@ -445,10 +574,13 @@ def _outcome_json(outcome: Any) -> dict[str, Any]:
 
 # -- the ledger ------------------------------------------------------------------------------------------
 
-def status(views: Sequence[Any], rehearsals: Sequence[Any], as_json: bool) -> None:
+def status(views: Sequence[Any], rehearsals: Sequence[Any], as_json: bool,
+           zones: dict[str, str] | None = None) -> None:
+    """Open incidents and rehearsals; `zones` gives each playbook's time zone, in which times are shown."""
     if as_json:
         _json({"incidents": [v.as_json() for v in views], "rehearsals": [r.as_json() for r in rehearsals]})
         return
+    zones = zones or {}
     console = _console()
     if not views:
         console.print("No open incident.")
@@ -458,41 +590,50 @@ def status(views: Sequence[Any], rehearsals: Sequence[Any], as_json: bool) -> No
                                f"'playbook rehearse {r.playbook}'", style="yellow"))
             continue
         result = "passed" if r.passed else "FAILED"
-        line = f"playbook '{r.playbook}' last rehearsed {_when(r.last_at)}: {result}"
+        line = f"playbook '{r.playbook}' last rehearsed {_when(r.last_at, zone(zones.get(r.playbook)))}: {result}"
         if r.stale:
             console.print(Text(f"warning: {line}, more than {format_duration(r.every)} ago: rehearse it",
                                style="yellow"))
         else:
             console.print(Text(line, style="green" if r.passed else "bold red"))
     for v in views:
-        state = "open" if v.open else f"closed {_when(v.closed_at)}"
-        console.print(Text(f"{v.id} · {v.playbook} · phase {v.phase} · {state}" + (" · DRILL" if v.drill else ""),
-                           style="bold"))
+        tz = zone(zones.get(v.playbook))
+        state = "open" if v.open else f"closed {_when(v.closed_at, tz)}"
+        _parts(console, v.id, v.playbook, f"phase {v.phase}", state, "DRILL" if v.drill else "")
         if v.first_notice_at:
             verdict = "met" if v.window_met else "missed"
-            window = (f"first notice at {_when(v.first_notice_at)}: window {verdict} "
+            window = (f"first notice at {_when(v.first_notice_at, tz)}: window {verdict} "
                       f"({format_duration(v.first_notice_at - v.detected_at)} after detection, "
                       f"window {format_duration(v.window)})")
         else:
-            window = f"no notice out yet: deadline {_when(v.deadline)} ({_left(v.deadline)})"
-        console.print(f"  detected {_when(v.detected_at)} · {window}")
+            window = f"no notice out yet: deadline {_when(v.deadline, tz)} ({_left(v.deadline)})"
+        console.print(f"  detected {_when(v.detected_at, tz)} · {window}")
         if v.next_update_due:
             late = v.next_update_due < datetime.now(UTC)
-            console.print(Text(f"  next update due {_when(v.next_update_due)}" + (" (overdue)" if late else ""),
+            console.print(Text(f"  next update due {_when(v.next_update_due, tz)}" + (" (overdue)" if late else ""),
                                style="bold red" if late else ""))
-        _delivery_table(v.deliveries, console)
+        _delivery_table(v.deliveries, tz, console)
 
 
-def _delivery_table(deliveries: Sequence[Any], console: Console) -> None:
-    table = Table("post", "phase", "channel", "lang", "status", "sent at", "window", "link / error")
+def _delivery_table(deliveries: Sequence[Any], tz: tzinfo, console: Console) -> None:
+    """A small table per post under its number and phase: five columns fit 60, links go below each."""
+    posts: dict[tuple[int, str], list[Any]] = {}
     for d in deliveries:
-        detail = d.error or d.url or d.remote_id or d.note or ""
-        if d.recipients:
-            detail = ", ".join(f"{n:,} {s}" for s, n in d.recipients.items() if s != "total")
-        window = "" if d.within_window is None else ("met" if d.within_window else "missed")
-        # A provider's words are text, not markup: "[/x]" in an answer must not break the table.
-        table.add_row(str(d.seq), d.phase, d.channel, d.lang, d.status, _when(d.sent_at), window, Text(_inert(detail)))
-    console.print(table)
+        posts.setdefault((d.seq, d.phase), []).append(d)
+    for (seq, phase), rows in posts.items():
+        console.print(Text(f"post {seq} · {phase}", style="bold"))
+        table = _table("channel", "lang", "status", "sent at", "window")
+        details: list[tuple[str, str, str]] = []
+        for d in rows:
+            detail = d.error or d.url or d.remote_id or d.note or ""
+            if d.recipients:
+                detail = ", ".join(f"{n:,} {s}" for s, n in d.recipients.items() if s != "total")
+            window = "" if d.within_window is None else ("met" if d.within_window else "missed")
+            table.add_row(d.channel, d.lang, d.status, _when(d.sent_at, tz) if d.sent_at else "", window)
+            if detail:
+                details.append((f"{seq}. {d.channel}", d.lang, detail))
+        console.print(table)
+        _details(details, console)
 
 
 def timeline(view: Any, fmt: str) -> None:
@@ -531,17 +672,31 @@ def timeline(view: Any, fmt: str) -> None:
 # -- rehearsals ------------------------------------------------------------------------------------------
 
 def rehearsals(items: Sequence[Any], written: Sequence[Path]) -> None:
+    """Failures in full; passing and skipped checks summed up, one line per kind."""
     from playbook.rehearsal_report import verdict
 
     console = _console()
     for r in items:
-        table = Table("result", "check", "detail", title=f"Rehearsal of {r.playbook}", show_lines=False)
-        order = sorted(r.checks, key=lambda c: (c.ok or c.skipped, c.skipped))
-        for c in order:
-            mark = Text("skip", style="dim") if c.skipped else (Text("pass", style="green") if c.ok
-                                                                else Text("FAIL", style="bold red"))
-            table.add_row(mark, Text(f"{c.group}: {c.name}"), Text(_inert(c.detail)))
-        console.print(table)
+        console.print(Text(f"Rehearsal of {r.playbook}", style="bold"))
+        kinds: dict[str, list[int]] = {}
+        for c in r.checks:
+            counts = kinds.setdefault(c.group, [0, 0])
+            if c.skipped:
+                counts[1] += 1
+            elif c.ok:
+                counts[0] += 1
+        for kind, (passed, skipped) in kinds.items():
+            if passed or skipped:
+                reasons = sorted({c.detail.removeprefix("skipped ").strip("()") for c in r.checks
+                                  if c.group == kind and c.skipped})
+                line = Text(f"✓ {kind}: {passed} passed", style="green") if passed else Text(f"- {kind}: ")
+                if skipped:
+                    line += Text(f"{', ' if passed else ''}{skipped} skipped ({'; '.join(reasons)})", style="dim")
+                console.print(line)
+        for c in r.checks:
+            if not c.ok and not c.skipped:
+                console.print(Text("✗ FAIL ", style="bold red") + Text(f"{c.group}: {c.name}: ", style="bold")
+                              + Text(_inert(c.detail)))
         console.print(Text(verdict(r), style="green" if r.ok else "bold red"))
     for path in written:
         console.print(f"Wrote {escape(str(path))}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 
@@ -47,3 +49,24 @@ def test_the_pace_warns_when_the_rest_would_arrive_after_the_deadline() -> None:
     assert late.startswith("1.0/s, ") and late.endswith("(AFTER the deadline)")
     on_time = _pace(100, 1_000, started, datetime.now(UTC) + timedelta(minutes=30))
     assert on_time.endswith("(before the deadline)")
+
+
+def test_a_retrying_row_says_why_and_when_the_next_attempt_comes() -> None:
+    view = LiveView()
+    next_try = (datetime.now(UTC) + timedelta(minutes=2)).replace(microsecond=0)
+    local = next_try.astimezone(ZoneInfo("Europe/Paris"))
+    view.plan = SimpleNamespace(deadline=datetime.now(UTC) + timedelta(minutes=30), channels=[],
+                                context=SimpleNamespace(timezone="Europe/Paris"))
+    view.rows[("x", "en")] = LiveView._row(1)
+    view.rows[("ops", "en")] = LiveView._row(1)
+    view.event(DeliveryEvent("x", "en", "sent", 1, url="https://x.com/i/web/status/1"))
+    view.event(DeliveryEvent("ops", "en", "retrying", 1, "rate limited (HTTP 429)", retry_at=next_try))
+    text = _render(view)
+    # In the playbook's zone, labelled, to the second: "429 until 14:05" is what the operator waits for.
+    assert re.search(rf"rate limited \(HTTP 429\) · next try (\d{{4}}-\d\d-\d\d )?{local:%H:%M:%S} {local.tzname()}",
+                     text), text
+    assert "Publishing 1/2 · deadline " in text
+
+    # While the next attempt runs, the reason of the last one stays on screen.
+    view.event(DeliveryEvent("ops", "en", "sending", 2))
+    assert "attempt 2, after: rate limited (HTTP 429)" in _render(view)

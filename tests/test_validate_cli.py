@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -245,8 +246,11 @@ def test_validate_measures_every_phase_language_and_channel(home: Path) -> None:
     with_x()(home)
     result = run_cli("validate", home=home, env=X_ENV)
     assert result.code == 0, result.output
-    rows = re.findall(r"whatsapp-outage\s+│\s+(\w+)\s+│\s+(\w\w)\s+│\s+x\s+│\s+short\s+│\s+(\d+)/280 weighted",
-                      result.stdout)
+    rows = []
+    for section in result.stdout.split("whatsapp-outage · ")[1:]:
+        phase, _, table = section.partition("\n")
+        rows += [(phase, lang, count) for lang, count in re.findall(r"^(\w\w) +x +short +(\d+)/280 weighted", table,
+                                                                     re.MULTILINE)]
     assert {(phase, lang) for phase, lang, _ in rows} == {
         (phase, lang) for phase in ("investigating", "identified", "monitoring", "resolved") for lang in ("fr", "en")
     }
@@ -280,12 +284,11 @@ def test_render_prints_the_blocks_and_their_length_against_the_limit(home: Path)
     result = run_cli("render", "whatsapp-outage", "--phase", "investigating", "--lang", "fr", "--channel", "x",
                      home=home, env=X_ENV)
     assert result.code == 0, result.output
-    assert "→ channel x (x)" in result.stdout
-    assert re.search(r"short  \(\d{3}/280 weighted characters\)", result.stdout)
+    assert re.search(r"^short → x \(\d{3}/280 weighted characters\)$", result.stdout, re.MULTILINE)
     assert "Notre WhatsApp est perturbé" in result.stdout
     assert "Suivi\u00a0: https://status.example.com" in result.stdout  # French: no-break space before ":"
     # Only the blocks the X channel uses.
-    assert "─ body" not in result.stdout
+    assert "body →" not in result.stdout
 
 
 def test_render_shows_a_var_and_a_sample(home: Path) -> None:
@@ -308,18 +311,31 @@ def test_variables_carrying_jinja_or_html_are_inert(home: Path) -> None:
 
 @pytest.mark.parametrize(("lang", "first_question"), [("fr", "Ma commande est-elle concernée\u202f?"),
                                                       ("en", "Is my order affected?")])
-def test_faq_prints_at_least_six_answers_in_each_language(home: Path, lang: str, first_question: str) -> None:
-    result = run_cli("faq", "whatsapp-outage", "--lang", lang, home=home)
+def test_faq_piped_is_markdown_with_at_least_six_answers_in_each_language(home: Path, lang: str,
+                                                                         first_question: str) -> None:
+    result = run_cli("faq", "whatsapp-outage", "--lang", lang, home=home, env={"COLUMNS": "60"})
     assert result.code == 0, result.output
-    numbers = re.findall(r"^(\d+)\. ", result.stdout, flags=re.M)
+    numbers = re.findall(r"^## (\d+)\. ", result.stdout, flags=re.M)
     assert len(numbers) >= 6
-    assert f"1. {first_question}" in result.stdout
+    assert f"## 1. {first_question}\n" in result.stdout
+    # Not wrapped at the width: each answer is pasted by support agents as the playbook writes it.
+    answers = json.loads(run_cli("faq", "whatsapp-outage", "--lang", lang, "--format", "json", home=home).stdout)
+    assert len(answers["faq"]) == len(numbers)
+    for entry in answers["faq"]:
+        assert f"{entry['answer'].strip()}\n" in result.stdout
+    assert any(len(line) > 60 for line in result.stdout.splitlines())
+
+
+def test_faq_and_checklist_refuse_an_unknown_format(home: Path) -> None:
+    result = run_cli("faq", "whatsapp-outage", "--format", "html", home=home)
+    assert (result.code, result.stderr) == (2, "error: --format must be md, text or json, not 'html'\n")
 
 
 def test_checklist_prints_the_steps_of_a_phase(home: Path) -> None:
     result = run_cli("checklist", "whatsapp-outage", "--phase", "resolved", "--lang", "en", home=home)
     assert result.code == 0, result.output
-    steps = re.findall(r"^  \[ \] (.+)$", result.stdout, flags=re.M)
+    assert result.stdout.startswith("## resolved\n\n- [ ] ")
+    steps = re.findall(r"^- \[ \] (.+)$", result.stdout, flags=re.M)
     assert len(steps) == 7
     assert steps[0].startswith("Check that WhatsApp works normally")
     assert "investigating" not in result.stdout

@@ -92,8 +92,12 @@ def traceback(exc: BaseException) -> None:
 def initialised(written: list[Path], directory: Path) -> None:
     console = _console()
     console.print(f"Created a playbook home in [bold]{escape(str(directory))}[/] ({len(written)} files).")
-    console.print("Next: [bold]cd " + escape(str(directory)) + "[/] then [bold]playbook validate[/] and "
-                  "[bold]playbook trigger whatsapp-outage --dry-run[/].")
+    from playbook.starter import next_steps
+
+    # Whole lines, never wrapped: each is a command to copy as it is.
+    console.print("Next:")
+    for command in next_steps(directory):
+        console.print(f"  {escape(command)}", soft_wrap=True)
 
 
 def playbook_list(playbooks: Sequence[Any]) -> None:

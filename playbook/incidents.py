@@ -18,6 +18,7 @@ from playbook.home import Home
 from playbook.ledger import Incident, Ledger, NewPost, created_marker, utcnow
 from playbook.model import Playbook
 from playbook.publishers.base import Recipient
+from playbook.timeparse import parse_moment
 from playbook.variables import resolve
 
 # Called with the plan before anything is recorded or sent; returning False cancels.
@@ -126,11 +127,17 @@ def _run(engine: Engine) -> PostResult:
     return asyncio.run(engine.run())
 
 
-def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detected_at: datetime | None,
+def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detected_at: datetime | str | None,
             *, dry_run: bool = False, drill: bool = False, new: bool = False,
             confirm: Confirm | None = None, observer: Observer | None = None) -> Outcome:
+    """Open an incident; `detected_at` as the user wrote it (`05:20`, `-15m`) is read in the playbook's zone."""
     playbook = session.home.load_playbook(playbook_id)
     variables = resolve(playbook, given)
+    if isinstance(detected_at, str):
+        try:
+            detected_at = parse_moment(detected_at, zone=playbook.zone)
+        except ValueError as exc:
+            raise PlaybookError(f"--detected-at: {exc}") from None
     detected = detected_at or utcnow()
     if detected > utcnow() + timedelta(minutes=1):
         raise PlaybookError("--detected-at is in the future")

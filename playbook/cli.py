@@ -312,14 +312,14 @@ def timeline(
     incident: IncidentId,
     format: Annotated[str, typer.Option("--format", "-f", help="md or json.")] = "md",
 ) -> None:
-    """Export everything that was sent, where and when, with links, for the post-incident review."""
+    """The post-incident review: who published what, the texts, variables, deadlines, cadence and the window."""
     from playbook import output
     from playbook.errors import PlaybookError
-    from playbook.incidents import status as incident_status
+    from playbook.incidents import review
 
     if format not in ("md", "json"):
         raise PlaybookError(f"--format must be md or json, not '{format}'")
-    output.timeline(incident_status(_session(), incident)[0], format)
+    output.timeline(review(_session(), incident), format)
 
 
 @app.command()

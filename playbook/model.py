@@ -108,6 +108,8 @@ def _looks_like_datetime(value: str) -> bool:
 
 class Phase(Strict):
     channels: list[str] = Field(min_length=1)
+    # How bad it is during this phase, in Statuspage's words: the status page's indicator and banner colour.
+    impact: Literal["none", "minor", "major", "critical"] | None = None
 
 
 class FaqEntry(Strict):

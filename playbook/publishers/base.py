@@ -98,6 +98,8 @@ class Delivery:
     drill: bool = False
     attempt: int = 1
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # When the message promises the next update (None for the last phase): the status page shows it.
+    next_update_at: datetime | None = None
 
 
 @dataclass(frozen=True)

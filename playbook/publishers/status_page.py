@@ -18,7 +18,16 @@ from playbook.errors import PlaybookError
 from playbook.home import Home
 from playbook.model import Playbook
 from playbook.publishers.base import ChannelConfig, ChannelContext, CheckResult, Delivery, Failure, Publisher, Receipt
-from playbook.publishers.status_site import STATUSES, Site, SiteState, Status, Text, render_site
+from playbook.publishers.status_site import (
+    STATUSES,
+    ComponentStatus,
+    Impact,
+    Site,
+    SiteState,
+    Status,
+    Text,
+    render_site,
+)
 
 STATE_FILE = "state.json"
 
@@ -28,6 +37,9 @@ class StatusPageConfig(ChannelConfig):
     url: AnyHttpUrl = Field(description="Where that folder is served, for links, feeds and receipts")
     name: str | None = Field(default=None, description="The name at the top of the page (default: the URL's host)")
     history: int = Field(default=20, ge=1, le=500, description="How many incidents the page keeps, open ones aside")
+    components: dict[str, dict[str, ComponentStatus]] = Field(
+        default_factory=dict, description="The services the page lists, each with its state per phase "
+                                          "(operational when a phase is not named)")
 
 
 class StateError(Exception):
@@ -55,7 +67,7 @@ class StatusPagePublisher(Publisher[StatusPageConfig]):
         url = str(self.config.url)
         name = self.config.name or self.config.url.host or url
         languages = tuple(dict.fromkeys([*self.languages(), *state.languages()]))
-        return Site(name=name, url=url, languages=languages)
+        return Site(name=name, url=url, languages=languages, components=tuple(self.config.components))
 
     # -- checks ------------------------------------------------------------------------------------------------
     def validate(self) -> list[str]:
@@ -103,7 +115,10 @@ class StatusPagePublisher(Publisher[StatusPageConfig]):
                     incident_id=delivery.incident_id, playbook=delivery.playbook_id, drill=delivery.drill,
                     timezone=playbook.timezone if playbook else "UTC", key=key, update_id=update_id,
                     phase=delivery.phase, status=status_of(delivery.phase, playbook), lang=delivery.lang,
-                    text=text, now=now, history=self.config.history,
+                    text=text, now=now, history=self.config.history, impact=impact_of(delivery.phase, playbook),
+                    components={name: by_phase.get(delivery.phase, "operational")
+                                for name, by_phase in self.config.components.items()},
+                    next_update_at=delivery.next_update_at,
                 )
                 site = self.site(state)
                 if changed:
@@ -126,6 +141,14 @@ class StatusPagePublisher(Publisher[StatusPageConfig]):
             except PlaybookError:
                 self._playbooks[playbook_id] = None
         return self._playbooks[playbook_id]
+
+
+def impact_of(phase: str, playbook: Playbook | None) -> Impact:
+    """The phase's `impact:` in the playbook; without one, major while open and none once resolved."""
+    declared = playbook.phases[phase].impact if playbook is not None and phase in playbook.phases else None
+    if declared is not None:
+        return declared
+    return "none" if playbook is not None and phase == playbook.last_phase else "major"
 
 
 def status_of(phase: str, playbook: Playbook | None) -> Status:

@@ -14,8 +14,13 @@ from typing import Any
 from playbook.home import Home
 from playbook.ledger import Ledger, NewPost
 from playbook.review import build_review, markdown
+from tests import test_email
 from tests.conftest import run_cli
 from tests.fakes.http import WebhookSink, use_webhooks
+from tests.fakes.smtp import SmtpServer
+
+# The local SMTP server and its certificate, as the email tests set them up.
+cert, smtp, use_email = test_email.cert, test_email.smtp, test_email.use_email
 
 PLAYBOOK = "whatsapp-outage"
 OPERATOR = f"{getpass.getuser()}@{socket.gethostname()}"
@@ -187,3 +192,20 @@ def test_a_ledger_from_before_the_review_columns_gains_them_and_still_reads(home
     assert review["posts"][0]["operator"] is None
     assert "_No texts recorded for this post" in markdown(review)
     ledger.close()
+
+
+def test_a_per_recipient_channels_text_is_recorded_for_a_sample_recipient_not_a_customer(
+        home: Path, smtp: SmtpServer, cert: tuple[Path, Path]) -> None:
+    use_email(home, smtp, cert)
+    incident = run_json(home, "trigger", PLAYBOOK, "--yes")["incident"]
+    review = json.loads(run_cli("timeline", incident, "--format", "json", home=home).stdout)
+    customers = review["posts"][0]["texts"]["customers"]
+    assert customers["per_recipient"] is True
+    assert customers["languages"]["fr"]["body"].startswith("Bonjour Camille Martin,")
+    recorded = json.dumps(review["posts"][0]["texts"], ensure_ascii=False)
+    assert "Ana Émile" not in recorded and "Bob Stone" not in recorded
+    md = run_cli("timeline", incident, home=home).stdout
+    assert "customers (per recipient, shown for a sample one):" in md
+    email_rows = [d for d in review["deliveries"] if d["channel"] == "customers"]
+    assert {d["lang"]: d["recipients"]["sent"] for d in email_rows} == {"fr": 3, "en": 2}
+    assert all(d["sent_at"] and d["within_window"] for d in email_rows)

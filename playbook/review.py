@@ -235,7 +235,8 @@ def _texts(texts: dict[str, Any]) -> list[str]:
         return ["_No texts recorded for this post (ledger older than the record)._", ""]
     distinct: dict[str, list[tuple[dict[str, str], list[str]]]] = {}
     for channel, entry in texts.items():
-        label = channel + (" (per recipient, shown for a sample one)" if entry.get("per_recipient") else "")
+        label = channel + (f" (standing in for {entry['stands_in_for']})" if entry.get("stands_in_for") else "")
+        label += " (per recipient, shown for a sample one)" if entry.get("per_recipient") else ""
         for lang, blocks in entry.get("languages", {}).items():
             # The HTML part repeats the body as markup: the plain blocks say what was said.
             shown = {b: t for b, t in blocks.items() if b != "html" and t.strip()}

@@ -15,7 +15,7 @@ from playbook.home import Home
 from playbook.ledger import Ledger, NewPost
 from playbook.review import build_review, markdown
 from tests import test_email
-from tests.conftest import run_cli
+from tests.conftest import copy_example, run_cli
 from tests.fakes.http import WebhookSink, use_webhooks
 from tests.fakes.smtp import SmtpServer
 
@@ -209,3 +209,15 @@ def test_a_per_recipient_channels_text_is_recorded_for_a_sample_recipient_not_a_
     email_rows = [d for d in review["deliveries"] if d["channel"] == "customers"]
     assert {d["lang"]: d["recipients"]["sent"] for d in email_rows} == {"fr": 3, "en": 2}
     assert all(d["sent_at"] and d["within_window"] for d in email_rows)
+
+
+def test_a_drill_through_sandboxes_is_marked_and_names_the_channel_each_stands_in_for(tmp_path: Path) -> None:
+    example = copy_example(tmp_path)
+    incident = run_json(example, "trigger", PLAYBOOK, "--drill", "--yes")["incident"]
+    md = run_cli("timeline", incident, home=example).stdout
+    assert md.startswith(f"# Timeline of {incident} (drill)\n\n> A drill:")
+    assert "x-sandbox (standing in for x), team-inbox (standing in for customers):" in md
+    assert "> [DRILL] " in md and "> [EXERCICE] " in md
+    review = json.loads(run_cli("timeline", incident, "--format", "json", home=example).stdout)
+    assert review["drill"] is True
+    assert review["posts"][0]["texts"]["website-staging"]["stands_in_for"] == "website"

@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make install` puts the command in $(PREFIX)/bin (~/.local/bin is on most users' PATH already).
+PREFIX ?= $(HOME)/.local
+APP := $(PREFIX)/share/crisis-playbook
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean install uninstall
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +31,21 @@ test: $(STAMP)
 	$(BIN)/ruff check playbook tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+## install: `playbook` on the PATH, from a virtual environment of its own in $(APP) (as `pipx install .` does):
+## it keeps working when this clone is moved or deleted
+install:
+	$(PYTHON) -m venv $(APP)
+	$(APP)/bin/pip install --quiet --upgrade pip
+	$(APP)/bin/pip install --quiet .
+	mkdir -p $(PREFIX)/bin
+	ln -sf $(APP)/bin/playbook $(PREFIX)/bin/playbook
+	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) echo "Installed: playbook --version";; \
+	  *) echo "Installed $(PREFIX)/bin/playbook; add $(PREFIX)/bin to your PATH (e.g. in ~/.profile):" \
+	     "export PATH=\"$(PREFIX)/bin:\$$PATH\"";; esac
+
+uninstall:
+	rm -rf $(APP) $(PREFIX)/bin/playbook
 
 lint: $(STAMP)
 	$(BIN)/ruff check playbook tests benchmarks

@@ -235,8 +235,9 @@ def trigger(
     playbook_id: Annotated[str, typer.Argument(metavar="ID", help="The playbook to run.")],
     var: Var = None,
     detected_at: Annotated[str | None, typer.Option(
-        "--detected-at", metavar="WHEN", help="When the outage was detected: ISO 8601 or relative (-15m). "
-                                              "Default: now.")] = None,
+        "--detected-at", metavar="WHEN", help="When the outage was detected: a time (05:20, 5h20: "
+                                              "the latest past one, in the playbook's time zone), relative (-15m)"
+                                              " or ISO 8601. Default: now.")] = None,
     dry_run: DryRun = False,
     drill: Annotated[bool, typer.Option("--drill", help="Publish for real through the sandbox channels of "
                                                         "channels.yaml 'drill:', marked as a drill.")] = False,
@@ -245,17 +246,11 @@ def trigger(
     json_: Json = False,
 ) -> None:
     """Open an incident and publish the playbook's first phase on every channel."""
-    from playbook.errors import PlaybookError
     from playbook.incidents import trigger as run_trigger
-    from playbook.timeparse import parse_detection
     from playbook.variables import parse_assignments
 
     given = parse_assignments(var or [])
-    try:
-        detected = parse_detection(detected_at) if detected_at else None
-    except ValueError as exc:
-        raise PlaybookError(f"--detected-at: {exc}") from None
-    _publish(lambda observer: run_trigger(_session(), playbook_id, given, detected, dry_run=dry_run, drill=drill,
+    _publish(lambda observer: run_trigger(_session(), playbook_id, given, detected_at, dry_run=dry_run, drill=drill,
                                           new=new, confirm=_confirm(yes, json_), observer=observer),
              as_json=json_, quiet=dry_run)
 
@@ -348,14 +343,14 @@ def timeline(
     incident: IncidentId,
     format: Annotated[str, typer.Option("--format", "-f", help="md or json.")] = "md",
 ) -> None:
-    """Export everything that was sent, where and when, with links, for the post-incident review."""
+    """The post-incident review: who published what, the texts, variables, deadlines, cadence and the window."""
     from playbook import output
     from playbook.errors import PlaybookError
-    from playbook.incidents import status as incident_status
+    from playbook.incidents import review
 
     if format not in ("md", "json"):
         raise PlaybookError(f"--format must be md or json, not '{format}'")
-    output.timeline(incident_status(_session(), incident)[0], format)
+    output.timeline(review(_session(), incident), format)
 
 
 @app.command()

@@ -235,6 +235,7 @@ class Engine:
             channel=plan.name, lang=lang, message=message, deadline=self.post.deadline, recipient=recipient,
             thread=thread, drill=self.plan.drill,
             extra={"links": list(self.links)} if plan.publisher.briefing else {},
+            next_update_at=self.post.next_update_at, detected_at=self.plan.context.detected_at,
         )
 
     async def _single(self, plan: ChannelPlan, lang: str) -> DeliveryResult:

@@ -24,10 +24,11 @@ class Home:
 
     @classmethod
     def locate(cls, home: Path | None = None, state: Path | None = None) -> Home:
-        """--home, else $PLAYBOOK_HOME, else the current directory."""
-        chosen = home or (Path(os.environ["PLAYBOOK_HOME"]) if os.environ.get("PLAYBOOK_HOME") else Path.cwd())
+        """--home, else $PLAYBOOK_HOME, else the nearest folder holding playbooks/ from here up, as git does."""
+        chosen = home or (Path(os.environ["PLAYBOOK_HOME"]) if os.environ.get("PLAYBOOK_HOME") else None)
         state = state or (Path(os.environ["PLAYBOOK_STATE"]) if os.environ.get("PLAYBOOK_STATE") else None)
-        return cls(root=chosen.expanduser().resolve(), state_override=state)
+        root = chosen.expanduser().resolve() if chosen else find_home(Path.cwd())
+        return cls(root=root, state_override=state)
 
     # -- layout ---------------------------------------------------------------------------------------
     @property
@@ -114,3 +115,15 @@ class Home:
             values.update({k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None})
         values.update(self.environ)
         return values
+
+
+def find_home(start: Path) -> Path:
+    """The nearest of `start` and its parents that holds a playbooks/ folder; `start` itself when none does.
+
+    From `playbooks/` or `templates/x/` inside a home, commands then work as they do at its top.
+    """
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / "playbooks").is_dir():
+            return folder
+    return start

@@ -18,6 +18,7 @@ from playbook.home import Home
 from playbook.ledger import Incident, Ledger, NewPost, created_marker, utcnow
 from playbook.model import Playbook
 from playbook.publishers.base import Recipient
+from playbook.timeparse import parse_detection
 from playbook.variables import resolve
 
 # Called with the plan before anything is recorded or sent; returning False cancels.
@@ -126,11 +127,17 @@ def _run(engine: Engine) -> PostResult:
     return asyncio.run(engine.run())
 
 
-def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detected_at: datetime | None,
+def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detected_at: datetime | str | None,
             *, dry_run: bool = False, drill: bool = False, new: bool = False,
             confirm: Confirm | None = None, observer: Observer | None = None) -> Outcome:
+    """Open an incident; `detected_at` as the user wrote it (`05:20`, `-15m`) is read in the playbook's zone."""
     playbook = session.home.load_playbook(playbook_id)
     variables = resolve(playbook, given)
+    if isinstance(detected_at, str):
+        try:
+            detected_at = parse_detection(detected_at, zone=playbook.zone)
+        except ValueError as exc:
+            raise PlaybookError(f"--detected-at: {exc}") from None
     detected = detected_at or utcnow()
     if detected > utcnow() + timedelta(minutes=1):
         raise PlaybookError("--detected-at is in the future")
@@ -155,6 +162,7 @@ def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detect
     if incident.id != provisional:
         plan = build_plan(session, playbook, phase, variables, incident.id, detected, deadline,
                           drill=drill, offline=False, next_update=plan.context.next_update_at or False)
+        ledger.record_texts(incident.id, post.seq, sent_texts(plan))
     return Outcome(plan, _run(Engine(ledger, post, plan, observer)))
 
 
@@ -162,7 +170,43 @@ def _new_post(plan: PostPlan, issued_at: datetime) -> NewPost:
     """The post as the ledger records it, with the intent of every single-target delivery."""
     intents = tuple((c.name, lang, None) for c in plan.channels
                     if c.skipped is None and not c.publisher.per_recipient for lang in c.languages)
-    return NewPost(plan.phase, issued_at, plan.deadline, plan.context.next_update_at, plan.variables, intents)
+    return NewPost(plan.phase, issued_at, plan.deadline, plan.context.next_update_at, plan.variables, intents,
+                   operator=current_operator(), texts=sent_texts(plan))
+
+
+def current_operator() -> str:
+    """user@host of whoever runs the command: the review says who published what."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        # No login name in the environment nor in the password database (some containers).
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def sent_texts(plan: PostPlan) -> dict[str, Any]:
+    """What a post said, for the review: its variables and, per channel and language, the blocks given.
+
+    A per-recipient channel's text is rendered for the sample recipient (marked so): the review needs the
+    words, not one customer's name and address.
+    """
+    texts: dict[str, Any] = {}
+    for channel in plan.channels:
+        if channel.skipped is not None:
+            continue
+        by_lang: dict[str, Any] = {}
+        for lang in channel.languages:
+            message = channel.messages[lang]
+            if channel.publisher.per_recipient:
+                message = plan.composer.message(plan.phase, lang, plan.variables, plan.context, channel.publisher)
+            by_lang[lang] = dict(message.blocks)
+        texts[channel.name] = {"per_recipient": channel.publisher.per_recipient, "stands_in_for":
+                               channel.stands_in_for, "languages": by_lang}
+    # The variables again, beside the `vars` that resume renders from: this copy is masked when recorded.
+    return {"variables": plan.variables, "channels": texts}
 
 
 def _refuse_if_open(ledger: Ledger, playbook_id: str, drill: bool) -> None:
@@ -380,6 +424,13 @@ def rehearsal_status(home: Home) -> list[RehearsalView]:
         if ledger is not None:
             ledger.close()
     return views
+
+
+def review(session: Session, incident_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """The post-incident review of one incident (see playbook.review), read from the ledger."""
+    from playbook.review import build_review
+
+    return build_review(session.home, session.ledger(readonly=True), incident_id, now)
 
 
 def status(session: Session, incident_id: str | None) -> list[IncidentView]:

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS incidents (
     opened_at TEXT NOT NULL,
     closed_at TEXT,
     phase TEXT NOT NULL,
-    vars TEXT NOT NULL
+    vars TEXT NOT NULL,
+    operator TEXT
 );
 CREATE INDEX IF NOT EXISTS incidents_open ON incidents (playbook, open);
 CREATE TABLE IF NOT EXISTS posts (
@@ -43,6 +44,8 @@ CREATE TABLE IF NOT EXISTS posts (
     deadline TEXT NOT NULL,
     next_update_at TEXT,
     vars TEXT NOT NULL,
+    operator TEXT,
+    texts TEXT,
     PRIMARY KEY (incident, seq)
 );
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -73,6 +76,18 @@ CREATE TABLE IF NOT EXISTS rehearsals (
 );
 """
 
+# Columns the post-incident review needs, added to a ledger written before they existed. Kept apart from
+# the schema's version migrations: adding a nullable column is safe at any version, in any order.
+REVIEW_COLUMNS = (("incidents", "operator"), ("posts", "operator"), ("posts", "texts"))
+
+
+def _add_review_columns(db: sqlite3.Connection) -> None:
+    for table, column in REVIEW_COLUMNS:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+
+
 # pending: intent recorded, not yet attempted. sending: an attempt is under way (after a crash: unconfirmed).
 # sent: confirmed. failed: gave up (resume tries again). rejected: refused for good (never retried).
 PENDING, SENDING, SENT, FAILED, REJECTED = "pending", "sending", "sent", "failed", "rejected"
@@ -81,6 +96,14 @@ UNFINISHED = (PENDING, SENDING, FAILED)
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _optional(row: sqlite3.Row, column: str) -> Any:
+    """A column a read-only ledger written before it existed lacks (it is added on the next write)."""
+    try:
+        return row[column]
+    except IndexError:
+        return None
 
 
 def _parse(text: str | None) -> datetime | None:
@@ -102,6 +125,8 @@ class Incident:
     closed_at: datetime | None
     phase: str
     vars: dict[str, str | None]
+    # Who opened it: user@host (None in a ledger older than the column).
+    operator: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +140,10 @@ class Post:
     deadline: datetime
     next_update_at: datetime | None
     vars: dict[str, str | None]
+    operator: str | None = None
+    # What the post said, secrets masked, for the review: {"variables": {...}, "channels": {channel:
+    # {per_recipient, stands_in_for, languages: {lang: {block: text}}}}}.
+    texts: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +156,8 @@ class NewPost:
     next_update_at: datetime | None
     variables: dict[str, str | None]
     intents: tuple[tuple[str, str, str | None], ...] = ()
+    operator: str | None = None
+    texts: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +262,7 @@ class Ledger:
                 self.db.execute("PRAGMA synchronous=NORMAL")
                 self._refuse_damaged()
                 self.db.executescript(SCHEMA)
+                _add_review_columns(self.db)
                 self._stamp()
             self.db.row_factory = sqlite3.Row
             self.db.execute("SELECT count(*) FROM incidents").fetchone()
@@ -345,9 +377,10 @@ class Ledger:
                 n += 1
                 incident_id = f"{base}-{n}"
             db.execute(
-                "INSERT INTO incidents (id, playbook, drill, open, detected_at, opened_at, phase, vars)"
-                " VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
-                (incident_id, playbook, int(drill), _iso(detected_at), _iso(now), phase, json.dumps(variables)),
+                "INSERT INTO incidents (id, playbook, drill, open, detected_at, opened_at, phase, vars, operator)"
+                " VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
+                (incident_id, playbook, int(drill), _iso(detected_at), _iso(now), phase, json.dumps(variables),
+                 first.operator),
             )
             seq = self._insert_post(db, incident_id, first)
         return self.incident(incident_id), self.post(incident_id, seq)
@@ -363,6 +396,7 @@ class Ledger:
             detected_at=datetime.fromisoformat(row["detected_at"]),
             opened_at=datetime.fromisoformat(row["opened_at"]),
             closed_at=_parse(row["closed_at"]), phase=row["phase"], vars=json.loads(row["vars"]),
+            operator=_optional(row, "operator"),
         )
 
     # -- posts ---------------------------------------------------------------------------------------
@@ -376,14 +410,21 @@ class Ledger:
         seq = int(db.execute("SELECT coalesce(max(seq), 0) + 1 FROM posts WHERE incident=?",
                              (incident_id,)).fetchone()[0])
         db.execute(
-            "INSERT INTO posts VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO posts (incident, seq, phase, issued_at, deadline, next_update_at, vars, operator, texts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (incident_id, seq, new.phase, _iso(new.issued_at), _iso(new.deadline),
-             _iso(new.next_update_at) if new.next_update_at else None, json.dumps(new.variables)),
+             _iso(new.next_update_at) if new.next_update_at else None, json.dumps(new.variables), new.operator,
+             _texts_json(new.texts)),
         )
         db.execute("UPDATE incidents SET phase=?, vars=? WHERE id=?",
                    (new.phase, json.dumps(new.variables), incident_id))
         _insert_intents(db, incident_id, seq, new.phase, new.intents)
         return seq
+
+    def record_texts(self, incident_id: str, seq: int, texts: dict[str, Any]) -> None:
+        """Replace a post's recorded texts (trigger renders again once the incident has its final id)."""
+        with self.transaction() as db:
+            db.execute("UPDATE posts SET texts=? WHERE incident=? AND seq=?", (_texts_json(texts), incident_id, seq))
 
     def post(self, incident_id: str, seq: int) -> Post:
         row = self.db.execute("SELECT * FROM posts WHERE incident=? AND seq=?", (incident_id, seq)).fetchone()
@@ -399,6 +440,8 @@ class Ledger:
             incident=row["incident"], seq=row["seq"], phase=row["phase"],
             issued_at=datetime.fromisoformat(row["issued_at"]), deadline=datetime.fromisoformat(row["deadline"]),
             next_update_at=_parse(row["next_update_at"]), vars=json.loads(row["vars"]),
+            operator=_optional(row, "operator"),
+            texts=json.loads(texts) if (texts := _optional(row, "texts")) else None,
         )
 
     # -- deliveries ----------------------------------------------------------------------------------
@@ -467,6 +510,13 @@ class Ledger:
             args.append(seq)
         rows = self.db.execute(sql + " GROUP BY seq, channel, lang, status ORDER BY seq, channel, lang", args)
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def recipients_last_sent(self, incident_id: str) -> dict[tuple[int, str, str], datetime]:
+        """When the last recipient of each (seq, channel, lang) of a per-recipient channel was confirmed."""
+        rows = self.db.execute(
+            "SELECT seq, channel, lang, max(finished_at) FROM deliveries WHERE incident=? AND recipient IS NOT NULL"
+            " AND status=? GROUP BY seq, channel, lang", (incident_id, SENT))
+        return {(r[0], r[1], r[2]): datetime.fromisoformat(r[3]) for r in rows}
 
     def unfinished_posts(self, incident_id: str) -> list[int]:
         rows = self.db.execute(
@@ -551,6 +601,17 @@ class Ledger:
             wall = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
             paces[channel] = (incident, count, wall, each[len(each) // 2], datetime.fromisoformat(last))
         return paces
+
+
+def _texts_json(texts: dict[str, Any] | None) -> str | None:
+    # A secret can reach a message through a variable or a template: the record must not keep it. Masked
+    # before encoding, as JSON would escape a secret's quotes or backslashes out of recognition.
+    def masked(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: masked(v) for k, v in value.items()}
+        return secrets.redact(value) if isinstance(value, str) else value
+
+    return json.dumps(masked(texts), ensure_ascii=False) if texts is not None else None
 
 
 def _record_sent(db: sqlite3.Connection, confirmed: Confirmation) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -84,6 +84,15 @@ class Variable(Strict):
     required: bool = False
     description: str | None = None
     sample: str | None = Field(default=None, description="A value used by validate and rehearse, never sent")
+    type: Literal["text", "datetime"] | None = Field(
+        default=None, description="datetime: --var takes a time of day (18:00) or ISO 8601; by default, "
+                                  "a variable whose sample or default is an ISO 8601 date-time is one")
+
+    @property
+    def is_datetime(self) -> bool:
+        if self.type is not None:
+            return self.type == "datetime"
+        return any(_looks_like_datetime(v) for v in (self.sample, self.default) if v)
 
     @field_validator("default", "sample", mode="before")
     @classmethod
@@ -96,8 +105,22 @@ class Variable(Strict):
         return value
 
 
+def _looks_like_datetime(value: str) -> bool:
+    from datetime import datetime
+
+    if "T" not in value:
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
 class Phase(Strict):
     channels: list[str] = Field(min_length=1)
+    # How bad it is during this phase, in Statuspage's words: the status page's indicator and banner colour.
+    impact: Literal["none", "minor", "major", "critical"] | None = None
 
 
 class FaqEntry(Strict):

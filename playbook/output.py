@@ -20,7 +20,6 @@ from rich.table import Table
 from rich.text import Text
 
 from playbook import secrets
-from playbook.textsafe import web_link
 from playbook.timeparse import format_duration
 
 
@@ -138,8 +137,12 @@ def traceback(exc: BaseException) -> None:
 def initialised(written: list[Path], directory: Path) -> None:
     console = _console()
     console.print(f"Created a playbook home in [bold]{escape(str(directory))}[/] ({len(written)} files).")
-    console.print("Next: [bold]cd " + escape(str(directory)) + "[/] then [bold]playbook validate[/] and "
-                  "[bold]playbook trigger whatsapp-outage --dry-run[/].")
+    from playbook.starter import next_steps
+
+    # Whole lines, never wrapped: each is a command to copy as it is.
+    console.print("Next:")
+    for command in next_steps(directory):
+        console.print(f"  {escape(command)}", soft_wrap=True)
 
 
 def playbook_list(playbooks: Sequence[Any]) -> None:
@@ -636,37 +639,14 @@ def _delivery_table(deliveries: Sequence[Any], tz: tzinfo, console: Console) -> 
         _details(details, console)
 
 
-def timeline(view: Any, fmt: str) -> None:
+def timeline(review: dict[str, Any], fmt: str) -> None:
+    """The post-incident review (playbook.review) as JSON or Markdown; secrets masked either way."""
     if fmt == "json":
-        data = view.as_json()
-        data["posts"] = [{**p, "issued_at": _iso(p["issued_at"]), "deadline": _iso(p["deadline"])} for p in view.posts]
-        data["deliveries"] = [
-            {"post": d.seq, "phase": d.phase, "channel": d.channel, "lang": d.lang, "status": d.status,
-             "sent_at": _iso(d.sent_at), "within_window": d.within_window, "remote_id": d.remote_id, "url": d.url,
-             "attempts": d.attempts, "error": d.error, "note": d.note,
-             **({"recipients": d.recipients} if d.recipients else {})}
-            for d in view.deliveries
-        ]
-        _json(data)
+        _json(review)
         return
-    verdict = {True: "met", False: "missed", None: "open"}[view.window_met]
-    lines = [f"# Timeline of {view.id}", "",
-             f"- Playbook: {view.playbook}" + (" (drill)" if view.drill else ""),
-             f"- Detected: {_iso(view.detected_at)}",
-             f"- First notice: {_iso(view.first_notice_at) or 'none'} "
-             f"(window {format_duration(view.window)}: {verdict})",
-             f"- Closed: {_iso(view.closed_at) or 'still open'}", ""]
-    for post in view.posts:
-        lines += [f"## {post['seq']}. {post['phase']} (issued {_iso(post['issued_at'])})", "",
-                  "| channel | lang | status | sent at | link |", "|---|---|---|---|---|"]
-        for d in (d for d in view.deliveries if d.seq == post["seq"]):
-            url = web_link(d.url)
-            link = f"[{d.remote_id or 'link'}]({url})" if url else (d.remote_id or d.error or d.note or "")
-            if d.recipients:
-                link = ", ".join(f"{n:,} {s}" for s, n in d.recipients.items() if s != "total")
-            lines.append(f"| {d.channel} | {d.lang} | {d.status} | {_iso(d.sent_at) or ''} | {link} |")
-        lines.append("")
-    sys.stdout.write(secrets.redact(_inert("\n".join(lines))))
+    from playbook.review import markdown
+
+    sys.stdout.write(secrets.redact(_inert(markdown(review))))
 
 
 # -- rehearsals ------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import sys
 from pathlib import Path
 
 from playbook.errors import HomeError
@@ -51,3 +53,23 @@ def write_starter(directory: Path, *, force: bool = False) -> list[Path]:
         ignore.write_text(GITIGNORE)
         written.append(ignore)
     return written
+
+
+def command_name() -> str:
+    """How to run this very `playbook` from a shell: its name when the PATH finds it, else a full path."""
+    found = shutil.which("playbook")
+    invoked = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if found and (invoked is None or invoked.name != "playbook" or Path(found).resolve() == invoked.resolve()):
+        return "playbook"
+    if invoked is not None and invoked.name == "playbook" and invoked.is_file():
+        return shlex.quote(str(invoked.resolve()))
+    if found:
+        return "playbook"
+    return f"{shlex.quote(sys.executable)} -m playbook"
+
+
+def next_steps(directory: Path) -> list[str]:
+    """The commands to run after `init`, each one a line that works as printed (pasted in the same shell)."""
+    program = command_name()
+    folder = shlex.quote(str(directory))
+    return [f"cd {folder} && {program} validate", f"{program} trigger whatsapp-outage --dry-run"]

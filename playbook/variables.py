@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 from playbook.errors import VariableError, did_you_mean, one_of
 from playbook.model import Playbook
+from playbook.timeparse import parse_coming
 
 # A terminal escape pasted with a value would reach every customer's message, and the operator's screen.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -57,13 +59,15 @@ def without_value(playbook: Playbook) -> list[str]:
 
 
 def resolve(playbook: Playbook, given: Mapping[str, str], *, samples: bool = False,
-            placeholders: bool = False) -> dict[str, str | None]:
+            placeholders: bool = False, now: datetime | None = None) -> dict[str, str | None]:
     """Each variable's value: --var, else default; a required one without a value is an error naming it.
 
     With `samples` (render, validate, rehearse), a variable without a value takes its sample. An optional
     variable left without a value is None, which templates see as absent (`{% if eta %}` is false).
     With `placeholders` (validate), a required one without sample reads `<name>` instead of failing, so
-    the rest of the templates are still checked; validate reports it with `without_value`.
+    the rest of the templates are still checked; validate reports it with `without_value`. A date-time
+    variable given as a time of day (`--var eta=18:00`) becomes that moment in ISO 8601, in the playbook's
+    zone, as of `now`.
     """
     for name in given:
         if name not in playbook.vars:
@@ -74,6 +78,8 @@ def resolve(playbook: Playbook, given: Mapping[str, str], *, samples: bool = Fal
     values: dict[str, str | None] = {}
     for name, spec in playbook.vars.items():
         value = given.get(name)
+        if value and spec.is_datetime:
+            value = _moment(playbook, name, value, now)
         if value is None or value == "":
             value = spec.default
         if (value is None or value == "") and samples:
@@ -84,3 +90,16 @@ def resolve(playbook: Playbook, given: Mapping[str, str], *, samples: bool = Fal
             value = f"<{name}>"
         values[name] = value if value != "" else None
     return values
+
+
+def _moment(playbook: Playbook, name: str, value: str, now: datetime | None) -> str:
+    """A date-time variable's value as ISO 8601 with the playbook's offset; the error names the --var."""
+    try:
+        moment = parse_coming(value, reference=now, zone=playbook.zone)
+    except ValueError:
+        raise VariableError(
+            f"--var {name}: '{value}' is not a date-time: write a time of day such as --var {name}=18:00 (today, "
+            f"or tomorrow once past, {playbook.timezone} time), or ISO 8601 such as "
+            f"--var {name}=2026-11-25T18:00+01:00, or a delay such as --var {name}=+2h"
+        ) from None
+    return moment.astimezone(playbook.zone).isoformat(timespec="minutes")

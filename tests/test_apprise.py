@@ -30,7 +30,7 @@ def use_apprise(home: Path, urls: list[str], *, extra: str = "") -> None:
     channel = f"  team:\n    type: apprise\n    urls:\n{listed}{extra}"
     channels.write_text(channels.read_text(encoding="utf-8") + channel, encoding="utf-8")
     playbook = home / "playbooks" / "whatsapp-outage.yaml"
-    text, count = re.subn(r"investigating: \{channels: \[([^\]]*)\]\}", r"investigating: {channels: [\1, team]}",
+    text, count = re.subn(r"investigating: \{channels: \[([^\]]*)\]", r"investigating: {channels: [\1, team]",
                           playbook.read_text(encoding="utf-8"))
     assert count == 1
     playbook.write_text(text, encoding="utf-8")

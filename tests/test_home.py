@@ -83,6 +83,28 @@ def test_init_writes_a_working_home(tmp_path: Path) -> None:
     assert run_cli("validate", home=target).code == 0
 
 
+@pytest.mark.parametrize("on_path", [True, False], ids=["playbook-on-path", "playbook-off-path"])
+def test_the_next_steps_init_prints_work_as_printed(tmp_path: Path, on_path: bool) -> None:
+    import subprocess
+    import sys
+
+    installed = Path(sys.executable).parent / "playbook"
+    path = os.pathsep.join([str(installed.parent)] * on_path + ["/usr/bin", "/bin"])
+    env = {k: v for k, v in os.environ.items() if k not in ("PLAYBOOK_HOME", "PLAYBOOK_STATE")}
+    env |= {"PATH": path, "COLUMNS": "60", "NO_COLOR": "1"}
+    done = subprocess.run([str(installed), "init", "my comms"], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    steps = done.stdout.split("Next:\n", 1)[1].splitlines()
+    assert steps[0].startswith("  cd 'my comms' && ")
+    assert ("playbook validate" in steps[0]) and (steps[0].endswith(" validate"))
+    assert steps[0].split("&& ")[1].startswith("playbook " if on_path else str(installed.resolve()))
+    script = "set -e\n" + "\n".join(line.strip() for line in steps)
+    ran = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "whatsapp-outage" in ran.stdout
+
+
 def test_init_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     write(tmp_path / "notes.txt", "mine")
     result = run_cli("init", str(tmp_path))
@@ -112,6 +134,35 @@ def test_home_is_the_option_then_the_environment_then_the_current_folder(
     monkeypatch.setenv("PLAYBOOK_HOME", str(from_env))
     assert Home.locate().root == from_env
     assert Home.locate(given).root == given
+
+
+def test_the_home_is_found_from_any_folder_inside_it(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(home / "templates" / "whatsapp-outage")
+    assert Home.locate().root == home.resolve()
+
+
+def test_commands_work_from_the_playbooks_folder_of_a_home(home: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PLAYBOOK_HOME", "PLAYBOOK_STATE")} | {"COLUMNS": "200"}
+    listed = subprocess.run([sys.executable, "-m", "playbook", "list"], capture_output=True, text=True, env=env,
+                            cwd=home / "playbooks", timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "whatsapp-outage" in listed.stdout
+    validated = subprocess.run([sys.executable, "-m", "playbook", "validate"], capture_output=True, text=True,
+                               env=env, cwd=home / "playbooks", timeout=60)
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+
+
+def test_an_explicit_home_wins_over_the_folder_it_is_run_from(home: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    other = tmp_path / "other"
+    (other / "playbooks").mkdir(parents=True)
+    monkeypatch.chdir(home / "playbooks")
+    assert Home.locate(other).root == other.resolve()
+    monkeypatch.setenv("PLAYBOOK_HOME", str(other))
+    assert Home.locate().root == other.resolve()
 
 
 def test_the_cli_finds_the_home_in_playbook_home_and_the_current_folder(home: Path, tmp_path: Path) -> None:

@@ -78,9 +78,9 @@ def test_a_playbook_reads_its_durations(tmp_path: Path) -> None:
      "description, faq, id, languages, name, phases, rehearse_every, timezone, update_every, vars, window"),
     ("brand: {default: Acme}", "brand: {defualt: Acme}",
      "playbooks/outage.yaml:8:11: unknown key 'defualt' (did you mean 'default'?); known keys: default, "
-     "description, required, sample"),
+     "description, required, sample, type"),
     ("investigating: {channels: [x]}", "investigating: {chanels: [x]}",
-     "playbooks/outage.yaml:12:19: unknown key 'chanels' (did you mean 'channels'?); known keys: channels"),
+     "playbooks/outage.yaml:12:19: unknown key 'chanels' (did you mean 'channels'?); known keys: channels, impact"),
     ("languages: [fr, en]", "languages: fr",
      "playbooks/outage.yaml:3:1: languages: expected a list, such as [a, b], not 'fr'"),
     ("languages: [fr, en]", "languages: []", "playbooks/outage.yaml:3:1: languages: must not be empty"),

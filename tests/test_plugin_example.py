@@ -55,7 +55,7 @@ def pager_home(tmp_path: Path, api_base: str) -> Path:
         channels.write("  on-call:\n    type: pager\n    api_key: ${PAGER_API_KEY}\n"
                        f"    service: whatsapp-business\n    api_base: {api_base}\n")
     path = home / "playbooks" / "whatsapp-outage.yaml"
-    path.write_text(re.sub(r"investigating: \{channels: \[([^\]]*)\]\}", r"investigating: {channels: [\1, on-call]}",
+    path.write_text(re.sub(r"investigating: \{channels: \[([^\]]*)\]", r"investigating: {channels: [\1, on-call]",
                            path.read_text(encoding="utf-8")), encoding="utf-8")
     return home
 

@@ -92,8 +92,8 @@ def test_an_unset_environment_variable_fails_the_environment_check(home: Path, t
     channels = home / "channels.yaml"
     channels.write_text(channels.read_text() + "\n  ops:\n    type: webhook\n    url: ${OPS_HOOK_URL}\n")
     playbook = home / "playbooks/whatsapp-outage.yaml"
-    playbook.write_text(playbook.read_text().replace("channels: [x, website, customers]}",
-                                                     "channels: [x, website, customers, ops]}", 1))
+    playbook.write_text(playbook.read_text().replace("channels: [x, website, customers]",
+                                                     "channels: [x, website, customers, ops]", 1))
     result = run_cli("rehearse", "--offline", "--junit", str(tmp_path / "r.xml"), home=home)
     assert result.code == 1
     _, _, _, names = _junit_counts(tmp_path / "r.xml")

@@ -59,7 +59,7 @@ def use_sms(home: Path, api_base: str, *, extra: str = "", people: str = PEOPLE,
     ), encoding="utf-8")
     write(home / "contacts" / "sms.csv", people)
     playbook = home / "playbooks" / "whatsapp-outage.yaml"
-    text, count = re.subn(r"investigating: \{channels: \[([^\]]*)\]\}", r"investigating: {channels: [\1, sms]}",
+    text, count = re.subn(r"investigating: \{channels: \[([^\]]*)\]", r"investigating: {channels: [\1, sms]",
                           playbook.read_text(encoding="utf-8"))
     assert count == 1
     playbook.write_text(text, encoding="utf-8")

@@ -494,3 +494,106 @@ def test_the_page_dates_the_incident_from_its_detection_as_the_messages_do(statu
         assert shown["started_at"] == shown["created_at"] == stamp
     page = (site(status_home) / "index.en.html").read_text()
     assert f'<time datetime="{stamp}">' in page
+
+
+# -- how bad it is: impact, components, the next update ----------------------------------------------------
+
+IMPACT_CHANNELS = CHANNELS.replace("    url: https://status.example.com\n", """\
+    url: https://status.example.com
+    components:
+      WhatsApp messages: {investigating: major_outage, identified: major_outage, monitoring: degraded_performance}
+      Email support: {investigating: degraded_performance}
+      Web chat: {}
+""")
+
+
+@pytest.fixture
+def impact_home(home: Path) -> Path:
+    """The status page home, its phases rated critical, major, minor and none, with three components."""
+    write(home / "channels.yaml", IMPACT_CHANNELS)
+    path = home / "playbooks" / f"{PLAYBOOK}.yaml"
+    text = path.read_text(encoding="utf-8")
+    for phase, impact in (("investigating", "critical"), ("identified", "major"), ("monitoring", "minor"),
+                          ("resolved", "none")):
+        text = re.sub(rf"^(  {phase}: +\{{channels: \[[^\]]*\]), impact: \w+\}}", rf"\1, impact: {impact}}}", text,
+                      flags=re.M)
+    write(path, text)
+    assert text.count("impact: critical") == 1 and text.count("impact: none") == 1
+    return home
+
+
+def components_of(dom: str) -> dict[str, str]:
+    found = re.findall(r'<li class="component component-(\w+)"><span class="component-name">([^<]+)</span>\s*'
+                       r'<span class="component-status">([^<]+)</span>', dom)
+    return {name: f"{status}: {label}" for status, name, label in found}
+
+
+def test_the_page_says_how_bad_which_services_and_when_the_next_update_comes(impact_home: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    public = impact_home / "public"
+    outcome = start(impact_home)
+    incident, promised = outcome.plan.incident_id, outcome.plan.context.next_update_at
+    assert promised is not None
+    local = promised.astimezone(ZoneInfo("Europe/Paris"))
+    host = host_page(public, "en")
+    with serve_folder(public) as base:
+        french = dump_dom(f"{base}/status/")
+        english = dump_dom(f"{base}/status/index.en.html")
+        banner = dump_dom(f"{base}/{host}")
+
+    assert 'class="summary summary-critical"' in english
+    assert "Major System Outage" in visible_text(english) and "Panne majeure" in visible_text(french)
+    assert components_of(english) == {"WhatsApp messages": "major_outage: Major outage",
+                                      "Email support": "degraded_performance: Degraded performance",
+                                      "Web chat": "operational: Operational"}
+    assert components_of(french)["WhatsApp messages"] == "major_outage: Panne majeure"
+    tz = local.tzname()
+    assert f"Next update by {local:%-I:%M}\u202f{local:%p} {tz}" in visible_text(english)
+    assert f"Prochaine mise à jour d’ici {local:%H:%M} {tz}" in visible_text(french)
+    assert 'data-impact="critical"' in banner and "background: rgb(255, 235, 233)" in banner
+    assert f"(Next update by {local:%-I:%M}\u202f{local:%p} {tz})" in visible_text(banner)
+
+    summary = json.loads((site(impact_home) / "status.en.json").read_text())
+    assert summary["status"] == {"indicator": "critical", "description": "Major System Outage"}
+    assert [(c["name"], c["status"]) for c in summary["components"]] == [
+        ("WhatsApp messages", "major_outage"), ("Email support", "degraded_performance"),
+        ("Web chat", "operational")]
+    shown = summary["incidents"][0]
+    assert (shown["id"], shown["impact"]) == (incident, "critical")
+    # The ledger keeps milliseconds.
+    assert abs(datetime.fromisoformat(shown["next_update_at"].replace("Z", "+00:00")) - promised) < timedelta(
+        milliseconds=1)
+
+    follow(impact_home, incident, "monitoring")
+    summary = json.loads((site(impact_home) / "status.json").read_text())
+    assert (summary["status"]["indicator"], summary["incidents"][0]["impact"]) == ("minor", "minor")
+    assert {c["name"]: c["status"] for c in summary["components"]} == {
+        "WhatsApp messages": "degraded_performance", "Email support": "operational", "Web chat": "operational"}
+
+    follow(impact_home, incident, None)
+    page = (site(impact_home) / "index.en.html").read_text()
+    summary = json.loads((site(impact_home) / "status.json").read_text())
+    assert summary["status"]["indicator"] == "none" and summary["incidents"] == []
+    assert {c["status"] for c in summary["components"]} == {"operational"}
+    assert "Next update by" not in page and 'class="summary summary-none"' in page
+
+
+def test_without_an_impact_an_open_incident_is_major_as_before(status_home: Path) -> None:
+    start(status_home)
+    summary = json.loads((site(status_home) / "status.json").read_text())
+    assert (summary["status"]["indicator"], summary["incidents"][0]["impact"]) == ("major", "major")
+    assert summary["components"] == []
+
+
+def test_a_status_pages_link_is_its_page_url_in_results_and_the_timeline(status_home: Path) -> None:
+    result = run_cli("trigger", PLAYBOOK, "--yes", "--json", home=status_home)
+    assert result.code == 0, result.output
+    data = json.loads(result.stdout)
+    incident = data["incident"]
+    links = {d["lang"]: d["url"] for d in data["deliveries"] if d["channel"] == "website"}
+    assert links == {"fr": f"{URL}/#{incident}", "en": f"{URL}/index.en.html#{incident}"}
+    md = run_cli("timeline", incident, home=status_home).stdout
+    assert "| website | en | sent | " in md and f"| <{URL}/index.en.html#{incident}> |" in md
+    opaque = {d["remote_id"] for d in data["deliveries"] if d["channel"] == "website"}
+    assert not any(f"| {remote_id} |" in md for remote_id in opaque)

@@ -107,7 +107,7 @@ def test_the_timeline_lists_every_delivery_with_its_link(home: Path, webhook_sin
     assert md.stdout.startswith(f"# Timeline of {incident}\n")
     for n, phase in enumerate(["investigating", "identified", "resolved"], start=1):
         assert f"## {n}. {phase} (issued " in md.stdout
-    links = [line for line in md.stdout.splitlines() if "](https://hooks.example.test/posts/" in line]
+    links = [line for line in md.stdout.splitlines() if "<https://hooks.example.test/posts/" in line]
     assert len(links) == 11  # 12 deliveries, one refused
     assert "| partners | fr | failed |" in md.stdout or "| partners | en | failed |" in md.stdout
     assert "refused (HTTP 403)" in md.stdout

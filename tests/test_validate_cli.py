@@ -123,10 +123,11 @@ CASES: list[tuple[str, Setup | None, tuple[str, ...], str]] = [
     ("unknown-nested-key", edit(PLAYBOOK, "  brand: {default: Example,", "  brand: {defualt: Example,"),
      ("validate",),
      f"error: {PLAYBOOK}:{BRAND_AT}:11: unknown key 'defualt' (did you mean 'default'?); known keys: default, "
-     "description, required, sample\n" + SUMMARY),
+     "description, required, sample, type\n" + SUMMARY),
     ("unknown-phase-key", edit(PLAYBOOK, "identified:    {channels:", "identified:    {chanels:"),
      ("show", "whatsapp-outage"),
-     f"error: {PLAYBOOK}:{IDENTIFIED_AT}:19: unknown key 'chanels' (did you mean 'channels'?); known keys: channels\n"),
+     f"error: {PLAYBOOK}:{IDENTIFIED_AT}:19: unknown key 'chanels' (did you mean 'channels'?); known keys: channels,"
+     " impact\n"),
     ("languages-not-a-list", edit(PLAYBOOK, "languages: [fr, en]", "languages: fr"), ("show", "whatsapp-outage"),
      f"error: {PLAYBOOK}:{LANGUAGES_AT}:1: languages: expected a list, such as [a, b], not 'fr'\n"),
     ("window-soon", edit(PLAYBOOK, "\nwindow: 30m", "\nwindow: soon"), ("show", "whatsapp-outage"),

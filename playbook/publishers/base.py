@@ -105,6 +105,10 @@ class Delivery:
     drill: bool = False
     attempt: int = 1
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # When the message promises the next update (None for the last phase): the status page shows it.
+    next_update_at: datetime | None = None
+    # When the incident was detected: the status page dates the incident from it, as the messages do.
+    detected_at: datetime | None = None
 
 
 @dataclass(frozen=True)

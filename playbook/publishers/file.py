@@ -62,13 +62,22 @@ class FilePublisher(Publisher[FileConfig]):
             with self.target.open("a+", encoding="utf-8") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 handle.seek(0)
+                number = 0
                 for number, line in enumerate(handle, start=1):
                     if f'"key": {json.dumps(delivery.key)}' in line:
-                        return Receipt(remote_id=f"line {number}", url=None, note="already in the file")
-                position = handle.seek(0, os.SEEK_END)
+                        return Receipt(remote_id=self._where(number), url=None, note="already in the file")
+                handle.seek(0, os.SEEK_END)
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
             return Failure(f"cannot write {self.target}: {exc.strerror}", retryable=False)
-        return Receipt(remote_id=f"offset {position}", url=None)
+        return Receipt(remote_id=self._where(number + 1), url=None)
+
+    def _where(self, line: int) -> str:
+        """`outbox/x.jsonl:12`, as editors and `grep -n` write a place: a reader can open it at that line."""
+        try:
+            shown = self.target.relative_to(self.context.home)
+        except ValueError:
+            shown = self.target
+        return f"{shown}:{line}"

@@ -18,7 +18,16 @@ from playbook.errors import PlaybookError
 from playbook.home import Home
 from playbook.model import Playbook
 from playbook.publishers.base import ChannelConfig, ChannelContext, CheckResult, Delivery, Failure, Publisher, Receipt
-from playbook.publishers.status_site import STATUSES, Site, SiteState, Status, Text, render_site
+from playbook.publishers.status_site import (
+    STATUSES,
+    ComponentStatus,
+    Impact,
+    Site,
+    SiteState,
+    Status,
+    Text,
+    render_site,
+)
 
 STATE_FILE = "state.json"
 
@@ -28,6 +37,9 @@ class StatusPageConfig(ChannelConfig):
     url: AnyHttpUrl = Field(description="Where that folder is served, for links, feeds and receipts")
     name: str | None = Field(default=None, description="The name at the top of the page (default: the URL's host)")
     history: int = Field(default=20, ge=1, le=500, description="How many incidents the page keeps, open ones aside")
+    components: dict[str, dict[str, ComponentStatus]] = Field(
+        default_factory=dict, description="The services the page lists, each with its state per phase "
+                                          "(operational when a phase is not named)")
 
 
 class StateError(Exception):
@@ -55,7 +67,7 @@ class StatusPagePublisher(Publisher[StatusPageConfig]):
         url = str(self.config.url)
         name = self.config.name or self.config.url.host or url
         languages = tuple(dict.fromkeys([*self.languages(), *state.languages()]))
-        return Site(name=name, url=url, languages=languages)
+        return Site(name=name, url=url, languages=languages, components=tuple(self.config.components))
 
     # -- checks ------------------------------------------------------------------------------------------------
     def validate(self) -> list[str]:
@@ -103,8 +115,10 @@ class StatusPagePublisher(Publisher[StatusPageConfig]):
                     incident_id=delivery.incident_id, playbook=delivery.playbook_id, drill=delivery.drill,
                     timezone=playbook.timezone if playbook else "UTC", key=key, update_id=update_id,
                     phase=delivery.phase, status=status_of(delivery.phase, playbook), lang=delivery.lang,
-                    text=text, now=now, history=self.config.history,
-                    started_at=self._detected_at(delivery.incident_id),
+                    text=text, now=now, history=self.config.history, impact=impact_of(delivery.phase, playbook),
+                    components={name: by_phase.get(delivery.phase, "operational")
+                                for name, by_phase in self.config.components.items()},
+                    next_update_at=delivery.next_update_at, started_at=delivery.detected_at,
                 )
                 site = self.site(state)
                 if changed:
@@ -120,23 +134,6 @@ class StatusPagePublisher(Publisher[StatusPageConfig]):
         return Receipt(remote_id=update_id, url=site.incident_url(delivery.incident_id, delivery.lang),
                        note=None if changed else "already on the page")
 
-    def _detected_at(self, incident_id: str) -> datetime | None:
-        """When the ledger says the incident was detected: the page's start agrees with the messages."""
-        from playbook.errors import PlaybookError
-        from playbook.ledger import Ledger
-
-        path = Home(self.context.home).state_path
-        if not path.exists():
-            return None
-        try:
-            ledger = Ledger(path, create=False, readonly=True)
-            try:
-                return ledger.incident(incident_id).detected_at
-            finally:
-                ledger.close()
-        except PlaybookError:
-            return None
-
     def _playbook(self, playbook_id: str) -> Playbook | None:
         if playbook_id not in self._playbooks:
             try:
@@ -144,6 +141,14 @@ class StatusPagePublisher(Publisher[StatusPageConfig]):
             except PlaybookError:
                 self._playbooks[playbook_id] = None
         return self._playbooks[playbook_id]
+
+
+def impact_of(phase: str, playbook: Playbook | None) -> Impact:
+    """The phase's `impact:` in the playbook; without one, major while open and none once resolved."""
+    declared = playbook.phases[phase].impact if playbook is not None and phase in playbook.phases else None
+    if declared is not None:
+        return declared
+    return "none" if playbook is not None and phase == playbook.last_phase else "major"
 
 
 def status_of(phase: str, playbook: Playbook | None) -> Status:

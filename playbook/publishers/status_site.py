@@ -22,6 +22,13 @@ from playbook.textsafe import text_only
 
 Status = Literal["investigating", "identified", "monitoring", "resolved"]
 STATUSES: tuple[Status, ...] = ("investigating", "identified", "monitoring", "resolved")
+# How bad, in Statuspage's words: an incident's impact and the page's indicator; worst last.
+Impact = Literal["none", "minor", "major", "critical"]
+IMPACTS: tuple[Impact, ...] = ("none", "minor", "major", "critical")
+# A component's state, in Statuspage's words; worst last.
+ComponentStatus = Literal["operational", "degraded_performance", "partial_outage", "major_outage"]
+COMPONENT_STATUSES: tuple[ComponentStatus, ...] = ("operational", "degraded_performance", "partial_outage",
+                                                   "major_outage")
 
 # The page's own words. A language missing here gets the English ones, marked lang="en" on the page.
 LABELS: dict[str, dict[str, str]] = {
@@ -33,7 +40,9 @@ LABELS: dict[str, dict[str, str]] = {
         "all_clear": "We’re not aware of any issue affecting our services.",
         "none": "All Systems Operational", "minor": "Minor Service Outage", "major": "Partial System Outage",
         "critical": "Major System Outage", "investigating": "Investigating", "identified": "Identified",
-        "monitoring": "Monitoring", "resolved": "Resolved",
+        "monitoring": "Monitoring", "resolved": "Resolved", "components": "Services",
+        "operational": "Operational", "degraded_performance": "Degraded performance",
+        "partial_outage": "Partial outage", "major_outage": "Major outage", "next_update": "Next update by {time}",
     },
     "fr": {
         "title": "État du service", "language": "Langue", "ongoing": "Incidents en cours",
@@ -44,6 +53,9 @@ LABELS: dict[str, dict[str, str]] = {
         "none": "Tous les services fonctionnent", "minor": "Perturbation mineure",
         "major": "Perturbation partielle", "critical": "Panne majeure", "investigating": "Enquête en cours",
         "identified": "Cause identifiée", "monitoring": "Sous surveillance", "resolved": "Résolu",
+        "components": "Services", "operational": "Opérationnel", "degraded_performance": "Performances dégradées",
+        "partial_outage": "Panne partielle", "major_outage": "Panne majeure",
+        "next_update": "Prochaine mise à jour d’ici {time}",
     },
     "de": {
         "title": "Dienststatus", "language": "Sprache", "ongoing": "Aktuelle Störungen",
@@ -53,7 +65,10 @@ LABELS: dict[str, dict[str, str]] = {
         "all_clear": "Uns sind keine Probleme mit unseren Diensten bekannt.",
         "none": "Alle Systeme funktionieren", "minor": "Geringfügige Störung", "major": "Teilweise Störung",
         "critical": "Schwere Störung", "investigating": "Wird untersucht", "identified": "Ursache gefunden",
-        "monitoring": "Wird beobachtet", "resolved": "Behoben",
+        "monitoring": "Wird beobachtet", "resolved": "Behoben", "components": "Dienste",
+        "operational": "Betriebsbereit", "degraded_performance": "Eingeschränkte Leistung",
+        "partial_outage": "Teilausfall", "major_outage": "Schwerer Ausfall",
+        "next_update": "Nächstes Update bis {time}",
     },
     "es": {
         "title": "Estado del servicio", "language": "Idioma", "ongoing": "Incidencias en curso",
@@ -64,7 +79,10 @@ LABELS: dict[str, dict[str, str]] = {
         "all_clear": "No tenemos constancia de ningún problema en nuestros servicios.",
         "none": "Todos los servicios funcionan", "minor": "Incidencia menor", "major": "Incidencia parcial",
         "critical": "Incidencia grave", "investigating": "Investigando", "identified": "Causa identificada",
-        "monitoring": "En observación", "resolved": "Resuelta",
+        "monitoring": "En observación", "resolved": "Resuelta", "components": "Servicios",
+        "operational": "Operativo", "degraded_performance": "Rendimiento degradado",
+        "partial_outage": "Interrupción parcial", "major_outage": "Interrupción grave",
+        "next_update": "Próxima actualización antes de las {time}",
     },
     "it": {
         "title": "Stato del servizio", "language": "Lingua", "ongoing": "Incidenti in corso",
@@ -74,7 +92,10 @@ LABELS: dict[str, dict[str, str]] = {
         "details": "Dettagli", "all_clear": "Non siamo a conoscenza di problemi che riguardano i nostri servizi.",
         "none": "Tutti i servizi funzionano", "minor": "Disservizio minore", "major": "Disservizio parziale",
         "critical": "Disservizio grave", "investigating": "In analisi", "identified": "Causa individuata",
-        "monitoring": "In monitoraggio", "resolved": "Risolto",
+        "monitoring": "In monitoraggio", "resolved": "Risolto", "components": "Servizi",
+        "operational": "Operativo", "degraded_performance": "Prestazioni ridotte",
+        "partial_outage": "Interruzione parziale", "major_outage": "Interruzione grave",
+        "next_update": "Prossimo aggiornamento entro le {time}",
     },
 }
 
@@ -100,6 +121,11 @@ class UpdateRecord(BaseModel):
     created_at: datetime
     updated_at: datetime
     texts: dict[str, Text] = Field(default_factory=dict)
+    # Pages written before impacts existed showed every open incident as major.
+    impact: Impact = "major"
+    components: dict[str, ComponentStatus] = Field(default_factory=dict)
+    # When the message promised the next update (None for the last phase).
+    next_update_at: datetime | None = None
 
     def text(self, preferred: Sequence[str]) -> tuple[str, Text]:
         """The text in the first preferred language it has, else in any: (language, text)."""
@@ -129,6 +155,18 @@ class IncidentRecord(BaseModel):
         return self.status != "resolved"
 
     @property
+    def impact(self) -> Impact:
+        return self.updates[-1].impact if self.updates else "none"
+
+    @property
+    def components(self) -> dict[str, ComponentStatus]:
+        return self.updates[-1].components if self.updates else {}
+
+    @property
+    def next_update_at(self) -> datetime | None:
+        return self.updates[-1].next_update_at if self.updates and self.open else None
+
+    @property
     def updated_at(self) -> datetime:
         return max((u.updated_at for u in self.updates), default=self.created_at)
 
@@ -151,7 +189,8 @@ class SiteState(BaseModel):
 
     def record(self, *, incident_id: str, playbook: str, drill: bool, timezone: str, key: str, update_id: str,
                phase: str, status: Status, lang: str, text: Text, now: datetime, history: int,
-               started_at: datetime | None = None) -> bool:
+               impact: Impact = "major", components: Mapping[str, ComponentStatus] | None = None,
+               next_update_at: datetime | None = None, started_at: datetime | None = None) -> bool:
         """Add or replace one language of one update; False when the page already showed exactly that.
 
         A new incident starts at `started_at` (its detected_at, as the messages say), else now."""
@@ -162,7 +201,8 @@ class SiteState(BaseModel):
             self.incidents.insert(0, incident)
         update = next((u for u in incident.updates if u.key == key), None)
         if update is None:
-            update = UpdateRecord(id=update_id, key=key, phase=phase, status=status, created_at=now, updated_at=now)
+            update = UpdateRecord(id=update_id, key=key, phase=phase, status=status, created_at=now, updated_at=now,
+                                  impact=impact, components=dict(components or {}), next_update_at=next_update_at)
             incident.updates.append(update)
         elif update.texts.get(lang) == text:
             return False
@@ -186,6 +226,8 @@ class Site:
     name: str
     url: str
     languages: tuple[str, ...]
+    # The components the channel lists, in its order.
+    components: tuple[str, ...] = ()
 
     @property
     def base(self) -> str:
@@ -215,8 +257,25 @@ def labels(lang: str) -> tuple[str, dict[str, str]]:
     return (base, LABELS[base]) if base in LABELS else ("en", LABELS["en"])
 
 
-def indicator(state: SiteState) -> str:
-    return "major" if any(i.open for i in state.incidents) else "none"
+def indicator(state: SiteState) -> Impact:
+    """The worst impact of the incidents still open: Statuspage's page-wide indicator."""
+    return max((i.impact for i in state.incidents if i.open and i.updates), key=IMPACTS.index, default="none")
+
+
+def component_statuses(site: Site, state: SiteState) -> dict[str, ComponentStatus]:
+    """Each component's state: the worst any open incident gives it, else operational."""
+    worst: dict[str, ComponentStatus] = {name: "operational" for name in site.components}
+    for incident in state.incidents:
+        if not incident.open:
+            continue
+        for name, status in incident.components.items():
+            if name in worst and COMPONENT_STATUSES.index(status) > COMPONENT_STATUSES.index(worst[name]):
+                worst[name] = status
+    return worst
+
+
+def component_id(site: Site, name: str) -> str:
+    return hashlib.sha256(f"{site.base}#{name}".encode()).hexdigest()[:12]
 
 
 # -- text to HTML ------------------------------------------------------------------------------------------
@@ -294,6 +353,18 @@ def when(moment: datetime, lang: str, timezone: str) -> str:
     return f"{pattern.format(time_text, date_text)} {local.tzname()}"
 
 
+def clock(moment: datetime, lang: str, timezone: str) -> str:
+    """A time of day as people of `lang` write it, labelled with the zone: "06:02 CET", "6:02 AM CET"."""
+    from zoneinfo import ZoneInfo
+
+    from babel import Locale
+    from babel.dates import format_time
+
+    zone = ZoneInfo(timezone)
+    local = moment.astimezone(zone)
+    return f"{format_time(local, 'short', tzinfo=zone, locale=Locale.parse(lang.replace('-', '_')))} {local.tzname()}"
+
+
 def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
@@ -330,6 +401,9 @@ class ShownIncident:
     resolved: str | None
     # Newest first.
     updates: list[ShownUpdate]
+    impact: str = "major"
+    next_update_at: str | None = None
+    next_update: str | None = None
 
     @property
     def headline(self) -> ShownUpdate:
@@ -348,12 +422,14 @@ def shown(incident: IncidentRecord, lang: str, site: Site) -> ShownIncident:
     ]
     name_lang, first = incident.updates[0].text(preferred)
     resolved_at = incident.reached("resolved")
+    coming = incident.next_update_at
     return ShownIncident(
         id=incident.id, name=first.title, lang=name_lang, status=incident.status, label=words[incident.status],
         open=incident.open, drill=incident.drill, url=site.incident_url(incident.id, lang),
         started_at=_iso(incident.created_at) or "", started=when(incident.created_at, lang, incident.timezone),
         resolved_at=_iso(resolved_at), resolved=when(resolved_at, lang, incident.timezone) if resolved_at else None,
-        updates=updates,
+        updates=updates, impact=incident.impact, next_update_at=_iso(coming),
+        next_update=words["next_update"].format(time=clock(coming, lang, incident.timezone)) if coming else None,
     )
 
 
@@ -391,8 +467,10 @@ def page_html(site: Site, state: SiteState, lang: str, now: datetime) -> str:
     incidents = [shown(i, lang, site) for i in state.incidents if i.updates]
     zone = state.incidents[0].timezone if state.incidents else "UTC"
     updated = state.updated_at or now
+    statuses = component_statuses(site, state)
     return _template().render(
         site=site, lang=lang, dir=_direction(lang), ui_lang=ui_lang, t=words, indicator=indicator(state),
+        components=[{"name": name, "status": status, "label": words[status]} for name, status in statuses.items()],
         ongoing=[i for i in incidents if i.open], past=[i for i in incidents if not i.open],
         updated_at=_iso(updated), updated=when(updated, lang, zone),
         languages=[{"code": code, "name": _language_name(code), "href": site.page_file(code), "current": code == lang}
@@ -411,12 +489,20 @@ def _incident_json(site: Site, incident: IncidentRecord, lang: str) -> dict[str,
             "display_at": _iso(update.created_at),
         })
     return {
-        "id": incident.id, "name": view.name, "status": incident.status, "impact": "major",
+        "id": incident.id, "name": view.name, "status": incident.status, "impact": incident.impact,
         "created_at": _iso(incident.created_at), "updated_at": _iso(incident.updated_at),
         "monitoring_at": _iso(incident.reached("monitoring")), "resolved_at": _iso(incident.reached("resolved")),
         "started_at": _iso(incident.created_at), "shortlink": view.url, "page_id": site.page_id,
-        "incident_updates": updates, "components": [],
+        "incident_updates": updates,
+        "components": [_component_json(site, name, status, incident.updated_at, n)
+                       for n, (name, status) in enumerate(incident.components.items()) if name in site.components],
+        "next_update_at": _iso(incident.next_update_at),
     }
+
+
+def _component_json(site: Site, name: str, status: str, updated: datetime | None, position: int) -> dict[str, Any]:
+    return {"id": component_id(site, name), "name": name, "status": status, "position": position + 1,
+            "updated_at": _iso(updated), "page_id": site.page_id}
 
 
 def _page_json(site: Site, state: SiteState, lang: str, now: datetime) -> dict[str, Any]:
@@ -433,7 +519,8 @@ def summary_json(site: Site, state: SiteState, lang: str, now: datetime) -> dict
     return {
         "page": _page_json(site, state, lang, now),
         "status": {"indicator": level, "description": labels(lang)[1][level]},
-        "components": [],
+        "components": [_component_json(site, name, status, state.updated_at, n)
+                       for n, (name, status) in enumerate(component_statuses(site, state).items())],
         "incidents": [_incident_json(site, i, lang) for i in state.incidents if i.open and i.updates],
         "scheduled_maintenances": [],
     }
@@ -495,10 +582,10 @@ def banner_json(site: Site, state: SiteState) -> dict[str, Any]:
             messages[lang].append({
                 "id": incident.id, "status": incident.status, "label": words[incident.status],
                 "title": view.headline.title, "lang": view.headline.lang, "url": view.url,
-                "link_text": words["details"],
+                "link_text": words["details"], "next_update": view.next_update or "",
             })
     return {"open": bool(current), "default": site.default, "updated_at": _iso(state.updated_at),
-            "messages": messages if current else {}}
+            "impact": indicator(state), "messages": messages if current else {}}
 
 
 # Loaded by the main website with <script src="https://status.example.com/banner.js" defer></script>.
@@ -509,6 +596,9 @@ BANNER_JS = """\
   var script = document.currentScript;
   if (!script || !window.fetch) { return; }
   var source = new URL("banner.json", script.src);
+  // [background, border] per impact, as the status page's summary shows it.
+  var COLOURS = { none: ["#eefaf1", "#1a7f37"], minor: ["#fff8c5", "#bf8700"], major: ["#fff4e5", "#d9480f"],
+                  critical: ["#ffebe9", "#cf222e"] };
 
   function pick(data) {
     var lang = (document.documentElement.getAttribute("lang") || "").toLowerCase();
@@ -523,7 +613,9 @@ BANNER_JS = """\
     var bar = document.createElement("div");
     bar.id = "status-page-banner";
     bar.setAttribute("role", "status");
-    bar.style.cssText = "background:#fff4e5;color:#1f2328;border-bottom:3px solid #d9480f;" +
+    var colours = COLOURS[data.impact] || COLOURS.major;
+    bar.setAttribute("data-impact", data.impact || "major");
+    bar.style.cssText = "background:" + colours[0] + ";color:#1f2328;border-bottom:3px solid " + colours[1] + ";" +
       "padding:10px 16px;font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;text-align:center";
     items.forEach(function (item) {
       var line = document.createElement("p");
@@ -533,6 +625,7 @@ BANNER_JS = """\
       label.textContent = item.label + " \\u2014 ";
       line.appendChild(label);
       line.appendChild(document.createTextNode(item.title + " "));
+      if (item.next_update) { line.appendChild(document.createTextNode("(" + item.next_update + ") ")); }
       if (/^https?:\\/\\//.test(item.url)) {
         var link = document.createElement("a");
         link.href = item.url;

@@ -97,7 +97,7 @@ def home(tmp_path: Path, pager: FakePager) -> Path:
         channels.write("  on-call:\n    type: pager\n    api_key: ${PAGER_API_KEY}\n"
                        f"    service: whatsapp-business\n    api_base: {pager.url}\n")
     path = home / "playbooks" / "whatsapp-outage.yaml"
-    text = re.sub(r"investigating: \{channels: \[([^\]]*)\]\}", r"investigating: {channels: [\1, on-call]}",
+    text = re.sub(r"investigating: \{channels: \[([^\]]*)\]", r"investigating: {channels: [\1, on-call]",
                   path.read_text(encoding="utf-8"))
     path.write_text(text, encoding="utf-8")
     return home

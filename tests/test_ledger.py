@@ -28,8 +28,17 @@ def cli_command(home: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "playbook", "--home", str(home), *args]
 
 
-def cli_env() -> dict[str, str]:
-    return {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+def cli_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **extra}
+
+
+def lease_lapsed(db: Path, incident: str) -> bool:
+    """Whether no process holds a live claim on the incident any more (its lease ran out, or it let go)."""
+    ledger = Ledger(db, readonly=True)
+    try:
+        return not ledger.holders(incident)
+    finally:
+        ledger.close()
 
 
 def statuses(db: Path) -> dict[str, str]:
@@ -68,8 +77,10 @@ def test_resume_after_a_kill_sends_what_was_unconfirmed_and_nothing_twice(home: 
             return False
         return sum(1 for key, status in found.items() if status == "sent") == len(fast)
 
-    process = subprocess.Popen(cli_command(home, "trigger", PLAYBOOK, "--yes", "--json"), env=cli_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # A short lease: after kill -9, resume takes the claims over once it has run out.
+    process = subprocess.Popen(cli_command(home, "trigger", PLAYBOOK, "--yes", "--json"),
+                               env=cli_env(PLAYBOOK_LEASE_SECONDS="3"), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
     try:
         wait_for("the fast channels to be confirmed", fast_confirmed)
         wait_for("the slow channels' requests", lambda: len(webhook_sink.requests()) == len(fast + slow))
@@ -88,6 +99,8 @@ def test_resume_after_a_kill_sends_what_was_unconfirmed_and_nothing_twice(home: 
 
     webhook_sink.delay = 0
     incident = json.loads(run_cli("status", "--json", home=home).stdout)["incidents"][0]["id"]
+    # Ctrl-C releases the claims on the way out; kill -9 leaves them to lapse.
+    wait_for("the killed trigger's lease to lapse", lambda: lease_lapsed(db, incident))
     result = run_cli("resume", incident, "--json", home=home)
 
     assert result.code == 0, result.output

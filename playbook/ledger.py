@@ -242,7 +242,8 @@ class Holder:
 
 def publishing(incident_id: str, holder: Holder) -> ClaimHeld:
     """The refusal of a new post while another process publishes one of the incident."""
-    pending = f" ({holder.unconfirmed} deliveries not yet confirmed)" if holder.unconfirmed else ""
+    pending = (f" ({holder.unconfirmed} {'delivery' if holder.unconfirmed == 1 else 'deliveries'} not yet "
+               "confirmed)" if holder.unconfirmed else "")
     return ClaimHeld(
         f"incident {incident_id}: post {holder.seq} is being published by {holder.owner}{pending}; nothing was "
         f"published here: wait for it to finish ('playbook status {incident_id}')", holder=holder)

@@ -37,6 +37,11 @@ class _PrivateFileHandler(RotatingFileHandler):
         # Always "a": a rotating handler appends.
         return open(self.baseFilename, "a", encoding=self.encoding, errors=self.errors, opener=private)
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        # logging would print a traceback on stderr for each record a full disk refuses: the run's own error
+        # (the ledger, on the same disk, cannot be written either) is the one line the user needs.
+        return None
+
 
 def attach(path: Path) -> None:
     """Send the `playbook` logger to `path` (rotated at 5 MB, 5 kept); idempotent for one path."""

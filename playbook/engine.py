@@ -327,6 +327,8 @@ class Engine:
             if held is not None:
                 self._announce(held)
             if marked is None:
+                if outage is not None:
+                    outage.probe_over()
                 return self._left(plan, delivery.lang, None, who)
             attempts = marked
             self.observer.event(DeliveryEvent(plan.name, delivery.lang, "sending", attempts, recipient=who))
@@ -554,6 +556,12 @@ class _Outage:
                     await changed.wait()
         return True
 
+    def probe_over(self) -> None:
+        """No probe is under way any more (answered, or not attempted after all): the waiting deliveries look again."""
+        self.probing = False
+        self._changed.set()
+        self._changed = asyncio.Event()
+
     def heard(self, outcome: Receipt | Failure) -> None:
         """An attempt's outcome: the server could not be reached (down), or it answered (up)."""
         if isinstance(outcome, Failure) and outcome.unreachable:
@@ -562,9 +570,7 @@ class _Outage:
             self.next_probe_at = asyncio.get_running_loop().time() + backoff(self.probes)
         elif self.reason is not None:
             self.reason, self.probes = None, 0
-        self.probing = False
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self.probe_over()
 
 
 async def _all(coroutines: Iterable[Coroutine[Any, Any, Any]]) -> list[Any]:

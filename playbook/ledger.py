@@ -339,7 +339,7 @@ class Ledger:
             self.db.row_factory = sqlite3.Row
             self.db.execute("SELECT count(*) FROM incidents").fetchone()
         except sqlite3.OperationalError as exc:
-            if not _cannot_write(exc):
+            if readonly or not _cannot_write(exc):
                 raise self._unreadable(exc) from None
             raise LedgerWriteError(
                 f"the ledger {path} cannot be written ({exc}); nothing was sent. Free some space or fix the "

@@ -9,6 +9,7 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 from playbook import secrets
+from playbook.errors import LedgerWriteError
 
 LOGGER = "playbook"
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -50,8 +51,13 @@ def attach(path: Path) -> None:
     if any(getattr(h, "baseFilename", None) == resolved for h in logger.handlers):
         return
     # It names customers (per-recipient deliveries at debug level) and what went wrong: the owner's alone.
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handler = _PrivateFileHandler(path, maxBytes=5_000_000, backupCount=5, encoding="utf-8")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handler = _PrivateFileHandler(path, maxBytes=5_000_000, backupCount=5, encoding="utf-8")
+    except OSError as exc:
+        raise LedgerWriteError(f"the log {path} cannot be written ({exc.strerror}); nothing was sent. Free some "
+                               "space or fix the permissions of the file and its folder, then run the command "
+                               "again") from None
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(_Redact())
     logger.addHandler(handler)

@@ -74,3 +74,24 @@ def test_a_full_disk_ends_the_run_with_one_line_then_resume_finishes_once_there_
         twice = {a for a, n in mailed.items() if n > 1}
         assert twice <= {a for a, s in at_stop.items() if s == "sending"}
         assert set(statuses(db).values()) == {"sent"}
+
+
+@pytest.mark.timeout(120)
+def test_a_ledger_on_a_read_only_disk_is_one_line_and_nothing_is_sent(tmp_path: Path, small_disk: Path) -> None:
+    with WebhookSink() as sink, SmtpServer(login=None) as smtp:
+        setup = make_home(tmp_path / "home", sink, smtp, recipients=10)
+        db = small_disk / "state.db"
+        first = run_cli("--state", str(db), "trigger", PLAYBOOK, "--yes", home=setup.home)
+        assert first.code == 0, first.output
+        sent = len(sink.requests()), smtp.count
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True, timeout=30)
+
+        result = run_cli("--state", str(db), "trigger", PLAYBOOK, "--new", "--yes", home=setup.home)
+
+        assert result.code == 3, result.output
+        # The ledger, or the log beside it when SQLite opens the ledger read-only, is the first to refuse.
+        (line,) = result.stderr.strip().splitlines()
+        assert re.fullmatch(rf"error: the (ledger {re.escape(str(db))}|log {re.escape(str(small_disk))}/playbook\.log)"
+                            r" cannot be written \([^)]+\); nothing was sent\. Free some space or fix the permissions"
+                            r" of the file and its folder, then run the command again", line), line
+        assert (len(sink.requests()), smtp.count) == sent

@@ -28,7 +28,7 @@ from playbook.errors import ClaimHeld, IncidentError, LedgerError, LedgerWriteEr
 
 SCHEMA_VERSION = 2
 
-# Version 1, as every ledger starts: MIGRATIONS then bring it to SCHEMA_VERSION, in the same transaction.
+# Version 1, as every ledger starts: _migrate then brings it to SCHEMA_VERSION, in the same transaction.
 SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE incidents (

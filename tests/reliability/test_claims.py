@@ -216,7 +216,7 @@ def kill_mid_send(setup: Setup, rng: random.Random, lease: float) -> tuple[int, 
     as the kill left it."""
     trigger = start(setup, "trigger", PLAYBOOK, "--yes", "--json", lease=lease)
     try:
-        wait_until("the trigger to be sending", lambda: count(setup.db, "sent") >= rng.randrange(50, 1500))
+        wait_until("the trigger to be sending", lambda: count(setup.db, "sent") >= rng.randrange(50, 1000))
     finally:
         os.kill(trigger.pid, signal.SIGKILL)
         finish(trigger, timeout=10)
@@ -238,7 +238,7 @@ def check_served_once(setup: Setup, at_kill: dict[str, str]) -> None:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_killed_trigger_keeps_its_claims_until_the_lease_lapses_then_resume_takes_over(
         tmp_path: Path, servers: tuple[WebhookSink, SmtpServer], seed: int) -> None:
-    setup = make_home(tmp_path / "home", *servers, recipients=3000)
+    setup = make_home(tmp_path / "home", *servers, recipients=1500)
     # A lease long enough that the first resume surely comes while it is live.
     killed, at_kill = kill_mid_send(setup, random.Random(seed), lease=10)
     incident = incident_of(setup.db)
@@ -261,7 +261,7 @@ def test_a_killed_trigger_keeps_its_claims_until_the_lease_lapses_then_resume_ta
 def test_two_resumes_at_once_after_a_kill_send_everything_once_between_them(
         tmp_path: Path, servers: tuple[WebhookSink, SmtpServer], seed: int) -> None:
     rng = random.Random(seed)
-    setup = make_home(tmp_path / "home", *servers, recipients=3000)
+    setup = make_home(tmp_path / "home", *servers, recipients=1500)
     _, at_kill = kill_mid_send(setup, rng, lease=2)
     incident = incident_of(setup.db)
     wait_until("the killed trigger's lease to lapse", lambda: lease_lapsed(setup.db, incident))

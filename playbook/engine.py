@@ -187,7 +187,9 @@ class Engine:
                 renewal.cancel()
             return result
         except BaseExceptionGroup as stopped:
-            raise self._stopped(stopped) from None
+            error = self._stopped(stopped)
+            # A crash keeps its own traceback as the cause (--debug shows it); the rest need no group around them.
+            raise error from error.__cause__
         finally:
             # The lease would lapse anyway: releasing now lets a `resume` start at once.
             with contextlib.suppress(PlaybookError, sqlite3.Error):

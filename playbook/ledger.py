@@ -410,6 +410,10 @@ class Ledger:
         recover = (f"Restore it from backup, or, once you are sure nothing is in flight, move it aside and delete "
                    f"{marker} to start a new ledger")
         missing = [name for name in TABLES if name not in found]
+        if not found:
+            # Only a reader gets here (a writer creates the tables), and only while the file is brand new.
+            raise LedgerError(f"the ledger {self.path} holds nothing yet (another command may be creating it right "
+                              "now): run the command again in a moment")
         if missing:
             raise LedgerError(
                 f"the ledger {self.path} is damaged: its table{'s' if len(missing) > 1 else ''} "

@@ -600,3 +600,12 @@ def test_a_ledger_missing_tables_or_of_an_unknown_schema_stops_every_command_and
     after = sqlite3.connect(db)
     assert {r[0] for r in after.execute("SELECT name FROM sqlite_master WHERE type='table'")} == tables
     after.close()
+
+
+def test_a_reader_meeting_a_ledger_being_created_is_told_to_try_again(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"")  # as a creating process leaves it before its first commit (no marker yet)
+
+    with pytest.raises(LedgerError, match="holds nothing yet \\(another command may be creating it right now\\): "
+                                          "run the command again in a moment"):
+        Ledger(path, readonly=True)

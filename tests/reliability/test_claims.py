@@ -5,7 +5,8 @@ Real processes against a real aiosmtpd and a webhook receiver, with seeded rando
 - `resume` started while a 3,000-recipient trigger is sending: it leaves the work to the trigger and names it;
 - two `update --phase` (or `resolve`) at once: one post, the other refused with exit 2, naming who publishes it;
 - a trigger killed (kill -9) while holding claims: `resume` says who holds them until the lease lapses, then
-  takes over; two `resume`s at once after the lapse send everything once between them.
+  takes over; two `resume`s at once after the lapse send everything once between them;
+- a lease far shorter than a slow server's answers: renewed in the background, so the claims hold.
 
 Every recipient is mailed exactly once, except those in flight at a kill (at most one per connection).
 PLAYBOOK_LEASE_SECONDS shortens the lease of the processes that are killed, so that the lapse comes quickly.
@@ -26,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -279,3 +281,32 @@ def test_two_resumes_at_once_after_a_kill_send_everything_once_between_them(
     assert (f"being sent by pid {winner} on {HOST}; nothing to do here" in line
             or "has nothing left to send: every delivery is confirmed" in line), line
     check_served_once(setup, at_kill)
+
+
+@pytest.mark.timeout(60)
+def test_claims_are_renewed_while_every_delivery_waits_on_a_slow_server(
+        tmp_path: Path, servers: tuple[WebhookSink, SmtpServer]) -> None:
+    setup = make_home(tmp_path / "home", *servers, recipients=10)
+    for name in HOOKS:
+        setup.sink.script(name, *[Reply(delay=8)] * 2)
+    # A lease of 1.5 s, far shorter than the webhooks' 8 s answers: only the background renewal keeps it.
+    trigger = start(setup, "trigger", PLAYBOOK, "--yes", "--json", lease=1.5)
+    try:
+        wait_until("every webhook to wait on its answer", lambda: len(setup.sink.requests()) == 2 * len(HOOKS))
+        incident = incident_of(setup.db)
+        ledger = Ledger(setup.db, readonly=True)
+        try:
+            (first,) = ledger.holders(incident)
+            wait_until("the first lease to end", lambda: datetime.now(UTC) > first.until + timedelta(seconds=1))
+            (later,) = ledger.holders(incident)
+        finally:
+            ledger.close()
+        code, _, err = finish(start(setup, "resume", incident))
+    finally:
+        done = finish(trigger)
+
+    assert (first.owner.pid, later.owner.pid) == (trigger.pid, trigger.pid)
+    assert later.until > first.until + timedelta(seconds=1)
+    assert code == 2 and f"being sent by pid {trigger.pid} on {HOST}; nothing to do here" in err, err
+    assert done[0] == 0, done[2]
+    assert set(setup.sink.keys().values()) == {1}

@@ -130,7 +130,9 @@ def test_resume_after_a_kill_sends_what_was_unconfirmed_and_nothing_twice(home: 
 
 def test_a_second_trigger_is_refused_and_names_the_open_incident(home: Path, webhook_sink: WebhookSink) -> None:
     use_webhooks(home, webhook_sink, ["ops"])
-    first = run_cli("trigger", PLAYBOOK, "--json", home=home)
+    # One detection moment for both incidents: their ids share its minute whenever the test runs.
+    detected = (datetime.now(UTC) - timedelta(minutes=5)).isoformat(timespec="seconds")
+    first = run_cli("trigger", PLAYBOOK, "--json", "--detected-at", detected, home=home)
     incident = json.loads(first.stdout)["incident"]
     second = run_cli("trigger", PLAYBOOK, "--json", home=home)
 
@@ -142,7 +144,7 @@ def test_a_second_trigger_is_refused_and_names_the_open_incident(home: Path, web
     ]
     assert len(webhook_sink.requests()) == 2
 
-    third = run_cli("trigger", PLAYBOOK, "--new", "--json", home=home)
+    third = run_cli("trigger", PLAYBOOK, "--new", "--json", "--detected-at", detected, home=home)
     assert third.code == 0, third.output
     assert json.loads(third.stdout)["incident"] == f"{incident}-2"
     assert len(webhook_sink.requests()) == 4

@@ -338,6 +338,9 @@ class Ledger:
                 self._prepare()
             self.db.row_factory = sqlite3.Row
             self.db.execute("SELECT count(*) FROM incidents").fetchone()
+        except LedgerError:
+            self.db.close()
+            raise
         except sqlite3.OperationalError as exc:
             if readonly or not _cannot_write(exc):
                 raise self._unreadable(exc) from None

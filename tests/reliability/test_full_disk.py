@@ -23,10 +23,10 @@ from tests.reliability.test_claims import CONNECTIONS, PLAYBOOK, lease_lapsed, m
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 384 KB tmpfs: room for the ledger of a few hundred deliveries, not for 3,000."""
+    """A 1 MB tmpfs: room for the start of a run, not for the journal of 3,000 deliveries (SQLite grows it to 4 MB)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k,mode=0700", "tmpfs", str(mount)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount)],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, f"this test mounts a tmpfs and needs root: {done.stderr}"
     try:

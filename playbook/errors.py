@@ -17,7 +17,7 @@ class ExitStatus(IntEnum):
     DELIVERY_FAILED = 1
     INVALID_INPUT = 2
     # The run could not go on (the ledger cannot be written, a sending task crashed): the ledger says what went out.
-    STOPPED = 3
+    STOPPED = 4
 
 
 class PlaybookError(Exception):

@@ -294,7 +294,7 @@ def test_a_ledger_write_failing_mid_list_stops_the_run_at_once_with_one_line(
         took = time.monotonic() - started
         monkeypatch.undo()
 
-        assert result.code == 3, result.output
+        assert result.code == 4, result.output
         (line,) = result.stderr.strip().splitlines()
         db = home / ".playbook" / "state.db"
         assert re.fullmatch(rf"error: the ledger {re.escape(str(db))} cannot be written \(database or disk is full\): "
@@ -331,7 +331,7 @@ def test_a_task_that_dies_stops_the_run_promptly_instead_of_hanging(home: Path,
         result = run_main("--home", str(home), "trigger", PLAYBOOK, "--yes")
         monkeypatch.undo()
 
-    assert result.code == 3, result.output
+    assert result.code == 4, result.output
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: the run stopped: a sending task failed (KeyError: 'a bug', details in the log); "
                            "the ledger records what went out"), line

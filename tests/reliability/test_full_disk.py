@@ -1,6 +1,6 @@
 """A ledger on a disk that fills up mid-run, reproduced for real on a small tmpfs (the tests run as root).
 
-The run ends in bounded time with one line and exit status 3, never hangs, and the ledger says what went
+The run ends in bounded time with one line and exit status 4, never hangs, and the ledger says what went
 out; once there is room again, `resume` finishes. (tests/test_engine.py injects the same failure in process.)
 """
 
@@ -47,7 +47,7 @@ def test_a_full_disk_ends_the_run_with_one_line_then_resume_finishes_once_there_
                          env={"PLAYBOOK_LEASE_SECONDS": "3"})
         took = time.monotonic() - started
 
-        assert result.code == 3, result.output
+        assert result.code == 4, result.output
         (line,) = result.stderr.strip().splitlines()
         assert re.fullmatch(rf"error: the ledger {re.escape(str(db))} cannot be written \(database or disk is full\)"
                             r": the run stopped; the ledger records what went out \('playbook status (\S+)'\); once "
@@ -88,7 +88,7 @@ def test_a_ledger_on_a_read_only_disk_is_one_line_and_nothing_is_sent(tmp_path: 
 
         result = run_cli("--state", str(db), "trigger", PLAYBOOK, "--new", "--yes", home=setup.home)
 
-        assert result.code == 3, result.output
+        assert result.code == 4, result.output
         # The ledger, or the log beside it when SQLite opens the ledger read-only, is the first to refuse.
         (line,) = result.stderr.strip().splitlines()
         assert re.fullmatch(rf"error: the (ledger {re.escape(str(db))}|log {re.escape(str(small_disk))}/playbook\.log)"

@@ -6,6 +6,10 @@ import difflib
 from collections.abc import Iterable
 from enum import IntEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playbook.ledger import Holder
 
 
 class ExitStatus(IntEnum):
@@ -14,6 +18,8 @@ class ExitStatus(IntEnum):
     INVALID_INPUT = 2
     # The operator answered no (or just Enter) at the confirmation: nothing sent, nothing recorded.
     DECLINED = 3
+    # The run could not go on (the ledger cannot be written, a sending task crashed): the ledger says what went out.
+    STOPPED = 4
 
 
 class PlaybookError(Exception):
@@ -64,8 +70,28 @@ class IncidentError(PlaybookError):
     """An incident that does not exist, is closed, or would duplicate an open one."""
 
 
+class ClaimHeld(IncidentError):
+    """Another process is publishing this post, under a live lease: nothing here may touch it."""
+
+    def __init__(self, message: str, *, holder: Holder) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
 class LedgerError(PlaybookError):
     """The ledger is missing, unreadable or corrupt: never silently replaced."""
+
+
+class LedgerWriteError(LedgerError):
+    """The ledger cannot be written (disk full, read-only): whatever is running stops where the ledger says."""
+
+    exit_status = ExitStatus.STOPPED
+
+
+class RunStopped(PlaybookError):
+    """A run ended early (its ledger cannot be written, a sending task crashed); the ledger says what went out."""
+
+    exit_status = ExitStatus.STOPPED
 
 
 class ValidationFailed(PlaybookError):

@@ -13,9 +13,9 @@ from playbook import logs
 from playbook.channels import Channels, load_channels
 from playbook.compose import Composer
 from playbook.engine import ChannelPlan, Engine, Observer, PostPlan, PostResult, recipient_language
-from playbook.errors import IncidentError, PlaybookError, did_you_mean
+from playbook.errors import ClaimHeld, IncidentError, PlaybookError, did_you_mean
 from playbook.home import Home
-from playbook.ledger import Incident, Ledger, NewPost, created_marker, utcnow
+from playbook.ledger import Incident, Ledger, NewPost, created_marker, publishing, utcnow
 from playbook.model import Playbook
 from playbook.publishers.base import Recipient
 from playbook.timeparse import parse_detection
@@ -239,6 +239,10 @@ def publish_phase(session: Session, incident_id: str, phase: str | None, given: 
             f"playbook '{playbook.id}' has no phase '{phase}'{did_you_mean(str(phase), playbook.phases)};"
             f" phases: {', '.join(playbook.phases)}"
         )
+    # Checked early so that nothing is rendered or asked for nothing; add_post checks again, atomically.
+    holders = ledger.holders(incident.id)
+    if holders and not dry_run:
+        raise publishing(incident.id, holders[0])
     unfinished = ledger.unfinished_posts(incident.id)
     if unfinished and not dry_run:
         raise IncidentError(
@@ -260,7 +264,7 @@ def publish_phase(session: Session, incident_id: str, phase: str | None, given: 
         return Outcome(plan, dry_run=True)
     if confirm is not None and not confirm(plan):
         return Outcome(plan, cancelled=True)
-    post = ledger.add_post(incident.id, _new_post(plan, issued))
+    post = ledger.add_post(incident.id, _new_post(plan, issued), again=again)
     result = _run(Engine(ledger, post, plan, observer))
     closed = False
     if resolve_it and result.ok:
@@ -292,8 +296,16 @@ def resume(session: Session, incident_id: str, observer: Observer | None = None,
     # Every post is confirmed before any is sent: a "no" to the second must not follow a first already out.
     if confirm is not None and plans and not all(confirm(plan) for plan in plans):
         return [Outcome(plan, cancelled=True) for plan in plans]
-    outcomes = [Outcome(plan, _run(Engine(ledger, post, plan, observer))) for post, plan in zip(posts, plans,
-                                                                                              strict=True)]
+    outcomes = []
+    held: list[ClaimHeld] = []
+    for post, plan in zip(posts, plans, strict=True):
+        try:
+            outcomes.append(Outcome(plan, _run(Engine(ledger, post, plan, observer))))
+        except ClaimHeld as exc:
+            # Another process is sending this post right now: it is left to it, never sent a second time.
+            held.append(exc)
+    if held:
+        raise held[0]
     if (incident.open and outcomes and all(o.result and o.result.ok for o in outcomes)
             and incident.phase == playbook.last_phase):
         ledger.close_incident(incident.id)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 from playbook import secrets
+from playbook.errors import LedgerWriteError
 
 LOGGER = "playbook"
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -25,14 +28,36 @@ class _Redact(logging.Filter):
         return True
 
 
+class _PrivateFileHandler(RotatingFileHandler):
+    """A rotating log whose files, the current one and each one rotation starts, only their owner can read."""
+
+    def _open(self) -> io.TextIOWrapper:
+        def private(name: str, flags: int) -> int:
+            return os.open(name, flags, 0o600)
+
+        # Always "a": a rotating handler appends.
+        return open(self.baseFilename, "a", encoding=self.encoding, errors=self.errors, opener=private)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # logging would print a traceback on stderr for each record a full disk refuses: the run's own error
+        # (the ledger, on the same disk, cannot be written either) is the one line the user needs.
+        return None
+
+
 def attach(path: Path) -> None:
     """Send the `playbook` logger to `path` (rotated at 5 MB, 5 kept); idempotent for one path."""
     logger = logging.getLogger(LOGGER)
     resolved = str(path.resolve())
     if any(getattr(h, "baseFilename", None) == resolved for h in logger.handlers):
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = RotatingFileHandler(path, maxBytes=5_000_000, backupCount=5, encoding="utf-8")
+    # It names customers (per-recipient deliveries at debug level) and what went wrong: the owner's alone.
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handler = _PrivateFileHandler(path, maxBytes=5_000_000, backupCount=5, encoding="utf-8")
+    except OSError as exc:
+        raise LedgerWriteError(f"the log {path} cannot be written ({exc.strerror}); nothing was sent. Free some "
+                               "space or fix the permissions of the file and its folder, then run the command "
+                               "again") from None
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(_Redact())
     logger.addHandler(handler)

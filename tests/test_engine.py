@@ -5,16 +5,24 @@ from __future__ import annotations
 import re
 import socket
 import time
+from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
 
 from playbook.engine import backoff
+from playbook.errors import LedgerWriteError
 from playbook.home import Home
 from playbook.incidents import Session, trigger
-from playbook.ledger import Ledger
+from playbook.ledger import Claim, Ledger
 from playbook.starter import write_starter
-from tests.conftest import by_channel, run_trigger
+from tests.conftest import by_channel, run_cli, run_main, run_trigger, write
 from tests.fakes.http import SECRET, Reply, WebhookSink, use_webhooks
+from tests.fakes.smtp import SmtpServer
 
 PLAYBOOK = "whatsapp-outage"
 
@@ -238,3 +246,133 @@ def test_backoff_spreads_even_the_first_retry_and_grows_to_its_cap() -> None:
     assert max(first) - min(first) > 0.15  # clients that failed together do not retry together
     assert all(0.25 <= backoff(3) <= 2.0 for _ in range(200))
     assert max(backoff(20) for _ in range(200)) <= 30.0
+
+
+# -- runs always end, whatever dies; a recipient's key never depends on their language
+
+def use_email(home: Path, host: str, port: int, customers: list[str], langs: list[str] | None = None,
+              **settings: object) -> None:
+    """Make `customers` of the starter home an email channel (plain SMTP, no login) to these addresses."""
+    channels = yaml.safe_load((home / "channels.yaml").read_text())
+    channels["channels"]["customers"] = {
+        "type": "email", "host": host, "port": port, "security": "none", "from": "Support <support@example.com>",
+        "recipients": "contacts/customers.csv", "connections": 4, **settings,
+    }
+    write(home / "channels.yaml", yaml.safe_dump(channels, sort_keys=False))
+    rows = "".join(f"{a},{(langs or ['en'])[n % len(langs or ['en'])]}\n" for n, a in enumerate(customers))
+    write(home / "contacts" / "customers.csv", "email,language\n" + rows)
+
+
+def email_statuses(home: Path) -> dict[str, str]:
+    ledger = Ledger(home / ".playbook" / "state.db", readonly=True)
+    try:
+        return {row.recipient: row.status for i in ledger.all_incidents() for row in ledger.deliveries(i.id)
+                if row.channel == "customers" and row.recipient}
+    finally:
+        ledger.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_ledger_write_failing_mid_list_stops_the_run_at_once_with_one_line(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    customers = [f"c{n}@example.com" for n in range(1000)]
+    with SmtpServer(login=None) as smtp:
+        use_email(home, smtp.host, smtp.port, customers)
+        marks = 0
+        real = Ledger.mark_sending
+
+        def full_after_100(self: Ledger, key: str, **kwargs: Any) -> int | None:
+            nonlocal marks
+            marks += 1
+            if marks > 100:
+                raise LedgerWriteError(f"the ledger {self.path} cannot be written (database or disk is full)")
+            return real(self, key, **kwargs)
+
+        monkeypatch.setattr(Ledger, "mark_sending", full_after_100)
+        started = time.monotonic()
+        result = run_main("--home", str(home), "trigger", PLAYBOOK, "--yes", "--json")
+        took = time.monotonic() - started
+        monkeypatch.undo()
+
+        assert result.code == 4, result.output
+        (line,) = result.stderr.strip().splitlines()
+        db = home / ".playbook" / "state.db"
+        assert re.fullmatch(rf"error: the ledger {re.escape(str(db))} cannot be written \(database or disk is full\): "
+                            r"the run stopped; the ledger records what went out \('playbook status (\S+)'\); once "
+                            r"the cause is fixed, 'playbook resume \1' sends the rest", line), line
+        assert took < 20
+        # What the ledger says went out did; what went out beyond it was in flight, one per connection at most.
+        statuses = email_statuses(home)
+        mailed = {a for m in smtp.messages for a in m.rcpt_tos}
+        sent = {a for a, s in statuses.items() if s == "sent"}
+        assert sent <= mailed
+        assert {statuses[a] for a in mailed - sent} <= {"sending"}
+        assert len(mailed - sent) <= 4
+        assert smtp.count <= 100
+
+
+@pytest.mark.timeout(60)
+def test_a_task_that_dies_stops_the_run_promptly_instead_of_hanging(home: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    customers = [f"c{n}@example.com" for n in range(1000)]
+    with SmtpServer(login=None) as smtp:
+        use_email(home, smtp.host, smtp.port, customers)
+        real = Ledger.claim
+        batches = 0
+
+        def broken_third_batch(self: Ledger, keys: Sequence[str]) -> Claim:
+            nonlocal batches
+            batches += 1
+            if batches == 4:  # the first claim is the single-target deliveries'
+                raise KeyError("a bug")
+            return real(self, keys)
+
+        monkeypatch.setattr(Ledger, "claim", broken_third_batch)
+        result = run_main("--home", str(home), "trigger", PLAYBOOK, "--yes")
+        monkeypatch.undo()
+
+    assert result.code == 4, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: the run stopped: a sending task failed (KeyError: 'a bug', details in the log); "
+                           "the ledger records what went out"), line
+    assert "Traceback (most recent call last)" in (home / ".playbook" / "playbook.log").read_text()
+    assert smtp.count <= 400
+
+
+@pytest.mark.timeout(60)
+def test_a_mail_server_refusing_connections_is_down_as_a_whole_and_the_run_ends_after_retry_for(home: Path) -> None:
+    # 400 recipients over 4 connections, each retried for 2 s on its own, would take 200 s.
+    customers = [f"c{n}@example.com" for n in range(400)]
+    use_email(home, "127.0.0.1", closed_port(), customers, retry_for="2s", timeout="1s")
+    started = time.monotonic()
+    result, data = run_trigger(home, "--detected-at", "-40m")
+    took = time.monotonic() - started
+
+    assert result.code == 1, result.output
+    assert took < 15, took
+    summary = by_channel(data)[("customers", "en")]
+    assert summary["recipients"]["failed"] == len(customers)
+    assert re.fullmatch(r"cannot reach 127\.0\.0\.1:\d+: .*\(the channel stayed unreachable until the end of its "
+                        r"retries\)", summary["error"]), summary["error"]
+    assert set(email_statuses(home).values()) == {"failed"}
+
+
+def test_a_recipient_whose_language_changed_before_resume_is_not_mailed_again(home: Path) -> None:
+    customers = [f"c{n}@example.com" for n in range(20)]
+    with SmtpServer(login=None) as smtp:
+        use_email(home, smtp.host, smtp.port, customers, langs=["en", "fr"], retry_for="1s")
+        for address in customers[:5]:
+            smtp.refuse(address, 451, "4.3.0 Try again later")
+        # Detected 40 minutes ago: the window is over, so retry_for alone bounds the retries.
+        first, data = run_trigger(home, "--detected-at", "-40m")
+        assert first.code == 1, first.output
+        # Between the run and resume, the list's language column is edited for everyone.
+        use_email(home, smtp.host, smtp.port, customers, langs=["fr", "en"], retry_for="1s")
+        for address in customers[:5]:
+            smtp.allow(address)
+        resumed = run_cli("resume", data["incident"], "--json", home=home)
+
+        assert resumed.code == 0, resumed.output
+        assert Counter(a for m in smtp.messages for a in m.rcpt_tos) == dict.fromkeys(customers, 1)
+        assert set(email_statuses(home).values()) == {"sent"}
+        assert len(email_statuses(home)) == len(customers)

@@ -6,18 +6,29 @@ import json
 import multiprocessing
 import os
 import signal
+import sqlite3
+import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from playbook.errors import IncidentError, LedgerError, PlaybookError
-from playbook.ledger import Ledger, NewPost
+from playbook.errors import ClaimHeld, IncidentError, LedgerError, PlaybookError
+from playbook.ledger import (
+    SCHEMA_V1,
+    SCHEMA_VERSION,
+    Confirmation,
+    Ledger,
+    NewPost,
+    Owner,
+    delivery_key,
+    lease_from_env,
+)
 from tests.conftest import run_cli
 from tests.fakes.http import Reply, WebhookSink, use_webhooks
 
@@ -28,8 +39,17 @@ def cli_command(home: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "playbook", "--home", str(home), *args]
 
 
-def cli_env() -> dict[str, str]:
-    return {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+def cli_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **extra}
+
+
+def lease_lapsed(db: Path, incident: str) -> bool:
+    """Whether no process holds a live claim on the incident any more (its lease ran out, or it let go)."""
+    ledger = Ledger(db, readonly=True)
+    try:
+        return not ledger.holders(incident)
+    finally:
+        ledger.close()
 
 
 def statuses(db: Path) -> dict[str, str]:
@@ -68,8 +88,10 @@ def test_resume_after_a_kill_sends_what_was_unconfirmed_and_nothing_twice(home: 
             return False
         return sum(1 for key, status in found.items() if status == "sent") == len(fast)
 
-    process = subprocess.Popen(cli_command(home, "trigger", PLAYBOOK, "--yes", "--json"), env=cli_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # A short lease: after kill -9, resume takes the claims over once it has run out.
+    process = subprocess.Popen(cli_command(home, "trigger", PLAYBOOK, "--yes", "--json"),
+                               env=cli_env(PLAYBOOK_LEASE_SECONDS="3"), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
     try:
         wait_for("the fast channels to be confirmed", fast_confirmed)
         wait_for("the slow channels' requests", lambda: len(webhook_sink.requests()) == len(fast + slow))
@@ -88,6 +110,8 @@ def test_resume_after_a_kill_sends_what_was_unconfirmed_and_nothing_twice(home: 
 
     webhook_sink.delay = 0
     incident = json.loads(run_cli("status", "--json", home=home).stdout)["incidents"][0]["id"]
+    # Ctrl-C releases the claims on the way out; kill -9 leaves them to lapse.
+    wait_for("the killed trigger's lease to lapse", lambda: lease_lapsed(db, incident))
     result = run_cli("resume", incident, "--json", home=home)
 
     assert result.code == 0, result.output
@@ -106,7 +130,9 @@ def test_resume_after_a_kill_sends_what_was_unconfirmed_and_nothing_twice(home: 
 
 def test_a_second_trigger_is_refused_and_names_the_open_incident(home: Path, webhook_sink: WebhookSink) -> None:
     use_webhooks(home, webhook_sink, ["ops"])
-    first = run_cli("trigger", PLAYBOOK, "--json", home=home)
+    # One detection moment for both incidents: their ids share its minute whenever the test runs.
+    detected = (datetime.now(UTC) - timedelta(minutes=5)).isoformat(timespec="seconds")
+    first = run_cli("trigger", PLAYBOOK, "--json", "--detected-at", detected, home=home)
     incident = json.loads(first.stdout)["incident"]
     second = run_cli("trigger", PLAYBOOK, "--json", home=home)
 
@@ -118,7 +144,7 @@ def test_a_second_trigger_is_refused_and_names_the_open_incident(home: Path, web
     ]
     assert len(webhook_sink.requests()) == 2
 
-    third = run_cli("trigger", PLAYBOOK, "--new", "--json", home=home)
+    third = run_cli("trigger", PLAYBOOK, "--new", "--json", "--detected-at", detected, home=home)
     assert third.code == 0, third.output
     assert json.loads(third.stdout)["incident"] == f"{incident}-2"
     assert len(webhook_sink.requests()) == 4
@@ -287,3 +313,301 @@ def test_a_corrupt_ledger_is_one_clear_error(home: Path, webhook_sink: WebhookSi
         assert lines[0].startswith(f"error: the ledger {db} cannot be read (file is not a database); nothing was "
                                    "sent")
     assert webhook_sink.connections == 0
+
+
+# -- the claim contract: written against the Ledger's public methods only, so that any store (a PostgreSQL
+# ledger shared by several machines) can run the same tests through the `store` fixture.
+
+class Clock:
+    """A clock the test moves by hand: leases expire when the test says so, never by waiting."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+LEASE = timedelta(seconds=30)
+ANNA = Owner("laptop-anna", 8812, "laptop-anna:8812:a")
+BOB = Owner("desk-bob", 4242, "desk-bob:4242:b")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Callable[[Owner, Clock], Ledger]]:
+    """Opens one ledger as seen by an owner with a clock; every ledger it opened is closed at the end."""
+    opened: list[Ledger] = []
+
+    def open_as(owner: Owner, clock: Clock) -> Ledger:
+        ledger = Ledger(tmp_path / "state.db", clock=clock, owner=owner, lease=LEASE)
+        opened.append(ledger)
+        return ledger
+
+    yield open_as
+    for ledger in opened:
+        ledger.close()
+
+
+def recipients_post(ledger: Ledger, count: int = 4) -> tuple[str, list[str]]:
+    """An incident whose first post lists `count` email recipients (pending): its id and their keys."""
+    incident, post = ledger.create_incident(PLAYBOOK, datetime.now(UTC), _first_post(), drill=False,
+                                            allow_concurrent=True)
+    ledger.release()
+    addresses = [f"c{n}@example.com" for n in range(count)]
+    ledger.record_intents(post, [("customers", "en", a) for a in addresses])
+    return incident.id, [delivery_key(incident.id, post.seq, post.phase, "customers", "en", a) for a in addresses]
+
+
+def test_a_claim_is_taken_in_one_step_and_another_owner_is_told_who_holds_it(
+        store: Callable[[Owner, Clock], Ledger]) -> None:
+    clock = Clock()
+    anna, bob = store(ANNA, clock), store(BOB, clock)
+    _, keys = recipients_post(anna)
+
+    first = anna.claim(keys[:3])
+    second = bob.claim(keys)
+
+    assert first.taken == frozenset(keys[:3]) and not first.held
+    assert second.taken == frozenset(keys[3:])
+    assert second.held == dict.fromkeys(keys[:3], ANNA)
+    assert str(second.held[keys[0]]) == "pid 8812 on laptop-anna"
+    # The holder may claim again (a retry of its own batch): it keeps them.
+    assert anna.claim(keys[:3]).taken == frozenset(keys[:3])
+
+
+def test_only_the_holder_may_mark_a_delivery_as_sending(store: Callable[[Owner, Clock], Ledger]) -> None:
+    clock = Clock()
+    anna, bob = store(ANNA, clock), store(BOB, clock)
+    _, keys = recipients_post(anna, 1)
+    anna.claim(keys)
+
+    assert bob.mark_sending(keys[0]) is None
+    assert anna.mark_sending(keys[0]) == 1
+
+
+def test_a_renewed_lease_outlives_the_first_one_and_a_lapsed_one_is_taken_over(
+        store: Callable[[Owner, Clock], Ledger]) -> None:
+    clock = Clock()
+    anna, bob = store(ANNA, clock), store(BOB, clock)
+    _, keys = recipients_post(anna, 2)
+    anna.claim(keys)
+
+    clock.advance(20)
+    assert anna.renew() == 2
+    clock.advance(20)  # 40 s after the claim, 20 s after the renewal: still Anna's
+    assert bob.claim(keys).held == dict.fromkeys(keys, ANNA)
+
+    clock.advance(LEASE.total_seconds())  # Anna was killed: nobody renewed
+    taken = bob.claim(keys)
+    assert taken.taken == frozenset(keys) and not taken.held
+    # Anna, back from a long pause, has lost them: she may neither send nor renew them.
+    assert anna.mark_sending(keys[0]) is None
+    assert anna.renew() == 0
+    assert bob.mark_sending(keys[0]) == 1
+
+
+def test_released_claims_and_finished_deliveries(store: Callable[[Owner, Clock], Ledger]) -> None:
+    clock = Clock()
+    anna, bob = store(ANNA, clock), store(BOB, clock)
+    _, keys = recipients_post(anna, 3)
+    anna.claim(keys)
+    anna.mark_sending(keys[0])
+    anna.mark_sent(Confirmation(keys[0], "id-1", None, None, clock()))
+    anna.mark_failed(keys[1], "550 no such user", rejected=True)
+    anna.release([keys[2]])
+
+    claim = bob.claim(keys)
+
+    # Sent and rejected deliveries are finished: reported, never claimed; the released one is Bob's at once.
+    assert claim.finished == {keys[0]: "sent", keys[1]: "rejected"}
+    assert claim.taken == frozenset(keys[2:]) and not claim.held
+
+
+def test_a_post_is_claimed_by_one_owner_and_taken_over_once_its_lease_lapses(
+        store: Callable[[Owner, Clock], Ledger]) -> None:
+    clock = Clock()
+    anna, bob = store(ANNA, clock), store(BOB, clock)
+    incident, post = anna.create_incident(PLAYBOOK, datetime.now(UTC), _first_post((("x", "en", None),)),
+                                          drill=False, allow_concurrent=False)
+
+    # The creator holds the new post and its intents; another owner is refused and told by whom and how much.
+    with pytest.raises(ClaimHeld, match=f"incident {incident.id}: 1 delivery is being sent by pid 8812 on "
+                                        "laptop-anna; nothing to do here") as refused:
+        bob.claim_post(incident.id, post.seq)
+    assert refused.value.exit_status == 2
+    assert [(h.owner, h.seq, h.unconfirmed) for h in bob.holders(incident.id)] == [(ANNA, 1, 1)]
+
+    clock.advance(LEASE.total_seconds() + 1)
+    bob.claim_post(incident.id, post.seq)
+    assert bob.holders(incident.id) == []
+    assert [h.owner for h in anna.holders(incident.id)] == [BOB]
+    bob.release()
+    assert anna.holders(incident.id) == []
+
+
+def test_a_second_post_while_another_owner_publishes_is_refused_inside_the_transaction(
+        store: Callable[[Owner, Clock], Ledger]) -> None:
+    clock = Clock()
+    anna, bob = store(ANNA, clock), store(BOB, clock)
+    incident, _ = anna.create_incident(PLAYBOOK, datetime.now(UTC), _first_post(), drill=False,
+                                       allow_concurrent=False)
+    anna.release()
+    now = datetime.now(UTC)
+    update = NewPost("identified", now, now + timedelta(minutes=30), None, {}, (("x", "en", None),))
+    anna.add_post(incident.id, update)
+
+    with pytest.raises(ClaimHeld, match=rf"incident {incident.id}: post 2 is being published by pid 8812 on "
+                                        r"laptop-anna \(1 delivery not yet confirmed\); nothing was published here"):
+        bob.add_post(incident.id, update)
+    assert [p.seq for p in bob.posts(incident.id)] == [1, 2]
+    anna.release()
+    # Once Anna is gone, what she left unconfirmed is for resume, not for a new post.
+    with pytest.raises(IncidentError, match="has deliveries not yet confirmed \\(post 2\\)"):
+        bob.add_post(incident.id, update)
+
+
+def test_the_lease_length_comes_from_the_environment_and_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAYBOOK_LEASE_SECONDS", "2.5")
+    assert lease_from_env() == timedelta(seconds=2.5)
+    monkeypatch.delenv("PLAYBOOK_LEASE_SECONDS")
+    assert lease_from_env() == timedelta(seconds=60)
+    monkeypatch.setenv("PLAYBOOK_LEASE_SECONDS", "soon")
+    with pytest.raises(LedgerError, match="PLAYBOOK_LEASE_SECONDS must be a number of seconds above 0 "
+                                          "\\(it is 'soon'\\)"):
+        lease_from_env()
+
+
+# -- the schema: version 1 brought to 2 with every row kept; damage and unknown versions refused
+
+def v1_ledger(path: Path) -> None:
+    """A ledger as version 1 wrote it: a post to two recipients, one of them recorded twice in two languages
+    (its list's language column was edited between the run and a resume), once sent."""
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA_V1)
+    at = "2026-11-25T14:05:00.000+00:00"
+    db.execute("INSERT INTO meta VALUES ('schema', '1')")
+    db.execute("INSERT INTO incidents VALUES ('inc', ?, 0, 1, ?, ?, NULL, 'investigating', '{}')", (PLAYBOOK, at, at))
+    db.execute("INSERT INTO posts VALUES ('inc', 1, 'investigating', ?, ?, NULL, '{}')", (at, at))
+    rows = [("inc/1-investigating/ops/en", "ops", "en", None, "sent"),
+            ("inc/1-investigating/customers/en/ann@example.com", "customers", "en", "Ann@Example.com", "sent"),
+            ("inc/1-investigating/customers/fr/ann@example.com", "customers", "fr", "Ann@Example.com", "pending"),
+            ("inc/1-investigating/customers/fr/bo@example.com", "customers", "fr", "bo@example.com", "failed")]
+    db.executemany("INSERT INTO deliveries (key, incident, seq, phase, channel, lang, recipient, status, created_at)"
+                   " VALUES (?, 'inc', 1, 'investigating', ?, ?, ?, ?, ?)", [(*row, at) for row in rows])
+    db.commit()
+    db.close()
+
+
+def test_a_version_1_ledger_is_migrated_in_place_keeping_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    v1_ledger(path)
+
+    # Read-only readers (status, timeline) read version 1 as it is.
+    old = Ledger(path, readonly=True)
+    assert len(old.deliveries("inc")) == 4
+    old.close()
+    ledger = Ledger(path)
+
+    assert ledger.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == str(SCHEMA_VERSION)
+    assert {(r.key, r.lang, r.status) for r in ledger.deliveries("inc")} == {
+        ("inc/1-investigating/ops/en", "en", "sent"),
+        # One row per address, keyed without the language; the sent one is kept.
+        ("inc/1-investigating/customers/ann@example.com", "en", "sent"),
+        ("inc/1-investigating/customers/bo@example.com", "fr", "failed"),
+    }
+    assert [p.seq for p in ledger.posts("inc")] == [1]
+    assert ledger.incident("inc").phase == "investigating"
+    # The new columns work: the failed delivery can be claimed and resumed.
+    assert ledger.claim(["inc/1-investigating/customers/bo@example.com"]).taken
+    ledger.close()
+    # A second opening finds it current and changes nothing.
+    again = Ledger(path)
+    assert len(again.deliveries("inc")) == 3
+    again.close()
+
+
+def test_a_new_ledger_is_current_and_private(tmp_path: Path) -> None:
+    path = tmp_path / ".playbook" / "state.db"
+    ledger = Ledger(path)
+    ledger.create_incident(PLAYBOOK, datetime.now(UTC), _first_post((("x", "en", None),)), drill=False,
+                           allow_concurrent=False)
+    assert ledger.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == str(SCHEMA_VERSION)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
+    ledger.close()
+    assert modes == {"state.db": 0o600, "state.db-wal": 0o600, "state.db-shm": 0o600, "state.db.created": 0o600}
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_the_ledger_and_log_a_trigger_writes_are_readable_by_their_owner_only(home: Path,
+                                                                              webhook_sink: WebhookSink) -> None:
+    use_webhooks(home, webhook_sink, ["ops"])
+    result = run_cli("trigger", PLAYBOOK, home=home)
+
+    assert result.code == 0, result.output
+    folder = home / ".playbook"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+    assert {"state.db", "state.db.created", "playbook.log"} <= set(modes)
+    assert set(modes.values()) == {0o600}, modes
+
+
+def drop_tables(db: Path, *tables: str) -> None:
+    connection = sqlite3.connect(db)
+    for table in tables:
+        connection.execute(f"DROP TABLE {table}")
+    connection.commit()
+    connection.close()
+
+
+def set_schema(db: Path, value: str) -> None:
+    connection = sqlite3.connect(db)
+    connection.execute("UPDATE meta SET value=? WHERE key='schema'", (value,))
+    connection.commit()
+    connection.close()
+
+
+@pytest.mark.parametrize(("damage", "expected"), [
+    (lambda db: drop_tables(db, "posts", "deliveries"),
+     "is damaged: its tables posts, deliveries are missing; nothing was sent, and the tables are not made again "
+     "over what is left (that could post everything again). Restore it from backup, or, once you are sure nothing "
+     "is in flight, move it aside and delete {marker} to start a new ledger"),
+    (lambda db: drop_tables(db, "meta"), "is damaged: its table meta is missing; nothing was sent"),
+    (lambda db: set_schema(db, "7"), "was written by a newer crisis-playbook (ledger schema 7; this version knows "
+                                     "1 to 2): upgrade crisis-playbook to use it; nothing was sent"),
+    (lambda db: set_schema(db, "two"), "has an unknown schema version 'two' (this crisis-playbook knows 1 to 2): it "
+                                       "is damaged, or not a crisis-playbook ledger; nothing was sent. Restore it"),
+], ids=["tables-dropped-meta-kept", "meta-dropped", "newer-schema", "garbage-schema"])
+def test_a_ledger_missing_tables_or_of_an_unknown_schema_stops_every_command_and_is_never_rebuilt(
+        home: Path, webhook_sink: WebhookSink, damage: Callable[[Path], None], expected: str) -> None:
+    use_webhooks(home, webhook_sink, ["ops"])
+    first = run_cli("trigger", PLAYBOOK, "--json", home=home)
+    incident = json.loads(first.stdout)["incident"]
+    db = home / ".playbook" / "state.db"
+    damage(db)
+    sent = len(webhook_sink.requests())
+    before = sqlite3.connect(db)
+    tables = {r[0] for r in before.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    before.close()
+
+    for args in (("trigger", PLAYBOOK, "--new", "--yes"), ("update", incident, "--phase", "identified", "--yes"),
+                 ("resume", incident), ("status",), ("timeline", incident)):
+        result = run_cli(*args, home=home)
+        assert result.code == 2, (args, result.output)
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"error: the ledger {db} " + expected.format(marker=f"{db}.created")), line
+    assert len(webhook_sink.requests()) == sent
+    after = sqlite3.connect(db)
+    assert {r[0] for r in after.execute("SELECT name FROM sqlite_master WHERE type='table'")} == tables
+    after.close()
+
+
+def test_a_reader_meeting_a_ledger_being_created_is_told_to_try_again(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"")  # as a creating process leaves it before its first commit (no marker yet)
+
+    with pytest.raises(LedgerError, match="holds nothing yet \\(another command may be creating it right now\\): "
+                                          "run the command again in a moment"):
+        Ledger(path, readonly=True)

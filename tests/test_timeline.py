@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from playbook.home import Home
-from playbook.ledger import Ledger, NewPost
+from playbook.ledger import SCHEMA_V1, Ledger, NewPost
 from playbook.review import build_review, markdown
 from tests import test_email
 from tests.conftest import copy_example, run_cli
@@ -169,18 +169,15 @@ def test_a_ledger_from_before_the_review_columns_gains_them_and_still_reads(home
     path = home / ".playbook" / "state.db"
     path.parent.mkdir()
     old = sqlite3.connect(path)
+    old.executescript(SCHEMA_V1)
     old.executescript("""
-        CREATE TABLE incidents (id TEXT PRIMARY KEY, playbook TEXT NOT NULL, drill INTEGER NOT NULL DEFAULT 0,
-            open INTEGER NOT NULL DEFAULT 1, detected_at TEXT NOT NULL, opened_at TEXT NOT NULL, closed_at TEXT,
-            phase TEXT NOT NULL, vars TEXT NOT NULL);
-        CREATE TABLE posts (incident TEXT NOT NULL, seq INTEGER NOT NULL, phase TEXT NOT NULL,
-            issued_at TEXT NOT NULL, deadline TEXT NOT NULL, next_update_at TEXT, vars TEXT NOT NULL,
-            PRIMARY KEY (incident, seq));
+        INSERT INTO meta VALUES ('schema', '1');
         INSERT INTO incidents VALUES ('old-1', 'whatsapp-outage', 0, 1, '2026-11-25T04:00:00+00:00',
             '2026-11-25T04:05:00+00:00', NULL, 'investigating', '{}');
         INSERT INTO posts VALUES ('old-1', 1, 'investigating', '2026-11-25T04:05:00+00:00',
             '2026-11-25T04:30:00+00:00', NULL, '{}');
     """)
+    old.commit()
     old.close()
     readonly = Ledger(path, readonly=True)
     assert readonly.incident("old-1").operator is None and readonly.posts("old-1")[0].texts is None

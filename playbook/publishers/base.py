@@ -75,6 +75,9 @@ class Failure:
     retry_at: datetime | None = None
     # A permanent refusal of one recipient (SMTP 5xx): recorded, never retried, not a channel failure.
     rejected: bool = False
+    # The channel's server could not be reached at all (connection refused): the whole channel is down, and
+    # a per-recipient channel is retried as a whole rather than recipient by recipient.
+    unreachable: bool = False
 
 
 @dataclass(frozen=True)

@@ -398,11 +398,11 @@ class EmailPublisher(ListedPublisher[EmailConfig]):
             return Failure(f"no TLS session with {where} ({tls.reason or tls}): check the settings 'security' and "
                            f"'port' of {channel} (starttls is usually 587, ssl 465)", retryable=False)
         if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
-            return Failure(f"{where} did not answer in time", retryable=True)
+            return Failure(f"{where} did not answer in time", retryable=True, unreachable=True)
         if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500:
             return Failure(f"{where} refused us ({exc.code} {exc.message})", retryable=False)
         if isinstance(exc, aiosmtplib.SMTPResponseException | OSError):
-            return Failure(f"cannot reach {where}: {_said(exc)}", retryable=True)
+            return Failure(f"cannot reach {where}: {_said(exc)}", retryable=True, unreachable=True)
         # STARTTLS or AUTH missing from the server: the settings do not match it.
         return Failure(f"{where}: {_said(exc)}; check the settings 'security' and 'username' of {channel}",
                        retryable=False)

@@ -100,6 +100,8 @@ def rounds(tmp_path: Path) -> Iterator[Generator[Round]]:
 
 def trigger_process(home: Path) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PLAYBOOK_HOME", "PLAYBOOK_STATE")}
+    # A short lease: the claims of a killed trigger lapse soon, and resume takes them over.
+    env["PLAYBOOK_LEASE_SECONDS"] = "1"
     return subprocess.Popen([sys.executable, "-m", "playbook", "--home", str(home), "trigger", PLAYBOOK, "--yes",
                              "--json"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -136,6 +138,20 @@ def full_run_seconds(tmp_path_factory: pytest.TempPathFactory) -> float:
     return took
 
 
+def wait_for_lease(db: Path, incident: str, timeout: float = 30) -> None:
+    """Wait until no process holds a live claim on the incident (the killed trigger's lease has lapsed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ledger = Ledger(db, readonly=True)
+        try:
+            if not ledger.holders(incident):
+                return
+        finally:
+            ledger.close()
+        assert time.monotonic() < deadline, "the killed trigger's claims never lapsed"
+        time.sleep(0.1)
+
+
 def finish(round_: Round) -> None:
     """Bring the incident to an end as a user would: resume it (again if needed), or trigger again."""
     incident = incident_of(round_.db)
@@ -143,6 +159,7 @@ def finish(round_: Round) -> None:
         result = run_cli("trigger", PLAYBOOK, "--yes", home=round_.home)
         assert result.code == 0, result.output
         return
+    wait_for_lease(round_.db, incident)
     for _ in range(3):
         result = run_cli("resume", incident, "--json", home=round_.home)
         if result.code == 0 or "nothing left to send" in result.stderr:
@@ -190,7 +207,8 @@ def check_round(round_: Round, at_kill: list[DeliveryRow]) -> None:
     assert sorted(line["key"] for line in lines) == sorted(row.key for row in by_channel["archive"].values())
 
 
-@pytest.mark.timeout(110)
+# Each round waits for the killed trigger's lease to lapse (about a second) before resuming.
+@pytest.mark.timeout(150)
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_kill_9_at_random_moments_then_resume_serves_everyone_and_repeats_only_what_was_in_flight(
         seed: int, rounds: Iterator[Round], full_run_seconds: float) -> None:

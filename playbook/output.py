@@ -256,7 +256,7 @@ def faq(p: Any, lang: str, fmt: str | None = None) -> None:
     if fmt == "md":
         parts = [f"# {p.name[lang]}"]
         parts += [f"## {n}. {e.question[lang]}\n\n{e.answer[lang].strip()}" for n, e in enumerate(p.faq, start=1)]
-        sys.stdout.write(secrets.redact("\n\n".join(parts) + "\n"))
+        sys.stdout.write(secrets.redact(_inert("\n\n".join(parts)) + "\n"))
         return
     console = _console()
     console.print(Text(_inert(p.name[lang]), style="bold"))
@@ -274,7 +274,7 @@ def checklist(p: Any, phase: str | None, lang: str, fmt: str | None = None) -> N
     if fmt == "md":
         parts = [f"## {name}\n\n" + ("\n".join(f"- [ ] {step}" for step in steps) or "(no manual steps)")
                  for name, steps in phases.items()]
-        sys.stdout.write(secrets.redact("\n\n".join(parts) + "\n"))
+        sys.stdout.write(secrets.redact(_inert("\n\n".join(parts)) + "\n"))
         return
     console = _console()
     for name, steps in phases.items():

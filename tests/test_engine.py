@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import time
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from playbook.engine import backoff
+from playbook.engine import RateLimiter, backoff
 from playbook.errors import LedgerWriteError
 from playbook.home import Home
 from playbook.incidents import Session, trigger
@@ -376,3 +377,20 @@ def test_a_recipient_whose_language_changed_before_resume_is_not_mailed_again(ho
         assert Counter(a for m in smtp.messages for a in m.rcpt_tos) == dict.fromkeys(customers, 1)
         assert set(email_statuses(home).values()) == {"sent"}
         assert len(email_statuses(home)) == len(customers)
+
+
+def test_the_rate_limiter_gives_each_start_a_slot_one_interval_after_the_last(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def four_starts() -> None:
+        limiter = RateLimiter(4)
+        monkeypatch.setattr(asyncio, "sleep", record)
+        await asyncio.gather(*(limiter.wait() for _ in range(4)))
+
+    asyncio.run(four_starts())
+    # The first starts at once; the others wait 0.25 s more each, asked for together as a burst would be.
+    assert [round(w, 2) for w in sorted(waits)] == [0.25, 0.5, 0.75]

@@ -144,7 +144,7 @@ def _rehearse_one(home: Home, playbook_id: str, *, offline: bool, check_links: b
     _check_window(home, playbook, channels, record, checked)
     if drill:
         live = [n for n in playbook.channel_names() if n in channels.raw]
-        if not used:
+        if not any(channels.sandbox_of(n) is not None for n in live):
             record.add("drill", "drill through the sandbox channels", False,
                        "nothing to drill: channels.yaml has no `drill:` section mapping this playbook's channels "
                        f"({', '.join(live) or 'none'}) to sandbox channels: add one (`drill:` then "
@@ -155,10 +155,13 @@ def _rehearse_one(home: Home, playbook_id: str, *, offline: bool, check_links: b
 
 
 def _channels_used(playbook: Playbook, channels: Channels, drill: bool) -> list[str]:
+    """The channels to check: the live ones always (a drill adds to a rehearsal, it never hides a live channel's
+    missing credentials), and with `drill` the sandboxes that stand in for them."""
     names = [n for n in playbook.channel_names() if n in channels.raw]
     if not drill:
         return names
-    return [sandbox for n in names if (sandbox := channels.sandbox_of(n)) is not None]
+    sandboxes = [sandbox for n in names if (sandbox := channels.sandbox_of(n)) is not None]
+    return list(dict.fromkeys([*names, *sandboxes]))
 
 
 def _check_variables(playbook: Playbook, record: _Recorder) -> None:
@@ -275,8 +278,11 @@ def _check_window(home: Home, playbook: Playbook, channels: Channels, record: _R
             continue
         languages = [lang for lang in playbook.languages if lang in publisher.languages()]
         messages = publisher.recipient_count() if publisher.per_recipient else len(languages)
-        # A drill runs through the sandbox: its pace stands for the live channel's until a real run is newer.
+        # A drill runs through the sandbox: its pace stands for the live channel's until a real run is newer, but
+        # only a sandbox of the same type (a local SMTP server for email): writing a file says nothing of SMTP.
         sandbox = channels.sandbox_of(name)
+        if sandbox is not None and channels.type_of(sandbox) != channels.type_of(name):
+            sandbox = None
         known = [(channel, paces[channel]) for channel in (name, sandbox) if channel and channel in paces]
         pace = max(known, key=lambda item: item[1][4], default=None)
         budget, source = _budget(publisher, messages or 0, pace, checked.get(name))

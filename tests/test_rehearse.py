@@ -294,3 +294,36 @@ def test_the_budget_names_its_source_and_rate_caps_a_fast_measured_pace(
     assert budget.seconds == 12.5 and source == "timed check, measured 2026-11-30 06:10 UTC"
     budget, source = _budget(publisher, 100, None, None)
     assert budget.seconds == 10 and source == "default: 0.25 s per message for this channel type"
+
+
+def test_a_drill_rehearsal_still_checks_the_live_channels_credentials(home: Path, tmp_path: Path) -> None:
+    channels = home / "channels.yaml"
+    channels.write_text(channels.read_text() + "\n  ops:\n    type: webhook\n    url: ${OPS_HOOK_URL}\n"
+                        + SANDBOXES + "  ops: x-sandbox\n")
+    playbook = home / "playbooks/whatsapp-outage.yaml"
+    playbook.write_text(playbook.read_text().replace("channels: [x, website, customers]",
+                                                     "channels: [x, website, customers, ops]", 1))
+    result = run_cli("rehearse", "--offline", "--drill", "--junit", str(tmp_path / "r.xml"), home=home)
+    # The drill goes through the sandbox, but on the day the live webhook needs its URL: --drill adds checks,
+    # it never hides a live channel's missing secret.
+    assert result.code == 1, result.output
+    _, _, _, names = _junit_counts(tmp_path / "r.xml")
+    assert "$OPS_HOOK_URL set (channel 'ops')" in names
+
+
+def test_a_sandbox_of_another_type_lends_no_pace_to_the_live_channel(home: Path, tmp_path: Path) -> None:
+    channels = home / "channels.yaml"
+    channels.write_text(channels.read_text().replace("drill:", "  customers-console: {type: console}\ndrill:")
+                        + SANDBOXES.replace("drill:", "  customers-console: {type: console}\ndrill:")
+                        + "  customers: customers-console\n")
+    assert run_cli("trigger", "whatsapp-outage", "--drill", "--yes", home=home).code == 0
+    result = run_cli("rehearse", "--offline", "--report", str(tmp_path / "r.md"), home=home)
+    assert result.code == 0, result.output
+    rows = {line.split("|")[1].strip(): line for line in (tmp_path / "r.md").read_text().splitlines()
+            if line.startswith("| ") and line.count("|") > 4}
+    customers = next(line for name, line in rows.items() if name.startswith("customers"))
+    x = next(line for name, line in rows.items() if name.startswith("x"))
+    # Printing on a terminal says nothing of how fast the live channel goes; a file sandbox does stand for a file
+    # channel (as a local SMTP sandbox stands for email).
+    assert "customers-console" not in customers and "default:" in customers, customers
+    assert "'x-sandbox'" in x, x

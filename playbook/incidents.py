@@ -87,7 +87,10 @@ def build_plan(session: Session, playbook: Playbook, phase: str, variables: dict
                 skipped = "no sandbox channel for this channel in channels.yaml 'drill:' (skipped in a drill)"
             else:
                 target, stands_in_for = sandbox, name
-        publisher = channels.publisher(target, playbook.languages, offline=offline)
+        # In a drill the live channel is only measured against, never sent to: its secrets need not be set.
+        live = channels.publisher(name, playbook.languages, offline=True) if drill else None
+        publisher = live if skipped and live is not None else channels.publisher(target, playbook.languages,
+                                                                                  offline=offline)
         languages = [lang for lang in playbook.languages if lang in publisher.languages()]
         plan = ChannelPlan(target, channels.type_of(target), publisher, languages, skipped=skipped,
                            stands_in_for=stands_in_for)
@@ -112,14 +115,27 @@ def build_plan(session: Session, playbook: Playbook, phase: str, variables: dict
             # one when there is none); the engine renders each recipient's own while sending.
             message = composer.message(phase, lang, variables, context, publisher, first.get(lang))
             measures = composer.measure(message, publisher)
-            for measured in measures:
-                if not measured.measure.ok:
-                    raise PlaybookError(
-                        f"{composer.renderer.shown(composer.template(phase, lang))}: block '{measured.block}' is "
-                        f"too long for channel '{target}': {measured.measure}; nothing was sent"
-                    )
+            checked = [(target, measures)]
+            if live is not None and live is not publisher:
+                # A drill passes only what the live channel would take: the sandbox's limits are not the day's.
+                measures = composer.measure(composer.message(phase, lang, variables, context, live,
+                                                             first.get(lang)), live)
+                checked.append((name, measures))
+            for channel, channel_measures in checked:
+                for measured in channel_measures:
+                    if not measured.measure.ok:
+                        raise PlaybookError(
+                            f"{composer.renderer.shown(composer.template(phase, lang))}: block '{measured.block}' "
+                            f"is too long for channel '{channel}': {measured.measure}; nothing was sent"
+                        )
             plan.measures[lang] = measures
             plan.messages[lang] = message
+    if drill and plans and all(plan.skipped for plan in plans):
+        raise PlaybookError(
+            f"nothing to drill: channels.yaml has no `drill:` section mapping the channels of playbook "
+            f"'{playbook.id}' phase '{phase}' ({', '.join(p.name for p in plans)}) to sandbox channels: add one "
+            "(`drill:` then `<live channel>: <sandbox channel>`), or run without --drill; nothing was sent"
+        )
     return PostPlan(playbook.id, phase, incident_id, deadline, composer, context, variables, plans, drill)
 
 

@@ -327,3 +327,27 @@ def test_a_sandbox_of_another_type_lends_no_pace_to_the_live_channel(home: Path,
     # channel (as a local SMTP sandbox stands for email).
     assert "customers-console" not in customers and "default:" in customers, customers
     assert "'x-sandbox'" in x, x
+
+
+def test_a_drill_with_nothing_to_drill_is_refused_and_records_nothing(home: Path) -> None:
+    result = run_cli("trigger", "whatsapp-outage", "--drill", "--yes", home=home)
+    assert result.code == 2, result.output
+    assert result.stderr.startswith("error: nothing to drill: channels.yaml has no `drill:` section")
+    assert "Everything went out" not in result.output
+    assert not (home / ".playbook" / "state.db").exists()
+
+
+def test_a_drill_measures_each_text_against_the_live_channel_it_stands_in_for(home: Path) -> None:
+    channels = home / "channels.yaml"
+    channels.write_text(channels.read_text().replace(
+        "  x:\n    type: file\n    path: outbox/x.jsonl",
+        "  x:\n    type: x\n    consumer_key: ${X_CONSUMER_KEY}\n    consumer_secret: ${X_CONSUMER_SECRET}\n"
+        "    access_token: ${X_ACCESS_TOKEN}\n    access_token_secret: ${X_ACCESS_TOKEN_SECRET}") + SANDBOXES)
+    template = home / "templates/whatsapp-outage/investigating.fr.j2"
+    template.write_text(template.read_text().replace("{% block short %}", "{% block short %}" + "Long. " * 60))
+    for how in ("--dry-run", "--yes"):
+        # The live X credentials are not needed to drill, but its limit is: the sandbox file would take anything.
+        result = run_cli("trigger", "whatsapp-outage", "--drill", how, home=home)
+        assert result.code == 2, result.output
+        assert re.search(r"block 'short' is too long for channel 'x': \d{3}/280 weighted characters", result.stderr)
+    assert not (home / "outbox" / "x-drill.jsonl").exists()

@@ -23,6 +23,8 @@ class _State:
     home: Path | None = None
     state: Path | None = None
     debug: bool = False
+    # The interruption was already explained, with the incident's id.
+    told_interrupt: bool = False
 
 
 STATE = _State()
@@ -215,13 +217,22 @@ def _confirm(yes: bool, as_json: bool) -> Any:
 def _publish(run: Callable[[Any], Any], *, as_json: bool, quiet: bool) -> None:
     """Run a publishing command under the live view, show its outcome(s) and exit 0 only if all went out."""
     from playbook import output
+    from playbook.errors import ExitStatus
 
     observer = output.live_observer(as_json or quiet)
     try:
         result = run(observer)
+    except KeyboardInterrupt:
+        observer.stop()
+        # Once the publishing has started, the hint names the incident: the commands work as printed.
+        incident = getattr(observer, "incident", None)
+        if incident is not None:
+            STATE.told_interrupt = True
+            output.error(f"interrupted: 'playbook status {incident}' shows what went out; "
+                         f"'playbook resume {incident}' finishes")
+        _exit(ExitStatus.INTERRUPTED)
     finally:
         observer.stop()
-    from playbook.errors import ExitStatus
 
     outcomes = result if isinstance(result, list) else [result]
     output.outcomes(outcomes, as_json=as_json)
@@ -398,7 +409,7 @@ def main() -> None:
         sys.exit(int(exc.exit_status))
     except SystemExit as exc:
         # typer turns Ctrl-C into a silent exit 130; mid-publish, the user must learn how to finish.
-        if exc.code == 130:
+        if exc.code == 130 and not STATE.told_interrupt:
             from playbook import output
 
             output.error("interrupted: run 'playbook status' to see what went out, 'playbook resume' to finish")

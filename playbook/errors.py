@@ -20,6 +20,8 @@ class ExitStatus(IntEnum):
     DECLINED = 3
     # The run could not go on (the ledger cannot be written, a sending task crashed): the ledger says what went out.
     STOPPED = 4
+    # Ctrl-C: what went out is in the ledger; `resume` finishes.
+    INTERRUPTED = 130
 
 
 class PlaybookError(Exception):

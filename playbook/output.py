@@ -372,6 +372,7 @@ class LiveView:
 
     def planned(self, plan: Any, totals: dict[tuple[str, str], int]) -> None:
         self.plan = plan
+        self.incident: str | None = plan.incident_id
         expected = {(c.name, lang): n for c in plan.channels for lang, n in c.recipients_by_lang.items()}
         for key, total in totals.items():
             self.rows[key] = self._row(total, expected.get(key, 0))
@@ -458,8 +459,10 @@ def _pace(done: int, total: int, since: datetime, deadline: datetime | None) -> 
 
 
 class _Quiet:
+    incident: str | None = None
+
     def planned(self, plan: Any, totals: dict[tuple[str, str], int]) -> None:
-        return None
+        self.incident = plan.incident_id
 
     def event(self, event: Any) -> None:
         return None

@@ -98,10 +98,12 @@ def test_resume_after_a_kill_sends_what_was_unconfirmed_and_nothing_twice(home: 
     finally:
         os.kill(process.pid, sig)
         _, stderr = process.communicate(timeout=10)
+    incident = json.loads(run_cli("status", "--json", home=home).stdout)["incidents"][0]["id"]
     if sig == signal.SIGINT:
         assert process.returncode == 130
-        assert "error: interrupted: run 'playbook status' to see what went out, 'playbook resume' to finish" \
-            in stderr
+        # The hint names the incident: both commands work as printed.
+        assert (f"error: interrupted: 'playbook status {incident}' shows what went out; 'playbook resume "
+                f"{incident}' finishes") in stderr
     at_kill = statuses(db)
     confirmed = {key for key, status in at_kill.items() if status == "sent"}
     unconfirmed = set(at_kill) - confirmed
@@ -109,7 +111,6 @@ def test_resume_after_a_kill_sends_what_was_unconfirmed_and_nothing_twice(home: 
     assert {status for key, status in at_kill.items() if key in unconfirmed} == {"sending"}
 
     webhook_sink.delay = 0
-    incident = json.loads(run_cli("status", "--json", home=home).stdout)["incidents"][0]["id"]
     # Ctrl-C releases the claims on the way out; kill -9 leaves them to lapse.
     wait_for("the killed trigger's lease to lapse", lambda: lease_lapsed(db, incident))
     result = run_cli("resume", incident, "--json", home=home)

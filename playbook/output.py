@@ -68,15 +68,16 @@ def zone(name: str | None) -> tzinfo:
         return UTC
 
 
-def _when(moment: datetime | None, tz: tzinfo = UTC, seconds: bool = False) -> str:
-    """`05:32 CET` today, `2026-11-29 05:32 CET` another day: the playbook's clock, labelled."""
+def _when(moment: datetime | None, tz: tzinfo = UTC, seconds: bool = False, *, label: bool = True) -> str:
+    """`05:32 CET` today, `2026-11-29 05:32 CET` another day: the playbook's clock, labelled (unless a table's
+    heading carries the label)."""
     if moment is None:
         return "-"
     local = moment.astimezone(tz)
     shown = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
     if local.date() != datetime.now(tz).date():
         shown = f"{local:%Y-%m-%d} {shown}"
-    return f"{shown} {local.tzname()}"
+    return f"{shown} {local.tzname()}" if label else shown
 
 
 def _plan_zone(plan: Any) -> tzinfo:
@@ -100,7 +101,8 @@ def _table(*columns: str) -> Table:
     """A compact table that fits 60 columns; whatever must stay whole (links, errors) goes below it."""
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False)
     for name in columns:
-        table.add_column(name, no_wrap=name in ("channel", "lang", "post"))
+        # Words that wrap read as two (a time under its zone, "already-" over "sent"): only free text may.
+        table.add_column(name, no_wrap=name not in ("length", "detail"))
     return table
 
 
@@ -501,7 +503,9 @@ def _result_table(result: Any, tz: tzinfo, console: Console) -> None:
     _parts(console, result.incident, result.phase, "DRILL" if result.drill else "",
            f"deadline {_when(result.deadline, tz)}")
     # "took" is counted from the start of this run: in a drill, it is what the window budget is made of.
-    table = _table("channel", "lang", "status", "at", "took", "window", "tries")
+    # The zone labels the column, not each cell: a time never wraps under itself at 60 columns.
+    table = _table("channel", "lang", "status", f"at {result.deadline.astimezone(tz).tzname()}", "took", "window",
+                   "tries")
     colours = {"sent": "green", "already-sent": "green", "failed": "red", "skipped": "yellow", "rejected": "yellow"}
     details: list[tuple[str, str, str]] = []
     for d in result.deliveries:
@@ -514,7 +518,7 @@ def _result_table(result: Any, tz: tzinfo, console: Console) -> None:
                       + (f", {r['rejected']:,} refused" if r["rejected"] else "")
                       + (f": {d.error}" if d.error else ""))
         took = _seconds(d.sent_at - result.started_at) if d.sent_at and d.status == "sent" else ""
-        at = _when(d.sent_at, tz) if d.sent_at else ""
+        at = _when(d.sent_at, tz, label=False) if d.sent_at else ""
         tries = "" if d.recipients else str(d.attempts or "")
         table.add_row(d.channel, d.lang, Text(d.status, style=colours.get(d.status, "")), at, took, window, tries)
         if detail:
@@ -628,14 +632,15 @@ def _delivery_table(deliveries: Sequence[Any], tz: tzinfo, console: Console) -> 
         posts.setdefault((d.seq, d.phase), []).append(d)
     for (seq, phase), rows in posts.items():
         console.print(Text(f"post {seq} · {phase}", style="bold"))
-        table = _table("channel", "lang", "status", "sent at", "window")
+        label = datetime.now(tz).tzname()
+        table = _table("channel", "lang", "status", f"sent at {label}", "window")
         details: list[tuple[str, str, str]] = []
         for d in rows:
             detail = d.error or d.url or d.remote_id or d.note or ""
             if d.recipients:
                 detail = ", ".join(f"{n:,} {s}" for s, n in d.recipients.items() if s != "total")
             window = "" if d.within_window is None else ("met" if d.within_window else "missed")
-            table.add_row(d.channel, d.lang, d.status, _when(d.sent_at, tz) if d.sent_at else "", window)
+            table.add_row(d.channel, d.lang, d.status, _when(d.sent_at, tz, label=False) if d.sent_at else "", window)
             if detail:
                 details.append((f"{seq}. {d.channel}", d.lang, detail))
         console.print(table)

@@ -97,6 +97,9 @@ def test_yes_publishes_and_the_result_table_replaces_the_live_view_at_60_columns
     # The live view is gone from the screen; the final table is there once, links whole below it.
     assert "Publishing" not in screen
     assert len(re.findall(r"^(ops|partners) +(fr|en) +sent ", screen, re.MULTILINE)) == 4
+    # Each row whole on its line, its time included: nothing wraps under itself (the zone heads the column).
+    whole_row = r"^(ops|partners) +(fr|en) +sent +\d\d:\d\d +\d+\.\ds +met +1 *$"
+    assert len(re.findall(whole_row, screen, re.MULTILINE)) == 4, screen
     # Both languages go to /ops at once: either may get the long link.
     assert re.search(rf"^ops (fr|en): {re.escape(LONG_URL)}$", session.stream, re.MULTILINE), session.stream
 

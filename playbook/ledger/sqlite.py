@@ -1,6 +1,8 @@
-"""The ledger in one SQLite file (see contract.Ledger for what it guarantees); every write is its own short
-transaction, BEGIN IMMEDIATE, so that processes sharing the file are serialised before they post, and WAL, so
-that readers never wait."""
+"""The SQLite store: the ledger in one file (contract.Ledger says what every store guarantees).
+
+Every write is its own short transaction, BEGIN IMMEDIATE, so that processes sharing the file are serialised
+before they post; the file is in WAL mode, so that readers never wait.
+"""
 
 from __future__ import annotations
 

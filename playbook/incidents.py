@@ -15,7 +15,7 @@ from playbook.compose import Composer
 from playbook.engine import ChannelPlan, Engine, Observer, PostPlan, PostResult, recipient_language
 from playbook.errors import ClaimHeld, IncidentError, PlaybookError, did_you_mean
 from playbook.home import Home
-from playbook.ledger import Incident, Ledger, NewPost, created_marker, publishing, utcnow
+from playbook.ledger import Incident, Ledger, NewPost, created_marker, open_ledger, publishing, utcnow
 from playbook.model import Playbook
 from playbook.publishers.base import Recipient
 from playbook.timeparse import parse_detection
@@ -47,7 +47,7 @@ class Session:
     def ledger(self, *, create: bool = False, readonly: bool = False) -> Ledger:
         """The ledger; a writable one also opens the log file beside it (`playbook.log`)."""
         if self._ledger is None:
-            self._ledger = Ledger(self.home.state_path, create=create, readonly=readonly)
+            self._ledger = open_ledger(self.home.state_path, create=create, readonly=readonly)
             if not readonly:
                 logs.attach(self.home.state_path.with_name("playbook.log"))
         return self._ledger
@@ -291,7 +291,7 @@ def publish_phase(session: Session, incident_id: str, phase: str | None, given: 
 
 def close_drill(home: Home, incident_id: str) -> None:
     """A rehearsal's drill is over once published: close it so it never blocks the next one."""
-    ledger = Ledger(home.state_path, create=False)
+    ledger = open_ledger(home.state_path, create=False)
     try:
         if ledger.incident(incident_id).drill:
             ledger.close_incident(incident_id)
@@ -438,7 +438,7 @@ class RehearsalView:
 
 def rehearsal_status(home: Home) -> list[RehearsalView]:
     """When each playbook was last rehearsed, and whether that is older than its `rehearse_every`."""
-    ledger = Ledger(home.state_path, readonly=True) if home.state_path.exists() else None
+    ledger = open_ledger(home.state_path, readonly=True) if home.state_path.exists() else None
     views = []
     try:
         for playbook_id in home.playbook_ids():

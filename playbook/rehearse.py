@@ -16,7 +16,7 @@ from playbook.compose import Composer
 from playbook.errors import PlaybookError
 from playbook.home import Home
 from playbook.incidents import Session, close_drill, trigger
-from playbook.ledger import Ledger, utcnow
+from playbook.ledger import open_ledger, utcnow
 from playbook.limits import URL
 from playbook.model import Playbook
 from playbook.publishers.base import Budget, Publisher
@@ -103,7 +103,7 @@ def rehearse(home: Home, ids: Sequence[str], *, offline: bool = False, check_lin
     results = []
     for playbook_id in ids or home.playbook_ids():
         results.append(_rehearse_one(home, playbook_id, offline=offline, check_links=check_links, drill=drill))
-    ledger = Ledger(home.state_path, create=True)
+    ledger = open_ledger(home.state_path, create=True)
     try:
         for result in results:
             ledger.record_rehearsal(result.playbook, result.ok, result.summary())
@@ -350,7 +350,7 @@ def _fix(budget: Budget, window: float) -> str:
 def _paces(home: Home) -> dict[str, Pace]:
     if not home.state_path.exists():
         return {}
-    ledger = Ledger(home.state_path, create=False, readonly=True)
+    ledger = open_ledger(home.state_path, create=False, readonly=True)
     try:
         return ledger.channel_paces()
     finally:

@@ -19,7 +19,7 @@ from playbook.engine import RateLimiter, backoff
 from playbook.errors import LedgerWriteError
 from playbook.home import Home
 from playbook.incidents import Session, trigger
-from playbook.ledger import Claim, Ledger
+from playbook.ledger import Claim, SqliteLedger, open_ledger
 from playbook.starter import write_starter
 from tests.conftest import by_channel, run_cli, run_main, run_trigger, write
 from tests.fakes.http import SECRET, Reply, WebhookSink, use_webhooks
@@ -71,7 +71,7 @@ def test_each_request_is_signed_and_carries_the_ledger_key(home: Path, webhook_s
     result, data = run_trigger(home)
 
     assert result.code == 0, result.output
-    keys = {row.key for row in Ledger(home / ".playbook" / "state.db", readonly=True).deliveries(data["incident"])}
+    keys = {row.key for row in open_ledger(home / ".playbook" / "state.db", readonly=True).deliveries(data["incident"])}
     received = webhook_sink.requests()
     assert len(received) == 4
     for request in received:
@@ -265,7 +265,7 @@ def use_email(home: Path, host: str, port: int, customers: list[str], langs: lis
 
 
 def email_statuses(home: Path) -> dict[str, str]:
-    ledger = Ledger(home / ".playbook" / "state.db", readonly=True)
+    ledger = open_ledger(home / ".playbook" / "state.db", readonly=True)
     try:
         return {row.recipient: row.status for i in ledger.all_incidents() for row in ledger.deliveries(i.id)
                 if row.channel == "customers" and row.recipient}
@@ -280,16 +280,16 @@ def test_a_ledger_write_failing_mid_list_stops_the_run_at_once_with_one_line(
     with SmtpServer(login=None) as smtp:
         use_email(home, smtp.host, smtp.port, customers)
         marks = 0
-        real = Ledger.mark_sending
+        real = SqliteLedger.mark_sending
 
-        def full_after_100(self: Ledger, key: str, **kwargs: Any) -> int | None:
+        def full_after_100(self: SqliteLedger, key: str, **kwargs: Any) -> int | None:
             nonlocal marks
             marks += 1
             if marks > 100:
                 raise LedgerWriteError(f"the ledger {self.path} cannot be written (database or disk is full)")
             return real(self, key, **kwargs)
 
-        monkeypatch.setattr(Ledger, "mark_sending", full_after_100)
+        monkeypatch.setattr(SqliteLedger, "mark_sending", full_after_100)
         started = time.monotonic()
         result = run_main("--home", str(home), "trigger", PLAYBOOK, "--yes", "--json")
         took = time.monotonic() - started
@@ -318,17 +318,17 @@ def test_a_task_that_dies_stops_the_run_promptly_instead_of_hanging(home: Path,
     customers = [f"c{n}@example.com" for n in range(1000)]
     with SmtpServer(login=None) as smtp:
         use_email(home, smtp.host, smtp.port, customers)
-        real = Ledger.claim
+        real = SqliteLedger.claim
         batches = 0
 
-        def broken_third_batch(self: Ledger, keys: Sequence[str]) -> Claim:
+        def broken_third_batch(self: SqliteLedger, keys: Sequence[str]) -> Claim:
             nonlocal batches
             batches += 1
             if batches == 4:  # the first claim is the single-target deliveries'
                 raise KeyError("a bug")
             return real(self, keys)
 
-        monkeypatch.setattr(Ledger, "claim", broken_third_batch)
+        monkeypatch.setattr(SqliteLedger, "claim", broken_third_batch)
         result = run_main("--home", str(home), "trigger", PLAYBOOK, "--yes")
         monkeypatch.undo()
 

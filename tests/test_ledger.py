@@ -26,8 +26,11 @@ from playbook.ledger import (
     Ledger,
     NewPost,
     Owner,
+    SqliteLedger,
     delivery_key,
     lease_from_env,
+    open_ledger,
+    utcnow,
 )
 from tests.conftest import run_cli
 from tests.fakes.http import Reply, WebhookSink, use_webhooks
@@ -45,7 +48,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 def lease_lapsed(db: Path, incident: str) -> bool:
     """Whether no process holds a live claim on the incident any more (its lease ran out, or it let go)."""
-    ledger = Ledger(db, readonly=True)
+    ledger = open_ledger(db, readonly=True)
     try:
         return not ledger.holders(incident)
     finally:
@@ -54,7 +57,7 @@ def lease_lapsed(db: Path, incident: str) -> bool:
 
 def statuses(db: Path) -> dict[str, str]:
     """Every delivery key of the ledger and its status, read the way `status` reads it."""
-    ledger = Ledger(db, readonly=True)
+    ledger = open_ledger(db, readonly=True)
     try:
         return {row.key: row.status for i in ledger.all_incidents() for row in ledger.deliveries(i.id)}
     finally:
@@ -70,6 +73,9 @@ def wait_for(condition: str, check: Callable[[], bool], timeout: float = 15) -> 
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {condition}")
 
+
+# -- through the command line, on the home's ledger (its default store, a SQLite file: the lost and corrupt
+# ledgers below are files deleted or overwritten)
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_resume_after_a_kill_sends_what_was_unconfirmed_and_nothing_twice(home: Path, webhook_sink: WebhookSink,
@@ -165,72 +171,11 @@ def test_two_triggers_at_the_same_instant_open_one_incident(home: Path, webhook_
     winner = next(json.loads(out) for code, out, _ in done if code == 0)
     loser = next(err for code, _, err in done if code == 2)
     assert f"already has an open incident: {winner['incident']}" in loser
-    ledger = Ledger(home / ".playbook" / "state.db", readonly=True)
+    ledger = open_ledger(home / ".playbook" / "state.db", readonly=True)
     assert [i.id for i in ledger.all_incidents()] == [winner["incident"]]
     ledger.close()
     assert len(webhook_sink.keys()) == 6
     assert set(webhook_sink.keys().values()) == {1}
-
-
-def _first_post(intents: tuple[tuple[str, str, str | None], ...] = ()) -> NewPost:
-    now = datetime.now(UTC)
-    return NewPost("investigating", now, now + timedelta(minutes=30), None, {}, intents)
-
-
-def test_an_incident_its_first_post_and_intents_are_recorded_together(tmp_path: Path) -> None:
-    # One transaction: a process killed right after opening leaves pending intents that resume finishes.
-    ledger = Ledger(tmp_path / "state.db")
-    incident, post = ledger.create_incident(PLAYBOOK, datetime.now(UTC), _first_post((("x", "fr", None),
-                                                                                        ("x", "en", None))),
-                                            drill=False, allow_concurrent=False)
-    rows = ledger.deliveries(incident.id)
-    assert [(r.seq, r.channel, r.lang, r.status) for r in rows] == [(1, "x", "en", "pending"),
-                                                                    (1, "x", "fr", "pending")]
-    assert ledger.unfinished_posts(incident.id) == [post.seq]
-    ledger.close()
-
-
-def test_the_ledger_refuses_a_second_open_incident_inside_its_transaction(tmp_path: Path) -> None:
-    # Two processes may both pass the early check; the insert itself must still refuse the second.
-    path = tmp_path / "state.db"
-    first, second = Ledger(path), Ledger(path)
-    detected = datetime.now(UTC)
-    opened, _ = first.create_incident(PLAYBOOK, detected, _first_post(), drill=False, allow_concurrent=False)
-    with pytest.raises(IncidentError, match=f"already has an open incident: {opened.id}"):
-        second.create_incident(PLAYBOOK, detected, _first_post(), drill=False, allow_concurrent=False)
-    drill, _ = second.create_incident(PLAYBOOK, detected, _first_post(), drill=True, allow_concurrent=False)
-    assert drill.id.startswith(f"{PLAYBOOK}-drill-")
-    first.close()
-    second.close()
-
-
-def _open_and_trigger(path: str, start: Any, outcomes: Any) -> None:
-    """One process of the race below: open (perhaps create) the ledger and open an incident."""
-    start.wait()
-    try:
-        ledger = Ledger(Path(path))
-        ledger.create_incident(PLAYBOOK, datetime.now(UTC), _first_post(), drill=False, allow_concurrent=False)
-        outcomes.put("opened")
-    except PlaybookError as exc:
-        outcomes.put(f"{type(exc).__name__}: {exc}")
-
-
-def test_processes_creating_the_ledger_at_once_all_get_it(tmp_path: Path) -> None:
-    # SQLite answers "locked" at once to a second process switching a brand-new file to WAL: that must wait,
-    # not tell the user that the ledger cannot be read.
-    fork = multiprocessing.get_context("fork")
-    for round_ in range(15):
-        path = tmp_path / str(round_) / ".playbook" / "state.db"
-        start, outcomes = fork.Barrier(4), fork.Queue()
-        racers = [fork.Process(target=_open_and_trigger, args=(str(path), start, outcomes)) for _ in range(4)]
-        for racer in racers:
-            racer.start()
-        for racer in racers:
-            racer.join(timeout=30)
-        said = sorted(outcomes.get(timeout=5) for _ in racers)
-        assert said[-1] == "opened", said
-        assert all(s.startswith("IncidentError: playbook 'whatsapp-outage' already has an open incident")
-                   for s in said[:-1]), said
 
 
 def test_dry_run_opens_no_connection_and_records_nothing(home: Path, webhook_sink: WebhookSink) -> None:
@@ -316,8 +261,8 @@ def test_a_corrupt_ledger_is_one_clear_error(home: Path, webhook_sink: WebhookSi
     assert webhook_sink.connections == 0
 
 
-# -- the claim contract: written against the Ledger's public methods only, so that any store (a PostgreSQL
-# ledger shared by several machines) can run the same tests through the `store` fixture.
+# -- the contract: written against the Ledger's public methods only, so that every store (a PostgreSQL ledger
+# shared by several machines) runs the same tests: one more parameter of the `store` fixture.
 
 class Clock:
     """A clock the test moves by hand: leases expire when the test says so, never by waiting."""
@@ -336,20 +281,77 @@ LEASE = timedelta(seconds=30)
 ANNA = Owner("laptop-anna", 8812, "laptop-anna:8812:a")
 BOB = Owner("desk-bob", 4242, "desk-bob:4242:b")
 
+# Where each store lives in a test (from the test's folder): one entry more, a PostgreSQL database, runs the
+# whole contract on that store.
+STORES: dict[str, Callable[[Path], Path]] = {"sqlite": lambda folder: folder / "state.db"}
+Opener = Callable[[Owner, Callable[[], datetime]], Ledger]
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Callable[[Owner, Clock], Ledger]]:
-    """Opens one ledger as seen by an owner with a clock; every ledger it opened is closed at the end."""
+
+@pytest.fixture(params=sorted(STORES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens one new, empty store as seen by an owner with a clock; every ledger it opened is closed at the end."""
+    location = STORES[request.param](tmp_path)
     opened: list[Ledger] = []
 
-    def open_as(owner: Owner, clock: Clock) -> Ledger:
-        ledger = Ledger(tmp_path / "state.db", clock=clock, owner=owner, lease=LEASE)
+    def open_as(owner: Owner, clock: Callable[[], datetime]) -> Ledger:
+        ledger = open_ledger(location, clock=clock, owner=owner, lease=LEASE)
         opened.append(ledger)
         return ledger
 
     yield open_as
     for ledger in opened:
         ledger.close()
+
+
+@pytest.fixture
+def ledger(store: Opener) -> Ledger:
+    """The store as this process sees it, on the real clock."""
+    return store(Owner.this_process(), utcnow)
+
+
+def _first_post(intents: tuple[tuple[str, str, str | None], ...] = ()) -> NewPost:
+    now = datetime.now(UTC)
+    return NewPost("investigating", now, now + timedelta(minutes=30), None, {}, intents)
+
+
+def test_an_incident_its_first_post_and_intents_are_recorded_together(ledger: Ledger) -> None:
+    # One transaction: a process killed right after opening leaves pending intents that resume finishes.
+    incident, post = ledger.create_incident(PLAYBOOK, datetime.now(UTC), _first_post((("x", "fr", None),
+                                                                                        ("x", "en", None))),
+                                            drill=False, allow_concurrent=False)
+    rows = ledger.deliveries(incident.id)
+    assert [(r.seq, r.channel, r.lang, r.status) for r in rows] == [(1, "x", "en", "pending"),
+                                                                    (1, "x", "fr", "pending")]
+    assert ledger.unfinished_posts(incident.id) == [post.seq]
+
+
+def test_the_ledger_refuses_a_second_open_incident_inside_its_transaction(store: Opener) -> None:
+    # Two processes may both pass the early check; the insert itself must still refuse the second.
+    first, second = store(ANNA, utcnow), store(BOB, utcnow)
+    detected = datetime.now(UTC)
+    opened, _ = first.create_incident(PLAYBOOK, detected, _first_post(), drill=False, allow_concurrent=False)
+    with pytest.raises(IncidentError, match=f"already has an open incident: {opened.id}"):
+        second.create_incident(PLAYBOOK, detected, _first_post(), drill=False, allow_concurrent=False)
+    drill, _ = second.create_incident(PLAYBOOK, detected, _first_post(), drill=True, allow_concurrent=False)
+    assert drill.id.startswith(f"{PLAYBOOK}-drill-")
+
+
+def test_one_post_per_phase_change_unless_again_and_none_on_a_closed_incident(ledger: Ledger) -> None:
+    incident, _ = ledger.create_incident(PLAYBOOK, datetime.now(UTC), _first_post(), drill=False,
+                                         allow_concurrent=False)
+    ledger.release()
+    now = datetime.now(UTC)
+    same = NewPost("investigating", now, now + timedelta(minutes=30), None, {})
+
+    with pytest.raises(IncidentError, match=f"incident {incident.id} is already in phase 'investigating'; pass "
+                                            "--again to publish a new update of the same phase"):
+        ledger.add_post(incident.id, same)
+    assert ledger.add_post(incident.id, same, again=True).seq == 2
+    ledger.release()
+    ledger.close_incident(incident.id)
+    with pytest.raises(IncidentError, match=f"incident {incident.id} is closed"):
+        ledger.add_post(incident.id, NewPost("resolved", now, now, None, {}))
+    assert [(p.seq, p.phase) for p in ledger.posts(incident.id)] == [(1, "investigating"), (2, "investigating")]
 
 
 def recipients_post(ledger: Ledger, count: int = 4) -> tuple[str, list[str]]:
@@ -363,7 +365,7 @@ def recipients_post(ledger: Ledger, count: int = 4) -> tuple[str, list[str]]:
 
 
 def test_a_claim_is_taken_in_one_step_and_another_owner_is_told_who_holds_it(
-        store: Callable[[Owner, Clock], Ledger]) -> None:
+        store: Opener) -> None:
     clock = Clock()
     anna, bob = store(ANNA, clock), store(BOB, clock)
     _, keys = recipients_post(anna)
@@ -379,7 +381,7 @@ def test_a_claim_is_taken_in_one_step_and_another_owner_is_told_who_holds_it(
     assert anna.claim(keys[:3]).taken == frozenset(keys[:3])
 
 
-def test_only_the_holder_may_mark_a_delivery_as_sending(store: Callable[[Owner, Clock], Ledger]) -> None:
+def test_only_the_holder_may_mark_a_delivery_as_sending(store: Opener) -> None:
     clock = Clock()
     anna, bob = store(ANNA, clock), store(BOB, clock)
     _, keys = recipients_post(anna, 1)
@@ -390,7 +392,7 @@ def test_only_the_holder_may_mark_a_delivery_as_sending(store: Callable[[Owner, 
 
 
 def test_a_renewed_lease_outlives_the_first_one_and_a_lapsed_one_is_taken_over(
-        store: Callable[[Owner, Clock], Ledger]) -> None:
+        store: Opener) -> None:
     clock = Clock()
     anna, bob = store(ANNA, clock), store(BOB, clock)
     _, keys = recipients_post(anna, 2)
@@ -410,7 +412,7 @@ def test_a_renewed_lease_outlives_the_first_one_and_a_lapsed_one_is_taken_over(
     assert bob.mark_sending(keys[0]) == 1
 
 
-def test_released_claims_and_finished_deliveries(store: Callable[[Owner, Clock], Ledger]) -> None:
+def test_released_claims_and_finished_deliveries(store: Opener) -> None:
     clock = Clock()
     anna, bob = store(ANNA, clock), store(BOB, clock)
     _, keys = recipients_post(anna, 3)
@@ -428,7 +430,7 @@ def test_released_claims_and_finished_deliveries(store: Callable[[Owner, Clock],
 
 
 def test_a_post_is_claimed_by_one_owner_and_taken_over_once_its_lease_lapses(
-        store: Callable[[Owner, Clock], Ledger]) -> None:
+        store: Opener) -> None:
     clock = Clock()
     anna, bob = store(ANNA, clock), store(BOB, clock)
     incident, post = anna.create_incident(PLAYBOOK, datetime.now(UTC), _first_post((("x", "en", None),)),
@@ -450,7 +452,7 @@ def test_a_post_is_claimed_by_one_owner_and_taken_over_once_its_lease_lapses(
 
 
 def test_a_second_post_while_another_owner_publishes_is_refused_inside_the_transaction(
-        store: Callable[[Owner, Clock], Ledger]) -> None:
+        store: Opener) -> None:
     clock = Clock()
     anna, bob = store(ANNA, clock), store(BOB, clock)
     incident, _ = anna.create_incident(PLAYBOOK, datetime.now(UTC), _first_post(), drill=False,
@@ -481,7 +483,37 @@ def test_the_lease_length_comes_from_the_environment_and_is_checked(monkeypatch:
         lease_from_env()
 
 
-# -- the schema: version 1 brought to 2 with every row kept; damage and unknown versions refused
+# -- SQLite only: the file (created by processes at once, private), its schema versions and their migration
+
+def _open_and_trigger(path: str, start: Any, outcomes: Any) -> None:
+    """One process of the race below: open (perhaps create) the ledger and open an incident."""
+    start.wait()
+    try:
+        ledger = SqliteLedger(Path(path))
+        ledger.create_incident(PLAYBOOK, datetime.now(UTC), _first_post(), drill=False, allow_concurrent=False)
+        outcomes.put("opened")
+    except PlaybookError as exc:
+        outcomes.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_creating_the_ledger_at_once_all_get_it(tmp_path: Path) -> None:
+    # SQLite answers "locked" at once to a second process switching a brand-new file to WAL: that must wait,
+    # not tell the user that the ledger cannot be read.
+    fork = multiprocessing.get_context("fork")
+    for round_ in range(15):
+        path = tmp_path / str(round_) / ".playbook" / "state.db"
+        start, outcomes = fork.Barrier(4), fork.Queue()
+        racers = [fork.Process(target=_open_and_trigger, args=(str(path), start, outcomes)) for _ in range(4)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(timeout=30)
+        said = sorted(outcomes.get(timeout=5) for _ in racers)
+        assert said[-1] == "opened", said
+        assert all(s.startswith("IncidentError: playbook 'whatsapp-outage' already has an open incident")
+                   for s in said[:-1]), said
+
+
 
 def v1_ledger(path: Path) -> None:
     """A ledger as version 1 wrote it: a post to two recipients, one of them recorded twice in two languages
@@ -507,10 +539,10 @@ def test_a_version_1_ledger_is_migrated_in_place_keeping_its_data(tmp_path: Path
     v1_ledger(path)
 
     # Read-only readers (status, timeline) read version 1 as it is.
-    old = Ledger(path, readonly=True)
+    old = SqliteLedger(path, readonly=True)
     assert len(old.deliveries("inc")) == 4
     old.close()
-    ledger = Ledger(path)
+    ledger = SqliteLedger(path)
 
     assert ledger.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == str(SCHEMA_VERSION)
     assert {(r.key, r.lang, r.status) for r in ledger.deliveries("inc")} == {
@@ -525,14 +557,14 @@ def test_a_version_1_ledger_is_migrated_in_place_keeping_its_data(tmp_path: Path
     assert ledger.claim(["inc/1-investigating/customers/bo@example.com"]).taken
     ledger.close()
     # A second opening finds it current and changes nothing.
-    again = Ledger(path)
+    again = SqliteLedger(path)
     assert len(again.deliveries("inc")) == 3
     again.close()
 
 
 def test_a_new_ledger_is_current_and_private(tmp_path: Path) -> None:
     path = tmp_path / ".playbook" / "state.db"
-    ledger = Ledger(path)
+    ledger = SqliteLedger(path)
     ledger.create_incident(PLAYBOOK, datetime.now(UTC), _first_post((("x", "en", None),)), drill=False,
                            allow_concurrent=False)
     assert ledger.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == str(SCHEMA_VERSION)
@@ -611,4 +643,4 @@ def test_a_reader_meeting_a_ledger_being_created_is_told_to_try_again(tmp_path: 
 
     with pytest.raises(LedgerError, match="holds nothing yet \\(another command may be creating it right now\\): "
                                           "run the command again in a moment"):
-        Ledger(path, readonly=True)
+        SqliteLedger(path, readonly=True)

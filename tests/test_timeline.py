@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from playbook.home import Home
-from playbook.ledger import SCHEMA_V1, Ledger, NewPost
+from playbook.ledger import SCHEMA_V1, NewPost, SqliteLedger
 from playbook.review import build_review, markdown
 from tests import test_email
 from tests.conftest import copy_example, run_cli
@@ -114,8 +114,8 @@ def _post(phase: str, issued: datetime, next_update: datetime | None, deadline: 
                                              "languages": {"fr": {"short": f"{phase} !"}}}}})
 
 
-def _ledger(home: Path, *, drill: bool, first_notice: datetime) -> tuple[Ledger, str]:
-    ledger = Ledger(home / ".playbook" / "state.db")
+def _ledger(home: Path, *, drill: bool, first_notice: datetime) -> tuple[SqliteLedger, str]:
+    ledger = SqliteLedger(home / ".playbook" / "state.db")
     # The first post's deadline is the window's: 30 minutes after detection.
     first = _post("investigating", T0 + timedelta(minutes=5), T0 + timedelta(hours=1, minutes=5),
                   T0 + timedelta(minutes=30))
@@ -179,10 +179,10 @@ def test_a_ledger_from_before_the_review_columns_gains_them_and_still_reads(home
     """)
     old.commit()
     old.close()
-    readonly = Ledger(path, readonly=True)
+    readonly = SqliteLedger(path, readonly=True)
     assert readonly.incident("old-1").operator is None and readonly.posts("old-1")[0].texts is None
     readonly.close()
-    ledger = Ledger(path)
+    ledger = SqliteLedger(path)
     columns = {row[1] for row in ledger.db.execute("PRAGMA table_info(posts)")}
     assert {"operator", "texts"} <= columns
     review = build_review(Home(home), ledger, "old-1", now=T0 + timedelta(hours=1))

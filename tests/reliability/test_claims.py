@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from playbook.ledger import Ledger
+from playbook.ledger import open_ledger
 from playbook.starter import write_starter
 from tests.conftest import write
 from tests.fakes.http import Reply, WebhookSink
@@ -126,7 +126,7 @@ def count(db: Path, status: str) -> int:
 
 def statuses(db: Path) -> dict[str, str]:
     """Each customer's delivery status in the ledger (post 1)."""
-    ledger = Ledger(db, readonly=True)
+    ledger = open_ledger(db, readonly=True)
     try:
         return {row.recipient: row.status for i in ledger.all_incidents() for row in ledger.deliveries(i.id, 1)
                 if row.recipient}
@@ -135,7 +135,7 @@ def statuses(db: Path) -> dict[str, str]:
 
 
 def incident_of(db: Path) -> str:
-    ledger = Ledger(db, readonly=True)
+    ledger = open_ledger(db, readonly=True)
     try:
         return ledger.all_incidents()[0].id
     finally:
@@ -143,7 +143,7 @@ def incident_of(db: Path) -> str:
 
 
 def lease_lapsed(db: Path, incident: str) -> bool:
-    ledger = Ledger(db, readonly=True)
+    ledger = open_ledger(db, readonly=True)
     try:
         return not ledger.holders(incident)
     finally:
@@ -202,7 +202,7 @@ def test_two_updates_at_once_make_one_post_and_the_other_names_who_publishes_it(
     assert re.fullmatch(rf"error: incident {re.escape(incident)}: post 2 is being published by pid {winner} on "
                         rf"{re.escape(HOST)}( \(\d+ deliver(y|ies) not yet confirmed\))?; nothing was published "
                         rf"here: wait for it to finish \('playbook status {re.escape(incident)}'\)", line), line
-    ledger = Ledger(setup.db, readonly=True)
+    ledger = open_ledger(setup.db, readonly=True)
     try:
         assert [p.seq for p in ledger.posts(incident)] == [1, 2]
     finally:
@@ -294,7 +294,7 @@ def test_claims_are_renewed_while_every_delivery_waits_on_a_slow_server(
     try:
         wait_until("every webhook to wait on its answer", lambda: len(setup.sink.requests()) == 2 * len(HOOKS))
         incident = incident_of(setup.db)
-        ledger = Ledger(setup.db, readonly=True)
+        ledger = open_ledger(setup.db, readonly=True)
         try:
             (first,) = ledger.holders(incident)
             wait_until("the first lease to end", lambda: datetime.now(UTC) > first.until + timedelta(seconds=1))

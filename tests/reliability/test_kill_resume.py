@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from playbook.errors import LedgerError
-from playbook.ledger import DeliveryRow, Ledger
+from playbook.ledger import DeliveryRow, open_ledger
 from playbook.starter import write_starter
 from tests.conftest import run_cli, write
 from tests.fakes.http import Reply, WebhookSink
@@ -109,7 +109,7 @@ def trigger_process(home: Path) -> subprocess.Popen[str]:
 def ledger_rows(db: Path) -> list[DeliveryRow]:
     """Every delivery the ledger records, as `status` would read it; [] when no incident was opened yet."""
     try:
-        ledger = Ledger(db, readonly=True)
+        ledger = open_ledger(db, readonly=True)
     except LedgerError:
         return []
     try:
@@ -142,7 +142,7 @@ def wait_for_lease(db: Path, incident: str, timeout: float = 30) -> None:
     """Wait until no process holds a live claim on the incident (the killed trigger's lease has lapsed)."""
     deadline = time.monotonic() + timeout
     while True:
-        ledger = Ledger(db, readonly=True)
+        ledger = open_ledger(db, readonly=True)
         try:
             if not ledger.holders(incident):
                 return

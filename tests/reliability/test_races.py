@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from playbook.ledger import Ledger
+from playbook.ledger import open_ledger
 from playbook.starter import write_starter
 from tests.conftest import write
 from tests.fakes.http import WebhookSink
@@ -60,7 +60,7 @@ def test_two_triggers_at_the_same_instant_open_one_incident_and_post_each_messag
         assert re.fullmatch(f"error: playbook '{PLAYBOOK}' already has an open incident: {incident}"
                             rf"( \(opened [^)]+\))?; follow it with 'playbook update {incident} --phase \.\.\.', "
                             "or pass --new to open a second one", line), line
-        ledger = Ledger(home / ".playbook" / "state.db", readonly=True)
+        ledger = open_ledger(home / ".playbook" / "state.db", readonly=True)
         try:
             assert [i.id for i in ledger.all_incidents()] == [winner["incident"]]
             rows = ledger.deliveries(winner["incident"])

@@ -1,0 +1,64 @@
+"""SQLite rows to the contract's records, and what the SQLite ledger writes for them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from playbook import secrets
+from playbook.ledger.contract import DeliveryRow, Incident, Post
+
+
+def incident_of(row: sqlite3.Row) -> Incident:
+    return Incident(
+        id=row["id"], playbook=row["playbook"], drill=bool(row["drill"]), open=bool(row["open"]),
+        detected_at=datetime.fromisoformat(row["detected_at"]),
+        opened_at=datetime.fromisoformat(row["opened_at"]),
+        closed_at=parse_time(row["closed_at"]), phase=row["phase"], vars=json.loads(row["vars"]),
+        operator=_optional(row, "operator"),
+    )
+
+
+def post_of(row: sqlite3.Row) -> Post:
+    return Post(
+        incident=row["incident"], seq=row["seq"], phase=row["phase"],
+        issued_at=datetime.fromisoformat(row["issued_at"]), deadline=datetime.fromisoformat(row["deadline"]),
+        next_update_at=parse_time(row["next_update_at"]), vars=json.loads(row["vars"]),
+        operator=_optional(row, "operator"),
+        texts=json.loads(texts) if (texts := _optional(row, "texts")) else None,
+    )
+
+
+def delivery_of(row: sqlite3.Row) -> DeliveryRow:
+    return DeliveryRow(
+        key=row["key"], incident=row["incident"], seq=row["seq"], phase=row["phase"], channel=row["channel"],
+        lang=row["lang"], recipient=row["recipient"], status=row["status"], attempts=row["attempts"],
+        remote_id=row["remote_id"], url=row["url"], note=row["note"], error=row["error"],
+        created_at=datetime.fromisoformat(row["created_at"]), started_at=parse_time(row["started_at"]),
+        finished_at=parse_time(row["finished_at"]),
+    )
+
+
+def texts_json(texts: dict[str, Any] | None) -> str | None:
+    # A secret can reach a message through a variable or a template: the record must not keep it. Masked
+    # before encoding, as JSON would escape a secret's quotes or backslashes out of recognition.
+    def masked(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: masked(v) for k, v in value.items()}
+        return secrets.redact(value) if isinstance(value, str) else value
+
+    return json.dumps(masked(texts), ensure_ascii=False) if texts is not None else None
+
+
+def parse_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _optional(row: sqlite3.Row, column: str) -> Any:
+    """A column a read-only ledger written before it existed lacks (it is added on the next write)."""
+    try:
+        return row[column]
+    except IndexError:
+        return None

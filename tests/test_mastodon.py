@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import Result, channel_check, deliveries, free_port, ledger_text, run_cli, run_trigger, set_short
 from tests.fakes.mastodon_api import Answer, FakeMastodon, status_length
 from tests.fakes.provider import add_channel
+from tests.test_ledger import lease_lapsed, wait_for
 
 TOKEN = "mst-Qf8Zr2Lx6Vb1Nw4Ks7Tp0Yh3Gj5Dc9"
 ENV = {"MASTODON_TOKEN": TOKEN}
@@ -193,8 +194,11 @@ def test_status_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(
     use_mastodon(home, mastodon.url, timeout="20s")
     mastodon.script("/api/v1/statuses", Answer.slow(30))
     with pytest.raises(subprocess.TimeoutExpired):
-        run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV, timeout=6)
+        # A short lease, so that resume may take over soon after the kill (it refuses while the lease is live).
+        run_cli("trigger", "whatsapp-outage", "--yes", home=home, env={**ENV, "PLAYBOOK_LEASE_SECONDS": "1"},
+                timeout=6)
     incident = json.loads(run_cli("status", "--json", home=home, env=ENV).stdout)["incidents"][0]["id"]
+    wait_for("the killed run's lease to lapse", lambda: lease_lapsed(home / ".playbook" / "state.db", incident))
     resumed = run_cli("resume", incident, "--json", home=home, env=ENV)
     assert resumed.code == 0, resumed.output
     redone = posted(json.loads(resumed.stdout))

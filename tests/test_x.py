@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import Result, channel_check, deliveries, free_port, ledger_text, run_cli, run_trigger, set_short
 from tests.fakes.provider import add_channel
 from tests.fakes.x_api import Answer, Credentials, FakeXApi
+from tests.test_ledger import lease_lapsed, wait_for
 
 CREDENTIALS = Credentials(
     consumer_key="ck-7Hq2Vb9LmZ4xRt1Nw8Ys3Pd6",
@@ -162,8 +163,9 @@ def test_post_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(home: P
     use_x(home, x_api.url, timeout="20s")
     x_api.script("/2/tweets", Answer.slow(30))
     command = [sys.executable, "-m", "playbook", "--home", str(home), "trigger", "whatsapp-outage", "--yes"]
-    with subprocess.Popen(command, env={**os.environ, **ENV}, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL) as run:
+    # A short lease, so that resume may take over soon after the kill (it refuses while the lease is live).
+    with subprocess.Popen(command, env={**os.environ, **ENV, "PLAYBOOK_LEASE_SECONDS": "1"},
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as run:
         waited_until = time.monotonic() + 20
         while len(x_api.posts()) < 2 and time.monotonic() < waited_until:
             time.sleep(0.05)
@@ -171,6 +173,7 @@ def test_post_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(home: P
         time.sleep(1)
         run.kill()
     incident = json.loads(run_cli("status", "--json", home=home, env=ENV).stdout)["incidents"][0]["id"]
+    wait_for("the killed run's lease to lapse", lambda: lease_lapsed(home / ".playbook" / "state.db", incident))
     resumed = run_cli("resume", incident, "--json", home=home, env=ENV)
     assert resumed.code == 0, resumed.output
     redone = x_deliveries(json.loads(resumed.stdout))

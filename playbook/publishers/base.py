@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -16,8 +16,11 @@ from playbook.errors import did_you_mean
 from playbook.limits import Limit
 from playbook.model import Duration
 from playbook.recipients import Recipient as Recipient  # beside the list reader, which must not import the kit
-from playbook.render import Message
 from playbook.textsafe import web_link
+
+if TYPE_CHECKING:
+    # Only an annotation here: rendering (and jinja2) is not loaded to list or check channels.
+    from playbook.render import Message
 
 
 class ChannelConfig(BaseModel):

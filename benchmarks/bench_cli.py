@@ -1,20 +1,26 @@
 """The command line, timed as a user meets it: every run is a fresh process, baselines run interleaved.
 
 1. `playbook --help` against a two-command typer app: what playbook adds to typer's own start-up.
-2. A trigger to six webhook channels against a trigger to one, each answering after 300 ms: deliveries
+2. Each read-only command (list, show, status, faq, checklist, timeline, channels) against that app's
+   `--help`: the commands an operator runs mid-incident must answer at once. Beside them, for information,
+   one command of the typer app itself: typer builds pydantic validators for the parameters of the command
+   it runs, which `--help` never pays.
+3. A trigger to six webhook channels against a trigger to one, each answering after 300 ms: deliveries
    go out together, so six channels cost about what one does.
-3. The same message to four webhooks and one email recipient, by `playbook trigger` and by the apprise CLI.
+4. The same message to four webhooks and one email recipient, by `playbook trigger` and by the apprise CLI.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +31,14 @@ from playbook.starter import write_starter
 from tests.fakes.http import WebhookSink, use_webhooks
 
 BIN = Path(sys.executable).parent
+# A user's Python writes .pyc files on the first run and loads them afterwards; an environment that forbids
+# it would time the compilation of every module instead.
+ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
 HERE = Path(__file__).resolve().parent
 PLAYBOOK = "whatsapp-outage"
 HELP_RUNS = 15
+READ_RUNS = 7
+READ_TARGET = 1.5
 TRIGGER_RUNS = 5
 SLOW_ANSWER = 0.3
 
@@ -40,7 +51,7 @@ def row(name: str, measured: float, baseline: float, target: float | None) -> di
 def timed(command: Sequence[str]) -> float:
     """Wall time of one run of `command`; a failing run stops the benchmark with its output."""
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=ENV)
     took = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}: {done.stderr.strip() or done.stdout}")
@@ -60,6 +71,33 @@ def bench_help() -> dict[str, Any]:
     minimal = [sys.executable, str(HERE / "minimal_typer_app.py"), "--help"]
     ours, typer_alone = interleaved(HELP_RUNS, lambda _: timed(playbook), lambda _: timed(minimal))
     return row("playbook --help vs a two-command typer app", ours, typer_alone, 1.3)
+
+
+def _timed_run(command: Sequence[str], _run: int) -> float:
+    return timed(command)
+
+
+def bench_read_only(root: Path) -> list[dict[str, Any]]:
+    """Each read-only command on the starter home with one incident, against the typer app's `--help`."""
+    home = new_home(root, "read")
+    state = root / "read.db"
+    opened = subprocess.run(trigger_command(home, state), capture_output=True, text=True, env=ENV)
+    if opened.returncode != 0:
+        raise RuntimeError(f"the trigger that opens the incident failed: {opened.stderr.strip() or opened.stdout}")
+    incident = json.loads(opened.stdout)["incident"]
+    minimal = [sys.executable, str(HERE / "minimal_typer_app.py")]
+    playbook = [str(BIN / "playbook"), "--home", str(home), "--state", str(state)]
+    commands = [["list"], ["show", PLAYBOOK], ["status"], ["faq", PLAYBOOK], ["checklist", PLAYBOOK],
+                ["timeline", incident], ["channels"]]
+    rows = []
+    for command in commands:
+        ours, typer_alone = interleaved(READ_RUNS, partial(_timed_run, [*playbook, *command]),
+                                        lambda _: timed([*minimal, "--help"]))
+        rows.append(row(f"playbook {command[0]} vs a typer app's --help", ours, typer_alone, READ_TARGET))
+    command_run, help_only = interleaved(READ_RUNS, lambda _: timed([*minimal, "hello", "world"]),
+                                         lambda _: timed([*minimal, "--help"]))
+    rows.append(row("the typer app running a command vs its --help", command_run, help_only, None))
+    return rows
 
 
 def trigger_command(home: Path, state: Path) -> list[str]:
@@ -114,11 +152,13 @@ def bench_against_apprise(root: Path, sink: WebhookSink) -> dict[str, Any]:
         runs = 2 * (TRIGGER_RUNS + 1)
         if (len(sink.requests()) - before_hooks, smtp.received - before_mail) != (4 * runs, runs):
             raise RuntimeError("playbook and apprise did not deliver the same messages")
-    return row("4 webhooks + 1 email: playbook trigger vs apprise", ours, theirs, None)
+    return row("4 webhooks + 1 email: playbook trigger vs apprise", ours, theirs, 1.0)
 
 
 def run() -> list[dict[str, Any]]:
     rows = [bench_help()]
+    with tempfile.TemporaryDirectory() as tmp:
+        rows += bench_read_only(Path(tmp))
     with tempfile.TemporaryDirectory() as tmp, WebhookSink(delay=SLOW_ANSWER) as sink:
         rows.append(bench_fan_out(Path(tmp), sink))
         rows.append(bench_against_apprise(Path(tmp), sink))

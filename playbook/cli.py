@@ -326,14 +326,14 @@ def status(
 ) -> None:
     """Show open incidents: phase, deliveries, the window, the next update due."""
     from playbook import output
-    from playbook.incidents import rehearsal_status
-    from playbook.incidents import status as incident_status
+    from playbook.views import rehearsal_status
+    from playbook.views import status as incident_status
 
-    session = _session()
-    views = incident_status(session, incident)
-    rehearsals = rehearsal_status(session.home) if incident is None else []
+    home = _home()
+    views = incident_status(home, incident)
+    rehearsals = rehearsal_status(home) if incident is None else []
     output.status(views, rehearsals, as_json=json_,
-                  zones=_zones(session.home, {v.playbook for v in views} | {r.playbook for r in rehearsals}))
+                  zones=_zones(home, {v.playbook for v in views} | {r.playbook for r in rehearsals}))
 
 
 def _zones(home: Any, playbook_ids: set[str]) -> dict[str, str]:
@@ -357,11 +357,11 @@ def timeline(
     """The post-incident review: who published what, the texts, variables, deadlines, cadence and the window."""
     from playbook import output
     from playbook.errors import PlaybookError
-    from playbook.incidents import review
+    from playbook.views import review
 
     if format not in ("md", "json"):
         raise PlaybookError(f"--format must be md or json, not '{format}'")
-    output.timeline(review(_session(), incident), format)
+    output.timeline(review(_home(), incident), format)
 
 
 @app.command()

@@ -22,7 +22,7 @@ from playbook import secrets
 from playbook.compose import BlockMeasure, Composer
 from playbook.errors import LedgerWriteError, PlaybookError, RunStopped
 from playbook.ledger import REJECTED, SENT, Claim, Confirmation, Ledger, Post, delivery_key, utcnow
-from playbook.publishers.base import Delivery, Failure, Publisher, Receipt, Recipient
+from playbook.publishers.base import Delivery, Failure, Publisher, Receipt, Recipient, Stage
 from playbook.render import Message, RenderContext
 
 # Statuses of a delivery in results (the ledger has its own, finer ones).
@@ -67,6 +67,7 @@ class PostPlan:
     variables: dict[str, str | None]
     channels: list[ChannelPlan]
     drill: bool = False
+    stage: Stage = field(default_factory=Stage)
 
 
 @dataclass
@@ -286,6 +287,7 @@ class Engine:
             thread=thread, drill=self.plan.drill,
             extra={"links": list(self.links)} if plan.publisher.briefing else {},
             next_update_at=self.post.next_update_at, detected_at=self.plan.context.detected_at,
+            timezone=self.plan.context.timezone, stage=self.plan.stage,
         )
 
     async def _single(self, plan: ChannelPlan, lang: str) -> DeliveryResult:

@@ -17,7 +17,7 @@ from playbook.errors import ClaimHeld, IncidentError, PlaybookError, did_you_mea
 from playbook.home import Home
 from playbook.ledger import Incident, Ledger, NewPost, created_marker, open_ledger, publishing, utcnow
 from playbook.model import Playbook
-from playbook.publishers.base import Recipient
+from playbook.publishers.base import Recipient, Stage
 from playbook.timeparse import parse_detection
 from playbook.variables import resolve
 
@@ -136,7 +136,14 @@ def build_plan(session: Session, playbook: Playbook, phase: str, variables: dict
             f"'{playbook.id}' phase '{phase}' ({', '.join(p.name for p in plans)}) to sandbox channels: add one "
             "(`drill:` then `<live channel>: <sandbox channel>`), or run without --drill; nothing was sent"
         )
-    return PostPlan(playbook.id, phase, incident_id, deadline, composer, context, variables, plans, drill)
+    return PostPlan(playbook.id, phase, incident_id, deadline, composer, context, variables, plans, drill,
+                    stage_of(playbook, phase))
+
+
+def stage_of(playbook: Playbook, phase: str) -> Stage:
+    """Where `phase` stands in `playbook`, as the channels that show a state receive it."""
+    declared = playbook.phases[phase].impact if phase in playbook.phases else None
+    return Stage(first=phase == playbook.first_phase, last=phase == playbook.last_phase, impact=declared)
 
 
 def _run(engine: Engine) -> PostResult:
@@ -329,143 +336,3 @@ def resume(session: Session, incident_id: str, observer: Observer | None = None,
     if not outcomes:
         raise IncidentError(f"incident {incident.id} has nothing left to send: every delivery is confirmed")
     return outcomes
-
-
-# -- reading the ledger --------------------------------------------------------------------------------
-
-@dataclass
-class DeliveryView:
-    seq: int
-    phase: str
-    channel: str
-    lang: str
-    status: str
-    attempts: int
-    remote_id: str | None
-    url: str | None
-    sent_at: datetime | None
-    error: str | None
-    within_window: bool | None
-    recipients: dict[str, int] | None = None
-    note: str | None = None
-
-
-@dataclass
-class IncidentView:
-    id: str
-    playbook: str
-    phase: str
-    open: bool
-    drill: bool
-    detected_at: datetime
-    window: timedelta
-    deadline: datetime
-    first_notice_at: datetime | None
-    window_met: bool | None
-    next_update_due: datetime | None
-    closed_at: datetime | None
-    deliveries: list[DeliveryView]
-    posts: list[dict[str, Any]]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "playbook": self.playbook,
-            "phase": self.phase,
-            "open": self.open,
-            "drill": self.drill,
-            "detected_at": self.detected_at.isoformat(),
-            "first_notice_at": self.first_notice_at.isoformat() if self.first_notice_at else None,
-            "window_met": self.window_met,
-            "next_update_due": self.next_update_due.isoformat() if self.next_update_due else None,
-        }
-
-
-def incident_view(home: Home, ledger: Ledger, incident: Incident) -> IncidentView:
-    try:
-        playbook: Playbook | None = home.load_playbook(incident.playbook)
-    except PlaybookError:
-        playbook = None
-    posts = ledger.posts(incident.id)
-    # Judged by the window it was opened under: editing the playbook later does not rewrite history.
-    window = posts[0].deadline - incident.detected_at if posts else (playbook.window if playbook else timedelta())
-    deadline = incident.detected_at + window
-    first = ledger.first_sent_at(incident.id, 1)
-    met = (first <= deadline) if first else (False if utcnow() > deadline else None)
-    next_due = None
-    if incident.open and posts and playbook is not None:
-        next_due = posts[-1].issued_at + playbook.update_every
-    views: list[DeliveryView] = []
-    for row in ledger.deliveries(incident.id, recipients=False):
-        post_deadline = next(p.deadline for p in posts if p.seq == row.seq)
-        in_window = (row.finished_at <= post_deadline) if row.status == "sent" and row.finished_at else None
-        views.append(DeliveryView(row.seq, row.phase, row.channel, row.lang, row.status, row.attempts,
-                                  row.remote_id, row.url, row.finished_at if row.status == "sent" else None,
-                                  row.error, in_window, note=row.note))
-    grouped: dict[tuple[int, str, str], dict[str, int]] = {}
-    for seq, channel, lang, status, count in ledger.delivery_counts(incident.id):
-        grouped.setdefault((seq, channel, lang), {})[status] = count
-    for (seq, channel, lang), counts in grouped.items():
-        phase = next(p.phase for p in posts if p.seq == seq)
-        unfinished = sum(counts.get(s, 0) for s in ("pending", "sending", "failed"))
-        status = "sent" if not unfinished else ("failed" if counts.get("failed") else "sending")
-        views.append(DeliveryView(seq, phase, channel, lang, status, 0, None, None, None, None, None,
-                                  {"total": sum(counts.values()), **counts}))
-    views.sort(key=lambda v: (v.seq, v.channel, v.lang))
-    return IncidentView(
-        id=incident.id, playbook=incident.playbook, phase=incident.phase, open=incident.open, drill=incident.drill,
-        detected_at=incident.detected_at, window=window, deadline=deadline, first_notice_at=first,
-        window_met=met, next_update_due=next_due, closed_at=incident.closed_at, deliveries=views,
-        posts=[{"seq": p.seq, "phase": p.phase, "issued_at": p.issued_at, "deadline": p.deadline} for p in posts],
-    )
-
-
-@dataclass
-class RehearsalView:
-    playbook: str
-    last_at: datetime | None
-    passed: bool | None
-    every: timedelta
-
-    @property
-    def stale(self) -> bool:
-        return self.last_at is None or utcnow() - self.last_at > self.every
-
-    def as_json(self) -> dict[str, Any]:
-        return {"playbook": self.playbook, "last_rehearsed_at": self.last_at.isoformat() if self.last_at else None,
-                "passed": self.passed, "stale": self.stale}
-
-
-def rehearsal_status(home: Home) -> list[RehearsalView]:
-    """When each playbook was last rehearsed, and whether that is older than its `rehearse_every`."""
-    ledger = open_ledger(home.state_path, readonly=True) if home.state_path.exists() else None
-    views = []
-    try:
-        for playbook_id in home.playbook_ids():
-            try:
-                every = home.load_playbook(playbook_id).rehearse_every
-            except PlaybookError:
-                continue
-            last = ledger.last_rehearsal(playbook_id) if ledger else None
-            views.append(RehearsalView(playbook_id, last[0] if last else None, last[1] if last else None, every))
-    finally:
-        if ledger is not None:
-            ledger.close()
-    return views
-
-
-def review(session: Session, incident_id: str, now: datetime | None = None) -> dict[str, Any]:
-    """The post-incident review of one incident (see playbook.review), read from the ledger."""
-    from playbook.review import build_review
-
-    return build_review(session.home, session.ledger(readonly=True), incident_id, now)
-
-
-def status(session: Session, incident_id: str | None) -> list[IncidentView]:
-    path = session.home.state_path
-    # A ledger that has disappeared must say so (Ledger does): "no open incident" would be a silent lie.
-    if not path.exists() and not created_marker(path).exists() and incident_id is None:
-        return []
-    ledger = session.ledger(readonly=True)
-    incidents = [ledger.incident(incident_id)] if incident_id else ledger.open_incidents()
-    return [incident_view(session.home, ledger, i) for i in incidents]

@@ -10,13 +10,12 @@ from __future__ import annotations
 import codecs
 import csv
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from playbook.errors import PlaybookError
-from playbook.publishers.base import Recipient
 
 LANGUAGE_COLUMNS = ("language", "lang")
 # Beyond this many, warnings are summed up: a list exported with the wrong column would flood the screen.
@@ -31,6 +30,16 @@ AddressCheck = Callable[[str], str]
 # E.164: a + and at most 15 digits, the first one never 0 (it starts the country code).
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _PHONE_PUNCTUATION = re.compile(r"[\s.()\-]")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One row of a per-recipient channel's list (email, SMS): an address, a language, the other columns."""
+
+    address: str
+    lang: str | None
+    fields: Mapping[str, str]
+    line: int = 0
 
 
 def phone_number(value: str) -> str:

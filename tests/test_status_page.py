@@ -18,9 +18,9 @@ import feedparser
 import pytest
 
 from playbook.home import Home
-from playbook.incidents import Outcome, Session, publish_phase, trigger
+from playbook.incidents import Outcome, Session, publish_phase, stage_of, trigger
 from playbook.model import Playbook
-from playbook.publishers.base import ChannelContext, Delivery, Failure, Receipt
+from playbook.publishers.base import ChannelContext, Delivery, Failure, Receipt, Stage
 from playbook.publishers.status_page import StatusPageConfig, StatusPagePublisher, status_of
 from playbook.publishers.status_site import body_html
 from playbook.render import Message
@@ -305,10 +305,13 @@ class Publishing:
     def delivery(self, seq: int, phase: str, lang: str, *, incident: str = "whatsapp-outage-20261125-1400",
                  title: str | None = None, drill: bool = False) -> Delivery:
         blocks = {"title": title or f"{phase} {seq} {lang}", "body": f"Update {seq} in {lang}.\n- https://example.com"}
+        # What the engine hands over from the playbook: the publisher never reads it itself.
+        playbook = Home(self.publisher.context.home).load_playbook(PLAYBOOK)
         return Delivery(
             key=f"{incident}/{seq}-{phase}/website/{lang}", incident_id=incident, playbook_id=PLAYBOOK,
             phase=phase, channel="website", lang=lang, message=Message(lang, blocks),
-            deadline=datetime.now(UTC) + timedelta(minutes=30), drill=drill,
+            deadline=datetime.now(UTC) + timedelta(minutes=30), drill=drill, timezone=playbook.timezone,
+            stage=stage_of(playbook, phase),
         )
 
     def publish(self, *deliveries: Delivery) -> list[Receipt | Failure]:
@@ -439,7 +442,23 @@ def custom_playbook(*phases: str) -> Playbook:
     ("resolved", ("resolved", "other"), "resolved"),
 ])
 def test_a_phase_maps_to_a_statuspage_status(phase: str, phases: tuple[str, ...], status: str) -> None:
-    assert status_of(phase, custom_playbook(*phases)) == status
+    assert status_of(phase, stage_of(custom_playbook(*phases), phase)) == status
+
+
+def test_the_page_takes_zone_status_and_impact_from_the_delivery_without_reading_any_playbook(home: Path) -> None:
+    publishing = Publishing(site(home), publisher_for(home))
+    blocks = {"title": "Fixed", "body": "All good again."}
+    delivery = Delivery(
+        key="gone-20261125-1400/2-done/website/en", incident_id="gone-20261125-1400", playbook_id="gone",
+        phase="done", channel="website", lang="en", message=Message("en", blocks),
+        deadline=datetime.now(UTC) + timedelta(minutes=30), timezone="Asia/Tokyo",
+        stage=Stage(first=False, last=True, impact="minor"),
+    )
+    [receipt] = publishing.publish(delivery)
+    assert isinstance(receipt, Receipt)
+    [incident] = publishing.state()["incidents"]
+    assert incident["timezone"] == "Asia/Tokyo"
+    assert [(u["status"], u["impact"]) for u in incident["updates"]] == [("resolved", "minor")]
 
 
 @pytest.mark.parametrize(("output_dir", "message"), [

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -15,8 +15,12 @@ from pydantic_core import PydanticCustomError
 from playbook.errors import did_you_mean
 from playbook.limits import Limit
 from playbook.model import Duration
-from playbook.render import Message
+from playbook.recipients import Recipient as Recipient  # beside the list reader, which must not import the kit
 from playbook.textsafe import web_link
+
+if TYPE_CHECKING:
+    # Only an annotation here: rendering (and jinja2) is not loaded to list or check channels.
+    from playbook.render import Message
 
 
 class ChannelConfig(BaseModel):
@@ -81,13 +85,13 @@ class Failure:
 
 
 @dataclass(frozen=True)
-class Recipient:
-    """One row of a per-recipient channel's list (email, SMS): an address, a language, the other columns."""
+class Stage:
+    """Where a phase stands in its playbook, for channels that show a state rather than a message."""
 
-    address: str
-    lang: str | None
-    fields: Mapping[str, str]
-    line: int = 0
+    first: bool = False
+    last: bool = False
+    # The phase's declared `impact:`, if it has one.
+    impact: Literal["none", "minor", "major", "critical"] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,10 @@ class Delivery:
     next_update_at: datetime | None = None
     # When the incident was detected: the status page dates the incident from it, as the messages do.
     detected_at: datetime | None = None
+    # The playbook's time zone and the phase's place in it: the status page needs them, and a publisher never
+    # reads the playbook itself.
+    timezone: str = "UTC"
+    stage: Stage = Stage()
 
 
 @dataclass(frozen=True)

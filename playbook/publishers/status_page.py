@@ -14,10 +14,7 @@ from pathlib import Path
 
 from pydantic import AnyHttpUrl, Field, ValidationError
 
-from playbook.errors import PlaybookError
-from playbook.home import Home
-from playbook.model import Playbook
-from playbook.publishers.base import ChannelConfig, ChannelContext, CheckResult, Delivery, Failure, Publisher, Receipt
+from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt, Stage
 from playbook.publishers.status_site import (
     STATUSES,
     ComponentStatus,
@@ -53,10 +50,6 @@ class StatusPagePublisher(Publisher[StatusPageConfig]):
     blocks = ("title", "body")
     deduplicates = True
     idempotency = "an update is known by its delivery key: publishing it again replaces it, never repeats it"
-
-    def __init__(self, name: str, config: StatusPageConfig, context: ChannelContext) -> None:
-        super().__init__(name, config, context)
-        self._playbooks: dict[str, Playbook | None] = {}
 
     @property
     def folder(self) -> Path:
@@ -103,7 +96,6 @@ class StatusPagePublisher(Publisher[StatusPageConfig]):
         # The same update in every language shares the delivery key minus its language part.
         key = delivery.key.rsplit("/", 1)[0]
         update_id = hashlib.sha256(key.encode()).hexdigest()[:12]
-        playbook = self._playbook(delivery.playbook_id)
         text = Text(title=delivery.message.block("title").strip(), body=delivery.message.block("body").strip())
         state_path = self.folder / STATE_FILE
         try:
@@ -113,9 +105,9 @@ class StatusPagePublisher(Publisher[StatusPageConfig]):
                 now = datetime.now(UTC)
                 changed = state.record(
                     incident_id=delivery.incident_id, playbook=delivery.playbook_id, drill=delivery.drill,
-                    timezone=playbook.timezone if playbook else "UTC", key=key, update_id=update_id,
-                    phase=delivery.phase, status=status_of(delivery.phase, playbook), lang=delivery.lang,
-                    text=text, now=now, history=self.config.history, impact=impact_of(delivery.phase, playbook),
+                    timezone=delivery.timezone, key=key, update_id=update_id,
+                    phase=delivery.phase, status=status_of(delivery.phase, delivery.stage), lang=delivery.lang,
+                    text=text, now=now, history=self.config.history, impact=impact_of(delivery.stage),
                     components={name: by_phase.get(delivery.phase, "operational")
                                 for name, by_phase in self.config.components.items()},
                     next_update_at=delivery.next_update_at, started_at=delivery.detected_at,
@@ -134,31 +126,21 @@ class StatusPagePublisher(Publisher[StatusPageConfig]):
         return Receipt(remote_id=update_id, url=site.incident_url(delivery.incident_id, delivery.lang),
                        note=None if changed else "already on the page")
 
-    def _playbook(self, playbook_id: str) -> Playbook | None:
-        if playbook_id not in self._playbooks:
-            try:
-                self._playbooks[playbook_id] = Home(self.context.home).load_playbook(playbook_id)
-            except PlaybookError:
-                self._playbooks[playbook_id] = None
-        return self._playbooks[playbook_id]
-
-
-def impact_of(phase: str, playbook: Playbook | None) -> Impact:
+def impact_of(stage: Stage) -> Impact:
     """The phase's `impact:` in the playbook; without one, major while open and none once resolved."""
-    declared = playbook.phases[phase].impact if playbook is not None and phase in playbook.phases else None
-    if declared is not None:
-        return declared
-    return "none" if playbook is not None and phase == playbook.last_phase else "major"
+    if stage.impact is not None:
+        return stage.impact
+    return "none" if stage.last else "major"
 
 
-def status_of(phase: str, playbook: Playbook | None) -> Status:
+def status_of(phase: str, stage: Stage) -> Status:
     """A phase named like a Statuspage status is that status; else the first is investigating, the last resolved."""
     for status in STATUSES:
         if phase == status:
             return status
-    if playbook is not None and phase == playbook.first_phase:
+    if stage.first:
         return "investigating"
-    if playbook is not None and phase == playbook.last_phase:
+    if stage.last:
         return "resolved"
     return "identified"
 

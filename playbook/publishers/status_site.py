@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib.resources import files
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from xml.etree import ElementTree
 
-import jinja2
 from markupsafe import Markup, escape
 from pydantic import BaseModel, ConfigDict, Field
 
 from playbook.textsafe import text_only
+
+if TYPE_CHECKING:
+    import jinja2
 
 Status = Literal["investigating", "identified", "monitoring", "resolved"]
 STATUSES: tuple[Status, ...] = ("investigating", "identified", "monitoring", "resolved")
@@ -437,6 +439,9 @@ def shown(incident: IncidentRecord, lang: str, site: Site) -> ShownIncident:
 
 @cache
 def _template() -> jinja2.Template:
+    # Imported here: listing or checking a status-page channel renders nothing.
+    import jinja2
+
     source = files("playbook.publishers").joinpath("status_page.html.j2").read_text(encoding="utf-8")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True, keep_trailing_newline=True)

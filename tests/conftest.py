@@ -12,8 +12,9 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,24 @@ def copy_example(tmp_path: Path) -> Path:
     target = tmp_path / "example"
     shutil.copytree(EXAMPLE_HOME, target, ignore=shutil.ignore_patterns(".playbook", "outbox", "public"))
     return target
+
+
+def wait_for(condition: str, check: Callable[[], bool], timeout: float = 30) -> None:
+    """Poll `check` until it holds; fail naming `condition` after `timeout` seconds (an event, never a sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {condition}")
+
+
+def lease_lapsed(db: Path, incident: str) -> bool:
+    """Whether no process holds a live claim on the incident any more (its lease ran out, or it let go)."""
+    from playbook.ledger import open_ledger
+
+    ledger = open_ledger(db, readonly=True)
+    try:
+        return not ledger.holders(incident)
+    finally:
+        ledger.close()

@@ -17,10 +17,20 @@ import pytest
 from playbook.publishers.base import Delivery
 from playbook.publishers.bluesky import record_key
 from playbook.render import Message
-from tests.conftest import Result, channel_check, deliveries, free_port, ledger_text, run_cli, run_trigger, set_short
+from tests.conftest import (
+    Result,
+    channel_check,
+    deliveries,
+    free_port,
+    lease_lapsed,
+    ledger_text,
+    run_cli,
+    run_trigger,
+    set_short,
+    wait_for,
+)
 from tests.fakes.bluesky_api import TID, Answer, FakeBluesky
 from tests.fakes.provider import add_channel
-from tests.test_ledger import lease_lapsed, wait_for
 
 HANDLE = "example-support.bsky.social"
 PASSWORD = "k7qz-m2xw-p9rt-v4hn"

@@ -10,7 +10,6 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +31,7 @@ from playbook.ledger import (
     open_ledger,
     utcnow,
 )
-from tests.conftest import run_cli
+from tests.conftest import lease_lapsed, run_cli, wait_for
 from tests.fakes.http import Reply, WebhookSink, use_webhooks
 
 PLAYBOOK = "whatsapp-outage"
@@ -46,13 +45,6 @@ def cli_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **extra}
 
 
-def lease_lapsed(db: Path, incident: str) -> bool:
-    """Whether no process holds a live claim on the incident any more (its lease ran out, or it let go)."""
-    ledger = open_ledger(db, readonly=True)
-    try:
-        return not ledger.holders(incident)
-    finally:
-        ledger.close()
 
 
 def statuses(db: Path) -> dict[str, str]:
@@ -64,14 +56,6 @@ def statuses(db: Path) -> dict[str, str]:
         ledger.close()
 
 
-def wait_for(condition: str, check: Callable[[], bool], timeout: float = 15) -> None:
-    """Poll `check` until it holds; fail naming `condition` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {condition}")
 
 
 # -- through the command line, on the home's ledger (its default store, a SQLite file: the lost and corrupt

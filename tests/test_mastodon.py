@@ -13,10 +13,20 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Result, channel_check, deliveries, free_port, ledger_text, run_cli, run_trigger, set_short
+from tests.conftest import (
+    Result,
+    channel_check,
+    deliveries,
+    free_port,
+    lease_lapsed,
+    ledger_text,
+    run_cli,
+    run_trigger,
+    set_short,
+    wait_for,
+)
 from tests.fakes.mastodon_api import Answer, FakeMastodon, status_length
 from tests.fakes.provider import add_channel
-from tests.test_ledger import lease_lapsed, wait_for
 
 TOKEN = "mst-Qf8Zr2Lx6Vb1Nw4Ks7Tp0Yh3Gj5Dc9"
 ENV = {"MASTODON_TOKEN": TOKEN}

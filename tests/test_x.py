@@ -15,10 +15,20 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Result, channel_check, deliveries, free_port, ledger_text, run_cli, run_trigger, set_short
+from tests.conftest import (
+    Result,
+    channel_check,
+    deliveries,
+    free_port,
+    lease_lapsed,
+    ledger_text,
+    run_cli,
+    run_trigger,
+    set_short,
+    wait_for,
+)
 from tests.fakes.provider import add_channel
 from tests.fakes.x_api import Answer, Credentials, FakeXApi
-from tests.test_ledger import lease_lapsed, wait_for
 
 CREDENTIALS = Credentials(
     consumer_key="ck-7Hq2Vb9LmZ4xRt1Nw8Ys3Pd6",

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +35,7 @@ import yaml
 
 from playbook.ledger import open_ledger
 from playbook.starter import write_starter
-from tests.conftest import write
+from tests.conftest import lease_lapsed, wait_for, write
 from tests.fakes.http import Reply, WebhookSink
 from tests.fakes.smtp import SmtpServer
 
@@ -99,13 +99,6 @@ def finish(process: subprocess.Popen[str], timeout: float = 60) -> tuple[int, st
     return process.returncode, out, err
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def count(db: Path, status: str) -> int:
@@ -142,12 +135,6 @@ def incident_of(db: Path) -> str:
         ledger.close()
 
 
-def lease_lapsed(db: Path, incident: str) -> bool:
-    ledger = open_ledger(db, readonly=True)
-    try:
-        return not ledger.holders(incident)
-    finally:
-        ledger.close()
 
 
 @pytest.mark.timeout(90)
@@ -159,7 +146,7 @@ def test_resume_while_a_3000_recipient_trigger_sends_leaves_it_the_work_and_name
     trigger = start(setup, "trigger", PLAYBOOK, "--yes", "--json")
     try:
         # A seeded point of the run: after some hundreds of customers were confirmed.
-        wait_until("the trigger to be sending", lambda: count(setup.db, "sent") >= rng.randrange(50, 1200))
+        wait_for("the trigger to be sending", lambda: count(setup.db, "sent") >= rng.randrange(50, 1200))
         helper = start(setup, "resume", incident_of(setup.db))
         code, out, err = finish(helper)
     finally:
@@ -218,7 +205,7 @@ def kill_mid_send(setup: Setup, rng: random.Random, lease: float) -> tuple[int, 
     as the kill left it."""
     trigger = start(setup, "trigger", PLAYBOOK, "--yes", "--json", lease=lease)
     try:
-        wait_until("the trigger to be sending", lambda: count(setup.db, "sent") >= rng.randrange(50, 1000))
+        wait_for("the trigger to be sending", lambda: count(setup.db, "sent") >= rng.randrange(50, 1000))
     finally:
         os.kill(trigger.pid, signal.SIGKILL)
         finish(trigger, timeout=10)
@@ -251,7 +238,7 @@ def test_a_killed_trigger_keeps_its_claims_until_the_lease_lapses_then_resume_ta
     assert code == 2, err
     assert f"being sent by pid {killed} on {HOST}; nothing to do here" in err
     assert setup.mailed().total() == mailed
-    wait_until("the killed trigger's lease to lapse", lambda: lease_lapsed(setup.db, incident))
+    wait_for("the killed trigger's lease to lapse", lambda: lease_lapsed(setup.db, incident))
     code, _, err = finish(start(setup, "resume", incident, "--json"))
 
     assert code == 0, err
@@ -266,7 +253,7 @@ def test_two_resumes_at_once_after_a_kill_send_everything_once_between_them(
     setup = make_home(tmp_path / "home", *servers, recipients=1500)
     _, at_kill = kill_mid_send(setup, rng, lease=2)
     incident = incident_of(setup.db)
-    wait_until("the killed trigger's lease to lapse", lambda: lease_lapsed(setup.db, incident))
+    wait_for("the killed trigger's lease to lapse", lambda: lease_lapsed(setup.db, incident))
 
     racers = []
     for _ in range(2):
@@ -292,12 +279,12 @@ def test_claims_are_renewed_while_every_delivery_waits_on_a_slow_server(
     # A lease of 1.5 s, far shorter than the webhooks' 8 s answers: only the background renewal keeps it.
     trigger = start(setup, "trigger", PLAYBOOK, "--yes", "--json", lease=1.5)
     try:
-        wait_until("every webhook to wait on its answer", lambda: len(setup.sink.requests()) == 2 * len(HOOKS))
+        wait_for("every webhook to wait on its answer", lambda: len(setup.sink.requests()) == 2 * len(HOOKS))
         incident = incident_of(setup.db)
         ledger = open_ledger(setup.db, readonly=True)
         try:
             (first,) = ledger.holders(incident)
-            wait_until("the first lease to end", lambda: datetime.now(UTC) > first.until + timedelta(seconds=1))
+            wait_for("the first lease to end", lambda: datetime.now(UTC) > first.until + timedelta(seconds=1))
             (later,) = ledger.holders(incident)
         finally:
             ledger.close()

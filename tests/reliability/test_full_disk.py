@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import lease_lapsed, run_cli, wait_for
 from tests.fakes.http import WebhookSink
 from tests.fakes.smtp import SmtpServer
-from tests.reliability.test_claims import CONNECTIONS, PLAYBOOK, lease_lapsed, make_home, statuses, wait_until
+from tests.reliability.test_claims import CONNECTIONS, PLAYBOOK, make_home, statuses
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_a_full_disk_ends_the_run_with_one_line_then_resume_finishes_once_there_
         assert len(set(mailed) - sent) <= CONNECTIONS
 
         subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True, timeout=30)
-        wait_until("the stopped trigger's lease to lapse", lambda: lease_lapsed(db, incident[1]))
+        wait_for("the stopped trigger's lease to lapse", lambda: lease_lapsed(db, incident[1]))
         resumed = run_cli("--state", str(db), "resume", incident[1], "--json", home=setup.home, timeout=90)
 
         assert resumed.code == 0, resumed.output

@@ -28,7 +28,7 @@ import yaml
 from playbook.errors import LedgerError
 from playbook.ledger import DeliveryRow, open_ledger
 from playbook.starter import write_starter
-from tests.conftest import run_cli, write
+from tests.conftest import lease_lapsed, run_cli, wait_for, write
 from tests.fakes.http import Reply, WebhookSink
 from tests.fakes.smtp import SmtpServer
 
@@ -138,18 +138,6 @@ def full_run_seconds(tmp_path_factory: pytest.TempPathFactory) -> float:
     return took
 
 
-def wait_for_lease(db: Path, incident: str, timeout: float = 30) -> None:
-    """Wait until no process holds a live claim on the incident (the killed trigger's lease has lapsed)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        ledger = open_ledger(db, readonly=True)
-        try:
-            if not ledger.holders(incident):
-                return
-        finally:
-            ledger.close()
-        assert time.monotonic() < deadline, "the killed trigger's claims never lapsed"
-        time.sleep(0.1)
 
 
 def finish(round_: Round) -> None:
@@ -159,7 +147,7 @@ def finish(round_: Round) -> None:
         result = run_cli("trigger", PLAYBOOK, "--yes", home=round_.home)
         assert result.code == 0, result.output
         return
-    wait_for_lease(round_.db, incident)
+    wait_for("the killed trigger's lease to lapse", lambda: lease_lapsed(round_.db, incident))
     for _ in range(3):
         result = run_cli("resume", incident, "--json", home=round_.home)
         if result.code == 0 or "nothing left to send" in result.stderr:

@@ -43,7 +43,8 @@ def test_a_detection_too_old_or_in_the_future_is_refused(text: str, error: str) 
 @pytest.mark.parametrize(("when", "error"), [
     ("-8d", "error: --detected-at: '-8d' is more than 7 days ago ("),
     ("+2h", "error: --detected-at: '+2h' is 2h in the future ("),
-    ("2020-01-01", "error: --detected-at: '2020-01-01' is more than 7 days ago (2020-01-01 00:00 UTC); check the date"),
+    # A date without an offset is in the playbook's zone (Europe/Paris), and the error speaks that zone.
+    ("2020-01-01", "error: --detected-at: '2020-01-01' is more than 7 days ago (2020-01-01 00:00 CET); check the date"),
 ])
 def test_trigger_refuses_a_detection_too_old_or_ahead_and_records_nothing(home: Path, when: str, error: str) -> None:
     for args in (("--dry-run",), ("--yes",)):

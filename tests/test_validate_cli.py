@@ -450,8 +450,9 @@ def test_validate_passes_a_text_at_the_platforms_limit_and_fails_one_past_it(
 
 @pytest.mark.parametrize(("short", "said"), [
     ("{% block short %}{% endblock %}", "0/280 weighted characters, an empty post is refused"),
-    ("{% block short %}Panne \ufffe en cours{% endblock %}",
-     "17/280 weighted characters, holds U+FFFE, a character X refuses"),
+    # U+FEFF: U+FFFE and U+FFFF never reach a message at all (no XML, HTML or JSON output can carry them).
+    ("{% block short %}Panne \ufeff en cours{% endblock %}",
+     "17/280 weighted characters, holds U+FEFF, a character X refuses"),
 ])
 def test_validate_refuses_an_x_post_that_x_would_refuse_at_any_length(home: Path, short: str, said: str) -> None:
     with_x(replace_short(short))(home)

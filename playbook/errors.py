@@ -15,11 +15,16 @@ if TYPE_CHECKING:
 class ExitStatus(IntEnum):
     OK = 0
     DELIVERY_FAILED = 1
+    # A channel's online check or a rehearsal failed: like a failed delivery, something the team relies on did
+    # not work (an alias of 1, so scripts see one "failed" status).
+    CHECK_FAILED = 1
     INVALID_INPUT = 2
     # The operator answered no (or just Enter) at the confirmation: nothing sent, nothing recorded.
     DECLINED = 3
     # The run could not go on (the ledger cannot be written, a sending task crashed): the ledger says what went out.
     STOPPED = 4
+    # A bug (sysexits' EX_SOFTWARE): the traceback is printed, secrets masked; the ledger says what went out.
+    SOFTWARE = 70
     # Ctrl-C: what went out is in the ledger; `resume` finishes.
     INTERRUPTED = 130
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
 from playbook.errors import PlaybookError
@@ -11,6 +11,69 @@ from playbook.home import Home
 from playbook.ledger import Ledger, Post
 from playbook.model import Playbook
 from playbook.timeparse import format_duration
+
+
+class ReviewDelivery(TypedDict):
+    """One delivery of a post against the post's deadline; a recipient list's as counts per status."""
+
+    post: int
+    phase: str
+    channel: str
+    lang: str
+    status: str
+    sent_at: str | None
+    deadline: str | None
+    within_window: bool | None
+    margin_seconds: int | None
+    attempts: int
+    remote_id: str | None
+    url: str | None
+    error: str | None
+    note: str | None
+    recipients: NotRequired[dict[str, int]]
+
+
+class ReviewPost(TypedDict):
+    """One post: when and by whom, its cadence against the promise of the previous one, what it said."""
+
+    seq: int
+    phase: str
+    issued_at: str | None
+    operator: str | None
+    deadline: str | None
+    next_update_at: str | None
+    variables: dict[str, str | None]
+    # As the ledger records them: {channel: {per_recipient, stands_in_for, languages: {lang: {block: text}}}}.
+    texts: dict[str, Any]
+    since_previous_seconds: int | None
+    promised_by: str | None
+    late_seconds: int | None
+
+
+class Review(TypedDict):
+    """The review of one incident, JSON-ready: times in ISO 8601 with the playbook's offset."""
+
+    id: str
+    playbook: str
+    name: dict[str, str] | None
+    drill: bool
+    open: bool
+    phase: str
+    timezone: str
+    detected_at: str | None
+    triggered_at: str | None
+    triggered_by: str | None
+    closed_at: str | None
+    window: str
+    deadline: str | None
+    first_notice_at: str | None
+    window_met: bool | None
+    window_margin_seconds: int | None
+    update_every: str | None
+    next_update_overdue_seconds: int | None
+    as_of: str | None
+    posts: list[ReviewPost]
+    deliveries: list[ReviewDelivery]
 
 
 def _local(moment: datetime, zone: ZoneInfo) -> str:
@@ -27,7 +90,7 @@ def _seconds(delta: timedelta | None) -> int | None:
     return int(delta.total_seconds()) if delta is not None else None
 
 
-def build_review(home: Home, ledger: Ledger, incident_id: str, now: datetime | None = None) -> dict[str, Any]:
+def build_review(home: Home, ledger: Ledger, incident_id: str, now: datetime | None = None) -> Review:
     """Everything the review needs, as JSON-ready data: times in ISO 8601 with the playbook's offset."""
     incident = ledger.incident(incident_id)
     try:
@@ -49,7 +112,7 @@ def build_review(home: Home, ledger: Ledger, incident_id: str, now: datetime | N
         met, margin = None, None
     update_every = playbook.update_every if playbook else None
 
-    by_post: dict[int, list[dict[str, Any]]] = {p.seq: [] for p in posts}
+    by_post: dict[int, list[ReviewDelivery]] = {p.seq: [] for p in posts}
     deadlines = {p.seq: p.deadline for p in posts}
     for row in ledger.deliveries(incident.id, recipients=False):
         sent_at = row.finished_at if row.status == "sent" else None
@@ -68,7 +131,7 @@ def build_review(home: Home, ledger: Ledger, incident_id: str, now: datetime | N
         by_post[seq].append(_delivery(seq, phase, channel, lang, status, sent_at, deadlines[seq], zone,
                                       recipients={"total": sum(counts.values()), **counts}))
 
-    post_data: list[dict[str, Any]] = []
+    post_data: list[ReviewPost] = []
     previous: Post | None = None
     for post in posts:
         post_data.append(_post(post, previous, update_every, zone))
@@ -104,7 +167,7 @@ def build_review(home: Home, ledger: Ledger, incident_id: str, now: datetime | N
     }
 
 
-def _post(post: Post, previous: Post | None, update_every: timedelta | None, zone: ZoneInfo) -> dict[str, Any]:
+def _post(post: Post, previous: Post | None, update_every: timedelta | None, zone: ZoneInfo) -> ReviewPost:
     late: timedelta | None = None
     gap: timedelta | None = None
     promised: datetime | None = None
@@ -134,9 +197,9 @@ def _post(post: Post, previous: Post | None, update_every: timedelta | None, zon
 def _delivery(seq: int, phase: str, channel: str, lang: str, status: str, sent_at: datetime | None,
               deadline: datetime, zone: ZoneInfo, *, attempts: int = 0, remote_id: str | None = None,
               url: str | None = None, error: str | None = None, note: str | None = None,
-              recipients: dict[str, int] | None = None) -> dict[str, Any]:
+              recipients: dict[str, int] | None = None) -> ReviewDelivery:
     margin = deadline - sent_at if sent_at else None
-    data: dict[str, Any] = {
+    data: ReviewDelivery = {
         "post": seq, "phase": phase, "channel": channel, "lang": lang, "status": status,
         "sent_at": _iso(sent_at, zone), "deadline": _iso(deadline, zone),
         "within_window": (margin >= timedelta()) if margin is not None else None,
@@ -162,7 +225,7 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def markdown(review: dict[str, Any]) -> str:
+def markdown(review: Review) -> str:
     """The review as Markdown: headings, one table of deliveries per post, the texts quoted once each."""
     zone = ZoneInfo(review["timezone"])
 
@@ -172,7 +235,8 @@ def markdown(review: dict[str, Any]) -> str:
     drill = " (drill)" if review["drill"] else ""
     met = review["window_met"]
     margin = review["window_margin_seconds"]
-    if met is None:
+    # The margin is known exactly when the window is decided (met or missed).
+    if met is None or margin is None:
         verdict = f"still open: due by {at(review['deadline'])}"
     elif met:
         verdict = f"met, {_margin(margin).replace('early', 'to spare')}"
@@ -202,7 +266,8 @@ def markdown(review: dict[str, Any]) -> str:
     for post in review["posts"]:
         lines += [f"## {post['seq']}. {post['phase']} (issued {at(post['issued_at'])})", ""]
         lines.append(f"- By: {post['operator'] or 'not recorded'}")
-        if post["promised_by"]:
+        # A promise comes from the previous post: the gap since it is then known.
+        if post["promised_by"] and post["since_previous_seconds"] is not None:
             gap = format_duration(timedelta(seconds=post["since_previous_seconds"]))
             cadence = (f"{format_duration(timedelta(seconds=post['late_seconds']))} later than promised"
                        if post["late_seconds"] else "on time")

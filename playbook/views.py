@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playbook.errors import PlaybookError
 from playbook.home import Home
 from playbook.ledger import Incident, Ledger, created_marker, open_ledger, utcnow
 from playbook.model import Playbook
+
+if TYPE_CHECKING:
+    from playbook.review import Review
 
 
 @dataclass
@@ -133,7 +136,7 @@ def rehearsal_status(home: Home) -> list[RehearsalView]:
     return views
 
 
-def review(home: Home, incident_id: str, now: datetime | None = None) -> dict[str, Any]:
+def review(home: Home, incident_id: str, now: datetime | None = None) -> Review:
     """The post-incident review of one incident (see playbook.review), read from the ledger."""
     from playbook.review import build_review
 

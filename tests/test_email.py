@@ -18,7 +18,7 @@ import yaml
 from playbook.engine import DeliveryEvent
 from playbook.home import Home
 from playbook.incidents import Session, trigger
-from playbook.output import LiveView
+from playbook.output.live import LiveView
 from playbook.publishers.base import ChannelContext, Delivery, Failure, Receipt, Recipient
 from playbook.publishers.email import EmailConfig, EmailPublisher, body_to_html
 from playbook.render import Message

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 
 from playbook.engine import DeliveryEvent
-from playbook.output import LiveView, _pace
+from playbook.output.live import LiveView, pace
 
 
 def _render(view: LiveView) -> str:
@@ -22,7 +22,8 @@ def _render(view: LiveView) -> str:
 def test_an_email_row_shows_sent_of_total_with_a_bar_and_the_pace() -> None:
     view = LiveView()
     channel = SimpleNamespace(name="customers", recipients_by_lang={"fr": 5})
-    view.plan = SimpleNamespace(deadline=datetime.now(UTC) + timedelta(minutes=30), channels=[channel])
+    view.plan = SimpleNamespace(deadline=datetime.now(UTC) + timedelta(minutes=30), channels=[channel],
+                                context=SimpleNamespace(timezone="UTC"))
     view.rows[("customers", "fr")] = LiveView._row(0, 5)
     view.rows[("customers", "fr")]["since"] = datetime.now(UTC) - timedelta(seconds=2)
     for n in range(2):
@@ -36,7 +37,8 @@ def test_an_email_row_shows_sent_of_total_with_a_bar_and_the_pace() -> None:
 
 def test_a_single_post_row_shows_its_time_and_link() -> None:
     view = LiveView()
-    view.plan = SimpleNamespace(deadline=datetime.now(UTC) + timedelta(minutes=30), channels=[])
+    view.plan = SimpleNamespace(deadline=datetime.now(UTC) + timedelta(minutes=30), channels=[],
+                                context=SimpleNamespace(timezone="UTC"))
     view.rows[("x", "en")] = LiveView._row(1)
     view.event(DeliveryEvent("x", "en", "sent", 1, url="https://x.com/i/web/status/1"))
     text = _render(view)
@@ -45,9 +47,9 @@ def test_a_single_post_row_shows_its_time_and_link() -> None:
 
 def test_the_pace_warns_when_the_rest_would_arrive_after_the_deadline() -> None:
     started = datetime.now(UTC) - timedelta(seconds=100)
-    late = _pace(100, 60_000, started, datetime.now(UTC) + timedelta(minutes=30))  # 1/s: ~16h left
+    late = pace(100, 60_000, started, datetime.now(UTC) + timedelta(minutes=30))  # 1/s: ~16h left
     assert late.startswith("1.0/s, ") and late.endswith("(AFTER the deadline)")
-    on_time = _pace(100, 1_000, started, datetime.now(UTC) + timedelta(minutes=30))
+    on_time = pace(100, 1_000, started, datetime.now(UTC) + timedelta(minutes=30))
     assert on_time.endswith("(before the deadline)")
 
 

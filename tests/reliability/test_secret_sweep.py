@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from playbook import output
+from playbook.output import results
 from playbook.publishers.webhook import WebhookPublisher
 from tests.conftest import Result, run_cli, run_main, write
 from tests.fakes.http import Reply, WebhookSink
@@ -145,7 +145,7 @@ def test_no_configured_secret_appears_in_any_output_or_any_file_the_tool_writes(
     def crash(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError(f"cannot show the result of {sink.url('hook/' + TOKEN)} ({PASSWORD})")
 
-    monkeypatch.setattr(output, "outcomes", crash)
+    monkeypatch.setattr(results, "outcomes", crash)
     crashed = run_main("--home", str(home), "--debug", "trigger", PLAYBOOK, "--new", "--yes")
     outputs.append(crashed)
     assert crashed.code == 70

@@ -83,3 +83,19 @@ def test_channel_check_still_loads_the_provider_client(incident_home: tuple[Path
     home, _ = incident_home
     _, heavy = imported(home, "channels", "--check")
     assert "tweepy" in heavy
+
+
+LAYER = """\
+import importlib, pkgutil, sys
+import playbook.cli, playbook.output
+for module in pkgutil.iter_modules(playbook.output.__path__):
+    importlib.import_module("playbook.output." + module.name)
+print(" ".join(sorted({name.split(".")[0] for name in sys.modules} & {"rich", "jinja2", "pydantic"})))
+"""
+
+
+def test_the_command_line_and_every_output_module_import_without_rich() -> None:
+    # rich is imported by the function that draws: `--help`, `--version` and a failing command never pay for it.
+    done = subprocess.run([sys.executable, "-c", LAYER], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == []

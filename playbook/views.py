@@ -158,3 +158,26 @@ def status(home: Home, incident_id: str | None) -> list[IncidentView]:
         return [incident_view(home, ledger, i) for i in incidents]
     finally:
         ledger.close()
+
+
+@dataclass
+class StatusReport:
+    """What `status` shows: the incidents, when each playbook was last rehearsed, and each one's time zone."""
+
+    incidents: list[IncidentView]
+    rehearsals: list[RehearsalView]
+    # A playbook that no longer loads has no zone here: its times are shown in UTC rather than not at all.
+    zones: dict[str, str]
+
+
+def status_report(home: Home, incident_id: str | None) -> StatusReport:
+    """One incident, or every open one with the rehearsals, and the zones their times are shown in."""
+    incidents = status(home, incident_id)
+    rehearsals = rehearsal_status(home) if incident_id is None else []
+    zones = {}
+    for playbook_id in {i.playbook for i in incidents} | {r.playbook for r in rehearsals}:
+        try:
+            zones[playbook_id] = home.load_playbook(playbook_id).timezone
+        except PlaybookError:
+            continue
+    return StatusReport(incidents, rehearsals, zones)

@@ -14,7 +14,6 @@ from playbook.errors import ExitStatus
 
 if TYPE_CHECKING:
     from playbook.engine import PostPlan
-    from playbook.home import Home
     from playbook.incidents import Outcome
     from playbook.output.live import ProgressView
 
@@ -136,27 +135,9 @@ def status(
 ) -> None:
     """Show open incidents: phase, deliveries, the window, the next update due."""
     from playbook.output.incidents import status as show_status
-    from playbook.views import rehearsal_status
-    from playbook.views import status as incident_status
+    from playbook.views import status_report
 
-    home = load_home()
-    views = incident_status(home, incident)
-    rehearsals = rehearsal_status(home) if incident is None else []
-    show_status(views, rehearsals, as_json=json_,
-                zones=_zones(home, {v.playbook for v in views} | {r.playbook for r in rehearsals}))
-
-
-def _zones(home: "Home", playbook_ids: set[str]) -> dict[str, str]:
-    """Each playbook's time zone; a playbook that no longer loads is shown in UTC rather than not at all."""
-    from playbook.errors import PlaybookError
-
-    zones = {}
-    for playbook_id in playbook_ids:
-        try:
-            zones[playbook_id] = str(home.load_playbook(playbook_id).timezone)
-        except PlaybookError:
-            continue
-    return zones
+    show_status(status_report(load_home(), incident), as_json=json_)
 
 
 def timeline(

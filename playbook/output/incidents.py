@@ -14,18 +14,17 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from playbook.review import Review
-    from playbook.views import DeliveryView, IncidentView, RehearsalView
+    from playbook.views import DeliveryView, StatusReport
 
 
-def status(views: Sequence[IncidentView], rehearsals: Sequence[RehearsalView], as_json: bool,
-           zones: dict[str, str] | None = None) -> None:
-    """Open incidents and rehearsals; `zones` gives each playbook's time zone, in which times are shown."""
+def status(report: StatusReport, as_json: bool) -> None:
+    """Open incidents and rehearsals, their times in each playbook's zone."""
     from rich.text import Text
 
+    views, rehearsals, zones = report.incidents, report.rehearsals, report.zones
     if as_json:
         write_json({"incidents": [v.as_json() for v in views], "rehearsals": [r.as_json() for r in rehearsals]})
         return
-    zones = zones or {}
     out = console()
     if not views:
         out.print("No open incident.")

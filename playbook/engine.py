@@ -21,13 +21,9 @@ from typing import Any, Protocol
 from playbook import secrets
 from playbook.compose import BlockMeasure, Composer
 from playbook.errors import LedgerWriteError, PlaybookError, RunStopped
-from playbook.ledger import REJECTED, SENT, Claim, Confirmation, Ledger, Post, delivery_key, utcnow
-from playbook.publishers.base import Delivery, Failure, Publisher, Receipt, Recipient, Stage
+from playbook.ledger import Claim, Confirmation, DeliveryStatus, Ledger, Post, delivery_key, utcnow
+from playbook.publishers.base import Delivery, Failure, Link, Publisher, Receipt, Recipient, Stage
 from playbook.render import Message, RenderContext
-
-# Statuses of a delivery in results (the ledger has its own, finer ones).
-SENT_STATUS, FAILED_STATUS, SKIPPED, DRY_RUN, ALREADY_SENT, REJECTED_STATUS = (
-    "sent", "failed", "skipped", "dry-run", "already-sent", "rejected")
 
 log = logging.getLogger("playbook.engine")
 
@@ -74,7 +70,7 @@ class PostPlan:
 class DeliveryResult:
     channel: str
     lang: str
-    status: str
+    status: DeliveryStatus
     remote_id: str | None = None
     url: str | None = None
     sent_at: datetime | None = None
@@ -101,7 +97,7 @@ class PostResult:
 
     @property
     def ok(self) -> bool:
-        return all(d.status != FAILED_STATUS for d in self.deliveries)
+        return all(d.status != DeliveryStatus.FAILED for d in self.deliveries)
 
 
 @dataclass(frozen=True)
@@ -110,7 +106,7 @@ class DeliveryEvent:
 
     channel: str
     lang: str
-    status: str  # pending, sending, sent, retrying, failed, rejected, already-sent
+    status: DeliveryStatus  # pending, sending, sent, retrying, failed, rejected, already-sent
     attempts: int = 0
     error: str | None = None
     recipient: str | None = None
@@ -170,7 +166,7 @@ class Engine:
         self.clock = clock
         self.started = clock()
         # The other channels' results, handed to briefing channels once those have finished.
-        self.links: list[dict[str, str | None]] = []
+        self.links: tuple[Link, ...] = ()
         # The single-target deliveries of the post, as claimed when the run starts.
         self.claimed = Claim(frozenset(), {}, {})
 
@@ -240,14 +236,13 @@ class Engine:
                  " [drill]" if self.plan.drill else "", ", ".join(c.name for c in live) or "no channel",
                  self.post.deadline.isoformat(timespec="seconds"))
         results: list[DeliveryResult] = [
-            DeliveryResult(c.name, lang, SKIPPED, error=c.skipped)
+            DeliveryResult(c.name, lang, DeliveryStatus.SKIPPED, error=c.skipped)
             for c in self.plan.channels if c.skipped is not None for lang in c.languages or ["-"]
         ]
         # Briefing channels (team chats) go last: their message links to what the others have just published.
         results.extend(await _all(self._run_channel(c) for c in live if not c.publisher.briefing))
         briefings = {c.name for c in self.plan.channels if c.publisher.briefing}
-        self.links = [{"channel": r.channel, "lang": r.lang, "status": r.status, "url": r.url}
-                      for r in results if r.channel not in briefings]
+        self.links = tuple(Link(r.channel, r.lang, r.status, r.url) for r in results if r.channel not in briefings)
         results.extend(await _all(self._run_channel(c) for c in live if c.publisher.briefing))
         return PostResult(
             incident=self.post.incident, playbook=self.plan.playbook, phase=self.post.phase, seq=self.post.seq,
@@ -262,8 +257,8 @@ class Engine:
         except Exception as exc:  # a plugin's own failure must not stop the other channels
             reason = secrets.redact(f"could not start: {type(exc).__name__}: {exc}")
             for lang in plan.languages:
-                self.observer.event(DeliveryEvent(plan.name, lang, FAILED_STATUS, error=reason))
-            return [DeliveryResult(plan.name, lang, FAILED_STATUS, error=reason) for lang in plan.languages]
+                self.observer.event(DeliveryEvent(plan.name, lang, DeliveryStatus.FAILED, error=reason))
+            return [DeliveryResult(plan.name, lang, DeliveryStatus.FAILED, error=reason) for lang in plan.languages]
         try:
             if publisher.per_recipient:
                 return await self._run_recipients(plan)
@@ -284,8 +279,7 @@ class Engine:
                              recipient.address if recipient else None),
             incident_id=self.post.incident, playbook_id=self.plan.playbook, phase=self.post.phase,
             channel=plan.name, lang=lang, message=message, deadline=self.post.deadline, recipient=recipient,
-            thread=thread, drill=self.plan.drill,
-            extra={"links": list(self.links)} if plan.publisher.briefing else {},
+            thread=thread, drill=self.plan.drill, links=self.links if plan.publisher.briefing else (),
             next_update_at=self.post.next_update_at, detected_at=self.plan.context.detected_at,
             timezone=self.plan.context.timezone, stage=self.plan.stage,
         )
@@ -293,10 +287,10 @@ class Engine:
     async def _single(self, plan: ChannelPlan, lang: str) -> DeliveryResult:
         delivery = self._delivery(plan, lang, plan.messages[lang], None)
         status = self.claimed.finished.get(delivery.key)
-        if status in (SENT, REJECTED):
+        if status in (DeliveryStatus.SENT, DeliveryStatus.REJECTED):
             row = next(r for r in self.ledger.deliveries(self.post.incident, self.post.seq, recipients=False)
                        if r.key == delivery.key)
-            shown = ALREADY_SENT if status == SENT else REJECTED_STATUS
+            shown = DeliveryStatus.ALREADY_SENT if status == DeliveryStatus.SENT else DeliveryStatus.REJECTED
             self.observer.event(DeliveryEvent(plan.name, lang, shown, attempts=row.attempts, url=row.url))
             return DeliveryResult(plan.name, lang, shown, row.remote_id, row.url, row.finished_at,
                                   self._in_window(row.finished_at), row.attempts, error=row.error)
@@ -307,8 +301,8 @@ class Engine:
     def _left(self, plan: ChannelPlan, lang: str, owner: object, who: str | None = None) -> DeliveryResult:
         """A delivery another process holds: not attempted here, and not confirmed either."""
         reason = f"left to {owner}, which is sending it" if owner else "taken over by another process"
-        self.observer.event(DeliveryEvent(plan.name, lang, FAILED_STATUS, error=reason, recipient=who))
-        return DeliveryResult(plan.name, lang, FAILED_STATUS, error=reason)
+        self.observer.event(DeliveryEvent(plan.name, lang, DeliveryStatus.FAILED, error=reason, recipient=who))
+        return DeliveryResult(plan.name, lang, DeliveryStatus.FAILED, error=reason)
 
     def _retry_until(self, plan: ChannelPlan) -> datetime:
         """When retries of a channel end: the post's deadline, or retry_for after the channel starts if later."""
@@ -328,8 +322,9 @@ class Engine:
             if outage is not None and not await outage.admit():
                 reason = f"{outage.reason} (the channel stayed unreachable until the end of its retries)"
                 self.ledger.mark_failed(delivery.key, reason)
-                self.observer.event(DeliveryEvent(plan.name, delivery.lang, FAILED_STATUS, attempts, reason, who))
-                return DeliveryResult(plan.name, delivery.lang, FAILED_STATUS, attempts=attempts, error=reason)
+                self.observer.event(DeliveryEvent(plan.name, delivery.lang, DeliveryStatus.FAILED, attempts, reason,
+                                                  who))
+                return DeliveryResult(plan.name, delivery.lang, DeliveryStatus.FAILED, attempts=attempts, error=reason)
             marked = self.ledger.mark_sending(delivery.key, confirmed=held.confirmation if held else None)
             if held is not None:
                 self._announce(held)
@@ -338,7 +333,8 @@ class Engine:
                     outage.probe_over()
                 return self._left(plan, delivery.lang, None, who)
             attempts = marked
-            self.observer.event(DeliveryEvent(plan.name, delivery.lang, "sending", attempts, recipient=who))
+            self.observer.event(DeliveryEvent(plan.name, delivery.lang, DeliveryStatus.SENDING, attempts,
+                                              recipient=who))
             try:
                 # A timeout scope rather than wait_for: no Task made per attempt, thousands per list.
                 async with asyncio.timeout(timeout):
@@ -357,20 +353,22 @@ class Engine:
                 confirmation = Confirmation(delivery.key, outcome.remote_id, outcome.url, outcome.note, sent_at)
                 log.log(level, "%s: sent (attempt %d) %s", delivery.key, attempts,
                         outcome.url or outcome.remote_id or outcome.note or "")
-                event = DeliveryEvent(plan.name, delivery.lang, SENT_STATUS, attempts, recipient=who, url=outcome.url)
+                event = DeliveryEvent(plan.name, delivery.lang, DeliveryStatus.SENT, attempts, recipient=who,
+                                      url=outcome.url)
                 if held is None:
                     self.ledger.mark_sent(confirmation)
                     self.observer.event(event)
                 else:
                     held.confirmation, held.event = confirmation, event
-                return DeliveryResult(plan.name, delivery.lang, SENT_STATUS, outcome.remote_id, outcome.url,
+                return DeliveryResult(plan.name, delivery.lang, DeliveryStatus.SENT, outcome.remote_id, outcome.url,
                                       sent_at, self._in_window(sent_at), attempts,
                                       note=secrets.redact(outcome.note) if outcome.note else None)
             reason = secrets.redact(outcome.reason)
             if outage is not None and outage.reason is not None and outcome.retryable:
                 log.log(level, "%s: attempt %d failed, the channel is down: %s", delivery.key, attempts, reason)
                 self.ledger.note_error(delivery.key, reason)
-                self.observer.event(DeliveryEvent(plan.name, delivery.lang, "retrying", attempts, reason, who))
+                self.observer.event(DeliveryEvent(plan.name, delivery.lang, DeliveryStatus.RETRYING, attempts,
+                                                  reason, who))
                 continue
             now = self.clock()
             wait = timedelta(seconds=backoff(attempts))
@@ -380,7 +378,8 @@ class Engine:
                 log.log(level, "%s: attempt %d failed, retrying in %.1fs: %s", delivery.key, attempts,
                         wait.total_seconds(), reason)
                 self.ledger.note_error(delivery.key, reason)
-                self.observer.event(DeliveryEvent(plan.name, delivery.lang, "retrying", attempts, reason, who,
+                self.observer.event(DeliveryEvent(plan.name, delivery.lang, DeliveryStatus.RETRYING, attempts,
+                                                  reason, who,
                                                   retry_at=now + wait))
                 await asyncio.sleep(wait.total_seconds())
                 continue
@@ -388,7 +387,7 @@ class Engine:
                 reason += f"; the provider accepts again at {outcome.retry_at:%H:%M:%S} UTC, after the deadline"
             elif outcome.retryable:
                 reason += f" (gave up after {attempts} attempts)"
-            status = REJECTED_STATUS if outcome.rejected else FAILED_STATUS
+            status = DeliveryStatus.REJECTED if outcome.rejected else DeliveryStatus.FAILED
             log.log(level if outcome.rejected else logging.WARNING, "%s: %s after %d attempt(s): %s", delivery.key,
                     status, attempts, reason)
             self.ledger.mark_failed(delivery.key, reason, rejected=outcome.rejected)
@@ -417,7 +416,8 @@ class Engine:
         """
         publisher = plan.publisher
         limiter = RateLimiter(getattr(publisher, "rate", None))
-        counts = {lang: dict.fromkeys((SENT_STATUS, ALREADY_SENT, FAILED_STATUS, REJECTED_STATUS), 0)
+        counted = (DeliveryStatus.SENT, DeliveryStatus.ALREADY_SENT, DeliveryStatus.FAILED, DeliveryStatus.REJECTED)
+        counts: dict[str, dict[str, int]] = {lang: dict.fromkeys(counted, 0)
                   for lang in plan.languages}
         last_sent: dict[str, datetime] = {}
         errors: dict[str, str] = {}
@@ -438,9 +438,10 @@ class Engine:
                 return renderers[lang](recipient)
             except Exception as exc:
                 self.ledger.mark_failed(key, f"cannot render for this recipient: {exc}")
-                self.observer.event(DeliveryEvent(plan.name, lang, FAILED_STATUS, error=secrets.redact(str(exc)),
+                self.observer.event(DeliveryEvent(plan.name, lang, DeliveryStatus.FAILED,
+                                                  error=secrets.redact(str(exc)),
                                                   recipient=recipient.address))
-                counts[lang][FAILED_STATUS] += 1
+                counts[lang][DeliveryStatus.FAILED] += 1
                 errors.setdefault(lang, str(exc))
                 return None
 
@@ -473,8 +474,8 @@ class Engine:
             reason = f"{outage.reason} (the channel stayed unreachable until the end of its retries)"
             self.ledger.mark_all_failed(keys, reason)
             for recipient, lang in pairs:
-                tally(lang, DeliveryResult(plan.name, lang, FAILED_STATUS, error=reason))
-                self.observer.event(DeliveryEvent(plan.name, lang, FAILED_STATUS, error=reason,
+                tally(lang, DeliveryResult(plan.name, lang, DeliveryStatus.FAILED, error=reason))
+                self.observer.event(DeliveryEvent(plan.name, lang, DeliveryStatus.FAILED, error=reason,
                                                   recipient=recipient.address))
 
         async def feed() -> None:
@@ -490,17 +491,19 @@ class Engine:
                             [k for k in keys if k in claim.taken])
                 for (recipient, lang), key in zip(pairs, keys, strict=True):
                     finished = claim.finished.get(key)
-                    if finished == SENT:
-                        counts[lang][ALREADY_SENT] += 1
-                        self.observer.event(DeliveryEvent(plan.name, lang, ALREADY_SENT, recipient=recipient.address))
+                    if finished == DeliveryStatus.SENT:
+                        counts[lang][DeliveryStatus.ALREADY_SENT] += 1
+                        self.observer.event(DeliveryEvent(plan.name, lang, DeliveryStatus.ALREADY_SENT,
+                                                          recipient=recipient.address))
                     elif finished is not None:
-                        counts[lang][REJECTED_STATUS] += 1
-                        self.observer.event(DeliveryEvent(plan.name, lang, REJECTED_STATUS,
+                        counts[lang][DeliveryStatus.REJECTED] += 1
+                        self.observer.event(DeliveryEvent(plan.name, lang, DeliveryStatus.REJECTED,
                                                           recipient=recipient.address))
                     elif key not in claim.taken:
                         tally(lang, self._left(plan, lang, claim.held.get(key), recipient.address))
                     elif not gave_up:
-                        self.observer.event(DeliveryEvent(plan.name, lang, "pending", recipient=recipient.address))
+                        self.observer.event(DeliveryEvent(plan.name, lang, DeliveryStatus.PENDING,
+                                                          recipient=recipient.address))
                         message = render(recipient, lang, key)
                         if message is not None:
                             await queue.put((recipient, lang, message))
@@ -514,14 +517,16 @@ class Engine:
         results = []
         for lang in plan.languages:
             c = counts[lang]
-            status = FAILED_STATUS if c[FAILED_STATUS] else (SENT_STATUS if c[SENT_STATUS] else ALREADY_SENT)
+            status = (DeliveryStatus.FAILED if c[DeliveryStatus.FAILED]
+                      else DeliveryStatus.SENT if c[DeliveryStatus.SENT] else DeliveryStatus.ALREADY_SENT)
             if not any(c.values()):
-                status = SKIPPED
+                status = DeliveryStatus.SKIPPED
             sent_at = last_sent.get(lang)
             results.append(DeliveryResult(
                 plan.name, lang, status, sent_at=sent_at, within_window=self._in_window(sent_at),
-                attempts=sum(c.values()), error=errors.get(lang) if status == FAILED_STATUS or c[REJECTED_STATUS]
-                else None, recipients={"total": sum(c.values()), **c},
+                attempts=sum(c.values()),
+                error=errors.get(lang) if status == DeliveryStatus.FAILED or c[DeliveryStatus.REJECTED] else None,
+                recipients={"total": sum(c.values()), **c},
             ))
         return results
 

@@ -11,10 +11,10 @@ per-recipient channel's list (with outage.py for a server that is down), claims.
 
 from playbook.engine.plans import ChannelPlan, PostPlan
 from playbook.engine.recipients import recipient_language
-from playbook.engine.results import DeliveryEvent, DeliveryResult, NullObserver, Observer, PostResult
+from playbook.engine.results import DeliveryEvent, DeliveryResult, Observer, PostResult
 from playbook.engine.runner import Engine
 
 __all__ = [
-    "ChannelPlan", "DeliveryEvent", "DeliveryResult", "Engine", "NullObserver", "Observer", "PostPlan", "PostResult",
+    "ChannelPlan", "DeliveryEvent", "DeliveryResult", "Engine", "Observer", "PostPlan", "PostResult",
     "recipient_language",
 ]

@@ -13,26 +13,47 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ChannelConfig",
+    "ChannelContext",
     "CheckResult",
     "Delivery",
+    "DeliveryStatus",
     "Failure",
+    "HttpPublisher",
     "Limit",
+    "Link",
+    "ListedPublisher",
     "Measure",
     "Message",
     "PlaybookError",
     "Publisher",
     "Receipt",
     "Recipient",
+    "Stage",
+    "failure_from_exception",
+    "failure_from_response",
+    "host_of",
+    "json_of",
 ]
 
 _WHERE = {
     "ChannelConfig": "playbook.publishers.base",
+    "ChannelContext": "playbook.publishers.base",
     "CheckResult": "playbook.publishers.base",
     "Delivery": "playbook.publishers.base",
     "Failure": "playbook.publishers.base",
+    "Link": "playbook.publishers.base",
     "Publisher": "playbook.publishers.base",
     "Receipt": "playbook.publishers.base",
     "Recipient": "playbook.publishers.base",
+    "Stage": "playbook.publishers.base",
+    # The HTTP kit imports httpx: only a plugin that asks for it pays for it.
+    "HttpPublisher": "playbook.publishers.http",
+    "failure_from_exception": "playbook.publishers.http",
+    "failure_from_response": "playbook.publishers.http",
+    "host_of": "playbook.publishers.http",
+    "json_of": "playbook.publishers.http",
+    "ListedPublisher": "playbook.publishers.listed",
+    "DeliveryStatus": "playbook.ledger.contract",
     "Limit": "playbook.limits",
     "Measure": "playbook.limits",
     "Message": "playbook.render",
@@ -41,16 +62,28 @@ _WHERE = {
 
 if TYPE_CHECKING:
     from playbook.errors import PlaybookError
+    from playbook.ledger.contract import DeliveryStatus
     from playbook.limits import Limit, Measure
     from playbook.publishers.base import (
         ChannelConfig,
+        ChannelContext,
         CheckResult,
         Delivery,
         Failure,
+        Link,
         Publisher,
         Receipt,
         Recipient,
+        Stage,
     )
+    from playbook.publishers.http import (
+        HttpPublisher,
+        failure_from_exception,
+        failure_from_response,
+        host_of,
+        json_of,
+    )
+    from playbook.publishers.listed import ListedPublisher
     from playbook.render import Message
 
 

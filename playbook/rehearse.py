@@ -16,7 +16,7 @@ from playbook.compose import Composer
 from playbook.errors import PlaybookError
 from playbook.home import Home
 from playbook.incidents import Session, close_drill, trigger
-from playbook.ledger import open_ledger, utcnow
+from playbook.ledger import DeliveryStatus, open_ledger, utcnow
 from playbook.limits import URL
 from playbook.model import Playbook
 from playbook.publishers.base import Budget, Publisher
@@ -376,12 +376,12 @@ def _run_drill(home: Home, playbook: Playbook, record: _Recorder) -> None:
     taken: dict[str, float] = {}
     for delivery in result.deliveries:
         label = f"channel '{delivery.channel}' ({delivery.lang}) delivered through its sandbox"
-        if delivery.status == "skipped":
+        if delivery.status == DeliveryStatus.SKIPPED:
             record.add("drill", label, True, delivery.error or "skipped", skipped=True)
             continue
         seconds = ((delivery.sent_at or result.finished_at) - result.started_at).total_seconds()
         taken[delivery.channel] = max(taken.get(delivery.channel, 0.0), seconds)
-        ok = delivery.status in ("sent", "already-sent") and seconds <= window
+        ok = delivery.status in (DeliveryStatus.SENT, DeliveryStatus.ALREADY_SENT) and seconds <= window
         record.add("drill", label, ok, f"{delivery.status} in {seconds:.1f} s of {format_duration(playbook.window)}"
                    + (f": {delivery.error}" if delivery.error else ""), seconds)
     for plan in outcome.plan.channels:

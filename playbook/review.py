@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from playbook.errors import PlaybookError
 from playbook.home import Home
-from playbook.ledger import Ledger, Post
+from playbook.ledger import UNFINISHED, DeliveryStatus, Ledger, Post
 from playbook.model import Playbook
 from playbook.timeparse import format_duration
 
@@ -115,7 +115,7 @@ def build_review(home: Home, ledger: Ledger, incident_id: str, now: datetime | N
     by_post: dict[int, list[ReviewDelivery]] = {p.seq: [] for p in posts}
     deadlines = {p.seq: p.deadline for p in posts}
     for row in ledger.deliveries(incident.id, recipients=False):
-        sent_at = row.finished_at if row.status == "sent" else None
+        sent_at = row.finished_at if row.status == DeliveryStatus.SENT else None
         by_post[row.seq].append(_delivery(row.seq, row.phase, row.channel, row.lang, row.status, sent_at,
                                           deadlines[row.seq], zone, attempts=row.attempts, remote_id=row.remote_id,
                                           url=row.url, error=row.error, note=row.note))
@@ -125,9 +125,10 @@ def build_review(home: Home, ledger: Ledger, incident_id: str, now: datetime | N
         grouped.setdefault((seq, phases[seq], channel, lang), {})[status] = count
     last_sent = ledger.recipients_last_sent(incident.id)
     for (seq, phase, channel, lang), counts in grouped.items():
-        unfinished = sum(counts.get(s, 0) for s in ("pending", "sending", "failed"))
-        status = "sent" if not unfinished else ("failed" if counts.get("failed") else "sending")
-        sent_at = last_sent.get((seq, channel, lang)) if status == "sent" else None
+        unfinished = sum(counts.get(s, 0) for s in UNFINISHED)
+        status = (DeliveryStatus.SENT if not unfinished
+                  else DeliveryStatus.FAILED if counts.get(DeliveryStatus.FAILED) else DeliveryStatus.SENDING)
+        sent_at = last_sent.get((seq, channel, lang)) if status == DeliveryStatus.SENT else None
         by_post[seq].append(_delivery(seq, phase, channel, lang, status, sent_at, deadlines[seq], zone,
                                       recipients={"total": sum(counts.values()), **counts}))
 
@@ -194,7 +195,7 @@ def _post(post: Post, previous: Post | None, update_every: timedelta | None, zon
     }
 
 
-def _delivery(seq: int, phase: str, channel: str, lang: str, status: str, sent_at: datetime | None,
+def _delivery(seq: int, phase: str, channel: str, lang: str, status: DeliveryStatus, sent_at: datetime | None,
               deadline: datetime, zone: ZoneInfo, *, attempts: int = 0, remote_id: str | None = None,
               url: str | None = None, error: str | None = None, note: str | None = None,
               recipients: dict[str, int] | None = None) -> ReviewDelivery:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from playbook.errors import PlaybookError
 from playbook.home import Home
-from playbook.ledger import Incident, Ledger, created_marker, open_ledger, utcnow
+from playbook.ledger import UNFINISHED, DeliveryStatus, Incident, Ledger, created_marker, open_ledger, utcnow
 from playbook.model import Playbook
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ class DeliveryView:
     phase: str
     channel: str
     lang: str
-    status: str
+    status: DeliveryStatus
     attempts: int
     remote_id: str | None
     url: str | None
@@ -80,17 +80,18 @@ def incident_view(home: Home, ledger: Ledger, incident: Incident) -> IncidentVie
     views: list[DeliveryView] = []
     for row in ledger.deliveries(incident.id, recipients=False):
         post_deadline = next(p.deadline for p in posts if p.seq == row.seq)
-        in_window = (row.finished_at <= post_deadline) if row.status == "sent" and row.finished_at else None
+        sent_at = row.finished_at if row.status == DeliveryStatus.SENT else None
+        in_window = (sent_at <= post_deadline) if sent_at else None
         views.append(DeliveryView(row.seq, row.phase, row.channel, row.lang, row.status, row.attempts,
-                                  row.remote_id, row.url, row.finished_at if row.status == "sent" else None,
-                                  row.error, in_window, note=row.note))
+                                  row.remote_id, row.url, sent_at, row.error, in_window, note=row.note))
     grouped: dict[tuple[int, str, str], dict[str, int]] = {}
     for seq, channel, lang, status, count in ledger.delivery_counts(incident.id):
         grouped.setdefault((seq, channel, lang), {})[status] = count
     for (seq, channel, lang), counts in grouped.items():
         phase = next(p.phase for p in posts if p.seq == seq)
-        unfinished = sum(counts.get(s, 0) for s in ("pending", "sending", "failed"))
-        status = "sent" if not unfinished else ("failed" if counts.get("failed") else "sending")
+        unfinished = sum(counts.get(s, 0) for s in UNFINISHED)
+        status = (DeliveryStatus.SENT if not unfinished
+                  else DeliveryStatus.FAILED if counts.get(DeliveryStatus.FAILED) else DeliveryStatus.SENDING)
         views.append(DeliveryView(seq, phase, channel, lang, status, 0, None, None, None, None, None,
                                   {"total": sum(counts.values()), **counts}))
     views.sort(key=lambda v: (v.seq, v.channel, v.lang))

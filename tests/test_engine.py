@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from playbook.engine import RateLimiter, backoff
+from playbook.engine.attempts import backoff
+from playbook.engine.recipients import RateLimiter
 from playbook.errors import LedgerWriteError
 from playbook.home import Home
 from playbook.incidents import Session, trigger

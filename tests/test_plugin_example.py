@@ -83,7 +83,25 @@ def test_the_installed_plugin_adds_a_channel_type_that_publishes(plugin_python: 
 def test_the_plugins_own_tests_pass_where_it_is_installed(plugin_python: Path) -> None:
     result = run([str(plugin_python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(PLUGIN / "tests")])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"^4 passed", result.stdout, re.MULTILINE), result.stdout
+    assert re.search(r"^5 passed", result.stdout, re.MULTILINE), result.stdout
+
+
+def test_the_plugin_api_names_the_kit_the_built_in_channels_use_and_loads_it_only_when_asked() -> None:
+    report = ("import json, sys, playbook\n"
+              "loaded = sorted(m for m in sys.modules if m.startswith(('playbook.', 'httpx', 'pydantic', 'jinja2')))\n"
+              "print(json.dumps({'loaded': loaded, 'names': {n: getattr(playbook, n).__module__ "
+              "for n in playbook.__all__}}))")
+    done = run([sys.executable, "-c", report])
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["loaded"] == []
+    assert {name: found["names"].get(name) for name in ("HttpPublisher", "failure_from_response",
+                                                       "failure_from_exception", "ListedPublisher",
+                                                       "ChannelContext", "Link", "DeliveryStatus")} == {
+        "HttpPublisher": "playbook.publishers.http", "failure_from_response": "playbook.publishers.http",
+        "failure_from_exception": "playbook.publishers.http", "ListedPublisher": "playbook.publishers.listed",
+        "ChannelContext": "playbook.publishers.base", "Link": "playbook.publishers.base",
+        "DeliveryStatus": "playbook.ledger.contract"}
 
 
 def test_where_the_plugin_is_not_installed_its_type_is_unknown(tmp_path: Path) -> None:

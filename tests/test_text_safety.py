@@ -10,7 +10,8 @@ from typing import Any, cast
 import pytest
 import yaml
 
-from playbook.publishers.base import Delivery, Receipt
+from playbook.ledger import DeliveryStatus
+from playbook.publishers.base import Delivery, Link, Receipt
 from playbook.publishers.briefing import links_of
 from playbook.textsafe import text_only, web_link
 from tests.conftest import run_cli, run_main, write
@@ -54,9 +55,9 @@ def test_a_receipt_keeps_a_web_link_and_drops_any_other() -> None:
 
 
 def test_a_briefing_links_only_to_web_addresses() -> None:
-    links = [{"channel": "x", "lang": "en", "status": "sent", "url": "javascript:alert(1)"},
-             {"channel": "x", "lang": "fr", "status": "sent", "url": "https://x.example/2"}]
-    delivery = cast(Delivery, SimpleNamespace(extra={"links": links}))
+    links = (Link("x", "en", DeliveryStatus.SENT, "javascript:alert(1)"),
+             Link("x", "fr", DeliveryStatus.SENT, "https://x.example/2"))
+    delivery = cast(Delivery, SimpleNamespace(links=links))
     (channel,) = links_of(delivery)
     assert [(p.lang, p.url) for p in channel.posts] == [("en", None), ("fr", "https://x.example/2")]
 

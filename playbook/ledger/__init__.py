@@ -11,15 +11,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from playbook.ledger.contract import (
-    FAILED,
-    PENDING,
-    REJECTED,
-    SENDING,
-    SENT,
     UNFINISHED,
     Claim,
     Confirmation,
     DeliveryRow,
+    DeliveryStatus,
     Holder,
     Incident,
     Ledger,
@@ -35,8 +31,8 @@ from playbook.ledger.sqlite import SqliteLedger
 from playbook.ledger.sqlite_file import SCHEMA_V1, SCHEMA_VERSION, created_marker
 
 __all__ = [
-    "FAILED", "PENDING", "REJECTED", "SCHEMA_V1", "SCHEMA_VERSION", "SENDING", "SENT", "UNFINISHED", "Claim",
-    "Confirmation", "DeliveryRow", "Holder", "Incident", "Ledger", "NewPost", "Owner", "Post", "SqliteLedger",
+    "SCHEMA_V1", "SCHEMA_VERSION", "UNFINISHED", "Claim", "Confirmation", "DeliveryRow", "DeliveryStatus", "Holder",
+    "Incident", "Ledger", "NewPost", "Owner", "Post", "SqliteLedger",
     "created_marker", "delivery_key", "lease_from_env", "open_ledger", "publishing", "utcnow",
 ]
 

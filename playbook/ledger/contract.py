@@ -17,14 +17,38 @@ import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from enum import StrEnum
 from typing import Any, Protocol
 
 from playbook.errors import ClaimHeld, LedgerError
 
-# pending: intent recorded, not yet attempted. sending: an attempt is under way (after a crash: unconfirmed).
-# sent: confirmed. failed: gave up (resume tries again). rejected: refused for good (never retried).
-PENDING, SENDING, SENT, FAILED, REJECTED = "pending", "sending", "sent", "failed", "rejected"
-UNFINISHED = (PENDING, SENDING, FAILED)
+
+class DeliveryStatus(StrEnum):
+    """Where a delivery stands: the ledger stores the first five (as these strings); results and the live view
+    add the others, which are never stored."""
+
+    # Intent recorded, not yet attempted.
+    PENDING = "pending"
+    # An attempt is under way (after a crash: unconfirmed).
+    SENDING = "sending"
+    # Confirmed by the remote side.
+    SENT = "sent"
+    # Given up for now: resume tries again.
+    FAILED = "failed"
+    # Refused for good (an SMTP 5xx for one recipient): never retried.
+    REJECTED = "rejected"
+    # An attempt failed and another one is waiting for its turn.
+    RETRYING = "retrying"
+    # A run met the delivery already confirmed (by an earlier run) and did not send it again.
+    ALREADY_SENT = "already-sent"
+    # The channel was not sent at all (no recipients, no template for the phase...).
+    SKIPPED = "skipped"
+    # Planned by a dry run: nothing went out.
+    DRY_RUN = "dry-run"
+
+
+# What `resume` finishes: deliveries not confirmed and not refused for good.
+UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.FAILED)
 
 # A claim lives this long unless renewed; its owner renews it every third of that. Long enough that a process
 # whose loop is held up by a busy ledger (SQLite waits up to 30 s for a lock) keeps it, short enough that
@@ -106,7 +130,7 @@ class DeliveryRow:
     channel: str
     lang: str
     recipient: str | None
-    status: str
+    status: DeliveryStatus
     attempts: int
     remote_id: str | None
     url: str | None
@@ -194,7 +218,7 @@ class Claim:
 
     taken: frozenset[str]
     held: Mapping[str, Owner]
-    finished: Mapping[str, str]
+    finished: Mapping[str, DeliveryStatus]
 
 
 class Ledger(Protocol):
@@ -307,7 +331,8 @@ class Ledger(Protocol):
     def deliveries(self, incident_id: str, seq: int | None = None, *, recipients: bool = True) -> list[DeliveryRow]:
         """The deliveries of an incident (of one post; without per-recipient rows unless `recipients`)."""
 
-    def delivery_counts(self, incident_id: str, seq: int | None = None) -> list[tuple[int, str, str, str, int]]:
+    def delivery_counts(self, incident_id: str,
+                        seq: int | None = None) -> list[tuple[int, str, str, DeliveryStatus, int]]:
         """(seq, channel, lang, status, count) for the per-recipient rows: a summary without loading them all."""
 
     def recipients_last_sent(self, incident_id: str) -> dict[tuple[int, str, str], datetime]:

@@ -17,15 +17,11 @@ from typing import Any
 from playbook import secrets
 from playbook.errors import IncidentError
 from playbook.ledger.contract import (
-    FAILED,
-    PENDING,
-    REJECTED,
-    SENDING,
-    SENT,
     UNFINISHED,
     Claim,
     Confirmation,
     DeliveryRow,
+    DeliveryStatus,
     Holder,
     Incident,
     NewPost,
@@ -190,7 +186,7 @@ class SqliteLedger:
             rows = db.execute(
                 "UPDATE deliveries SET status=?, attempts=attempts+1, started_at=coalesce(started_at, ?),"
                 " error=NULL WHERE key=? AND claim_owner=? AND status IN (?, ?, ?) RETURNING attempts",
-                (SENDING, iso(utcnow()), key, self.owner.token, *UNFINISHED),
+                (DeliveryStatus.SENDING, iso(utcnow()), key, self.owner.token, *UNFINISHED),
             ).fetchall()
         return int(rows[0][0]) if rows else None
 
@@ -202,12 +198,12 @@ class SqliteLedger:
         self.mark_all_failed([key], error, rejected=rejected)
 
     def mark_all_failed(self, keys: Sequence[str], error: str, *, rejected: bool = False) -> None:
+        status = DeliveryStatus.REJECTED if rejected else DeliveryStatus.FAILED
         with self._transaction() as db:
             db.executemany(
                 "UPDATE deliveries SET status=?, error=?, finished_at=?, claim_owner=NULL, claim_host=NULL,"
                 " claim_pid=NULL, claim_until=NULL WHERE key=? AND claim_owner=?",
-                [(REJECTED if rejected else FAILED, secrets.redact(error), iso(utcnow()), key, self.owner.token)
-                 for key in keys],
+                [(status, secrets.redact(error), iso(utcnow()), key, self.owner.token) for key in keys],
             )
 
     def note_error(self, key: str, error: str) -> None:
@@ -227,7 +223,7 @@ class SqliteLedger:
     def claim(self, keys: Sequence[str]) -> Claim:
         taken: list[str] = []
         held: dict[str, Owner] = {}
-        finished: dict[str, str] = {}
+        finished: dict[str, DeliveryStatus] = {}
         now = iso(self.clock())
         with self._transaction() as db:
             for start in range(0, len(keys), 500):
@@ -238,7 +234,7 @@ class SqliteLedger:
                     f" WHERE key IN ({','.join('?' * len(chunk))})", chunk)
                 for key, status, owner, host, pid, until in rows:
                     if status not in UNFINISHED:
-                        finished[key] = status
+                        finished[key] = DeliveryStatus(status)
                     elif owner is not None and owner != self.owner.token and until > now:
                         held[key] = Owner(host, pid, owner)
                     else:
@@ -294,19 +290,20 @@ class SqliteLedger:
             sql += " AND recipient IS NULL"
         return [delivery_of(r) for r in self.db.execute(sql + " ORDER BY seq, channel, lang, recipient", args)]
 
-    def delivery_counts(self, incident_id: str, seq: int | None = None) -> list[tuple[int, str, str, str, int]]:
+    def delivery_counts(self, incident_id: str,
+                        seq: int | None = None) -> list[tuple[int, str, str, DeliveryStatus, int]]:
         sql = ("SELECT seq, channel, lang, status, count(*) FROM deliveries WHERE incident=? AND recipient IS NOT NULL")
         args: list[Any] = [incident_id]
         if seq is not None:
             sql += " AND seq=?"
             args.append(seq)
         rows = self.db.execute(sql + " GROUP BY seq, channel, lang, status ORDER BY seq, channel, lang", args)
-        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        return [(r[0], r[1], r[2], DeliveryStatus(r[3]), r[4]) for r in rows]
 
     def recipients_last_sent(self, incident_id: str) -> dict[tuple[int, str, str], datetime]:
         rows = self.db.execute(
             "SELECT seq, channel, lang, max(finished_at) FROM deliveries WHERE incident=? AND recipient IS NOT NULL"
-            " AND status=? GROUP BY seq, channel, lang", (incident_id, SENT))
+            " AND status=? GROUP BY seq, channel, lang", (incident_id, DeliveryStatus.SENT))
         return {(r[0], r[1], r[2]): datetime.fromisoformat(r[3]) for r in rows}
 
     def unfinished_posts(self, incident_id: str) -> list[int]:
@@ -325,14 +322,14 @@ class SqliteLedger:
         row = self.db.execute(
             "SELECT * FROM deliveries WHERE incident=? AND channel=? AND lang=? AND recipient IS NULL"
             " AND status=? AND remote_id IS NOT NULL ORDER BY seq LIMIT 1",
-            (incident_id, channel, lang, SENT),
+            (incident_id, channel, lang, DeliveryStatus.SENT),
         ).fetchone()
         return delivery_of(row) if row else None
 
     def first_sent_at(self, incident_id: str, seq: int = 1) -> datetime | None:
         row = self.db.execute(
             "SELECT min(finished_at) FROM deliveries WHERE incident=? AND seq=? AND status=?",
-            (incident_id, seq, SENT),
+            (incident_id, seq, DeliveryStatus.SENT),
         ).fetchone()
         return parse_time(row[0])
 
@@ -352,7 +349,7 @@ class SqliteLedger:
         for channel, incident, seq, count, first, last in self.db.execute(
             "SELECT channel, incident, seq, count(*), min(started_at), max(finished_at) FROM deliveries"
             " WHERE status=? AND started_at IS NOT NULL AND finished_at IS NOT NULL GROUP BY channel, incident, seq",
-            (SENT,),
+            (DeliveryStatus.SENT,),
         ):
             if channel not in latest or last > latest[channel][5]:
                 latest[channel] = (channel, incident, seq, count, first, last)
@@ -363,7 +360,7 @@ class SqliteLedger:
                 for s, f in self.db.execute(
                     "SELECT started_at, finished_at FROM deliveries WHERE incident=? AND seq=? AND channel=?"
                     " AND status=? AND started_at IS NOT NULL AND finished_at IS NOT NULL LIMIT ?",
-                    (incident, seq, channel, SENT, sample),
+                    (incident, seq, channel, DeliveryStatus.SENT, sample),
                 )
             )
             wall = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
@@ -378,7 +375,7 @@ def _record_sent(db: sqlite3.Connection, confirmed: Confirmation) -> None:
         "UPDATE deliveries SET status=?, remote_id=?, url=?, note=?, error=NULL, finished_at=?, claim_owner=NULL,"
         " claim_host=NULL, claim_pid=NULL, claim_until=NULL WHERE key=?",
         # A receiver may echo a tokened URL back: readers such as `status` never load the secrets.
-        (SENT, secrets.redact(remote_id) if remote_id else None, secrets.redact(url) if url else None,
+        (DeliveryStatus.SENT, secrets.redact(remote_id) if remote_id else None, secrets.redact(url) if url else None,
          secrets.redact(note) if note else None, iso(confirmed.at), confirmed.key),
     )
 
@@ -392,5 +389,5 @@ def _insert_intents(db: sqlite3.Connection, incident: str, seq: int, phase: str,
         "INSERT OR IGNORE INTO deliveries (key, incident, seq, phase, channel, lang, recipient, status,"
         " created_at, claim_owner, claim_host, claim_pid, claim_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(delivery_key(incident, seq, phase, channel, lang, recipient), incident, seq, phase, channel, lang,
-          recipient, PENDING, now, *claim) for channel, lang, recipient in items],
+          recipient, DeliveryStatus.PENDING, now, *claim) for channel, lang, recipient in items],
     )

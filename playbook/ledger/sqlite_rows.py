@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from playbook import secrets
-from playbook.ledger.contract import DeliveryRow, Incident, Post
+from playbook.ledger.contract import DeliveryRow, DeliveryStatus, Incident, Post
 
 
 def incident_of(row: sqlite3.Row) -> Incident:
@@ -34,7 +34,7 @@ def post_of(row: sqlite3.Row) -> Post:
 def delivery_of(row: sqlite3.Row) -> DeliveryRow:
     return DeliveryRow(
         key=row["key"], incident=row["incident"], seq=row["seq"], phase=row["phase"], channel=row["channel"],
-        lang=row["lang"], recipient=row["recipient"], status=row["status"], attempts=row["attempts"],
+        lang=row["lang"], recipient=row["recipient"], status=DeliveryStatus(row["status"]), attempts=row["attempts"],
         remote_id=row["remote_id"], url=row["url"], note=row["note"], error=row["error"],
         created_at=datetime.fromisoformat(row["created_at"]), started_at=parse_time(row["started_at"]),
         finished_at=parse_time(row["finished_at"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from playbook.errors import did_you_mean
+from playbook.ledger.contract import DeliveryStatus
 from playbook.limits import Limit
 from playbook.model import Duration
 from playbook.recipients import Recipient as Recipient  # beside the list reader, which must not import the kit
@@ -95,6 +96,21 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Link:
+    """Another delivery of the same post, as a briefing channel shows it: its status and, once sent, its link."""
+
+    channel: str
+    lang: str
+    status: DeliveryStatus
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        # As in a Receipt: a link shown in a chat must be a web address, whoever made this one.
+        if self.url is not None and web_link(self.url) is None:
+            object.__setattr__(self, "url", None)
+
+
+@dataclass(frozen=True)
 class Delivery:
     """One message to one channel in one language (and to one recipient, for per-recipient channels)."""
 
@@ -111,7 +127,8 @@ class Delivery:
     thread: Receipt | None = None
     drill: bool = False
     attempt: int = 1
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    # For a briefing channel (Publisher.briefing): every delivery of the post's other channels, in plan order.
+    links: tuple[Link, ...] = ()
     # When the message promises the next update (None for the last phase): the status page shows it.
     next_update_at: datetime | None = None
     # When the incident was detected: the status page dates the incident from it, as the messages do.
@@ -164,8 +181,8 @@ class Publisher(ABC, Generic[C]):
     rate_limit: ClassVar[tuple[int, timedelta] | None] = None
     # One sentence for the README and `channels`: what an unconfirmed delivery may mean here.
     idempotency: ClassVar[str] = "an unconfirmed delivery may have been received: resume sends it again"
-    # A briefing channel (a team chat) runs after the post's other channels and receives their receipts:
-    # Delivery.extra["links"] lists {"channel", "lang", "status", "url"} for each of their deliveries.
+    # A briefing channel (a team chat) runs after the post's other channels and receives their outcomes in
+    # Delivery.links.
     briefing: ClassVar[bool] = False
 
     def __init__(self, name: str, config: C, context: ChannelContext) -> None:

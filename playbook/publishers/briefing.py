@@ -15,9 +15,12 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
-from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Receipt
+from playbook.ledger.contract import DeliveryStatus
+from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Link, Receipt
 from playbook.publishers.http import HttpPublisher, client, failure_from_exception, host_of
-from playbook.textsafe import web_link
+
+# Beside a link, these go without saying; any other status is shown.
+DELIVERED = (DeliveryStatus.SENT, DeliveryStatus.ALREADY_SENT)
 
 
 class BriefingConfig(ChannelConfig):
@@ -34,29 +37,18 @@ class BriefingConfig(ChannelConfig):
 
 
 @dataclass(frozen=True)
-class Posted:
-    """One language of one other channel of the post, as the briefing shows it."""
-
-    lang: str
-    status: str
-    url: str | None
-
-
-@dataclass(frozen=True)
 class ChannelLinks:
     """One other channel of the post: each language's status and, when it has one, its public link."""
 
     channel: str
-    posts: tuple[Posted, ...]
+    posts: tuple[Link, ...]
 
 
 def links_of(delivery: Delivery) -> list[ChannelLinks]:
-    """The post's other deliveries (the engine's `links`), grouped by channel in the order they were planned."""
-    grouped: dict[str, list[Posted]] = {}
-    for link in delivery.extra.get("links", ()):
-        url = link.get("url")
-        grouped.setdefault(str(link["channel"]), []).append(
-            Posted(str(link["lang"]), str(link["status"]), web_link(url) if isinstance(url, str) else None))
+    """The post's other deliveries (`Delivery.links`), grouped by channel in the order they were planned."""
+    grouped: dict[str, list[Link]] = {}
+    for link in delivery.links:
+        grouped.setdefault(link.channel, []).append(link)
     return [ChannelLinks(channel, tuple(posts)) for channel, posts in grouped.items()]
 
 

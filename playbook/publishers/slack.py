@@ -11,15 +11,15 @@ from typing import Any
 import httpx
 
 from playbook import secrets
+from playbook.ledger.contract import DeliveryStatus
 from playbook.limits import Characters, Limit, Measure
 from playbook.publishers.base import CheckResult, Delivery, Failure, Receipt
-from playbook.publishers.briefing import BriefingConfig, BriefingPublisher, facts, links_of
+from playbook.publishers.briefing import DELIVERED, BriefingConfig, BriefingPublisher, facts, links_of
 from playbook.publishers.http import failure_from_response
 
 # Block Kit's limits: a header's plain text, and the mrkdwn text of one section.
 HEADER_LIMIT = 150
 SECTION_LIMIT = 3000
-SHOWN_STATUSES = ("sent", "already-sent")
 
 # Slack's error words on a webhook that will never work again, with what the user must do.
 _NEW_WEBHOOK = "make a new incoming webhook for the Slack channel and put its URL in setting 'url' of channel '{name}'"
@@ -119,10 +119,10 @@ class SlackPublisher(BriefingPublisher):
         return CheckResult(False, secrets.redact(reason))
 
 
-def _post(lang: str, status: str, url: str | None) -> str:
+def _post(lang: str, status: DeliveryStatus, url: str | None) -> str:
     if url is None:
         return f"{lang}: {status}"
-    shown = "" if status in SHOWN_STATUSES else f" ({status})"
+    shown = "" if status in DELIVERED else f" ({status})"
     return f"<{escape(url).replace('|', '%7C')}|{lang}>{shown}"
 
 

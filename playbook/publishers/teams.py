@@ -14,16 +14,16 @@ from typing import Any
 import httpx
 
 from playbook import secrets
+from playbook.ledger.contract import DeliveryStatus
 from playbook.limits import Limit, Measure
 from playbook.publishers.base import CheckResult, Delivery, Failure, Receipt
-from playbook.publishers.briefing import BriefingConfig, BriefingPublisher, facts, links_of
+from playbook.publishers.briefing import DELIVERED, BriefingConfig, BriefingPublisher, facts, links_of
 from playbook.publishers.http import failure_from_response, json_of
 
 CARD = "application/vnd.microsoft.card.adaptive"
 # Teams refuses a message over 28 KB; the card's frame, facts and links take the rest.
 BODY_BYTES = 20_000
 TITLE_BYTES = 1_000
-SHOWN_STATUSES = ("sent", "already-sent")
 # Office 365 connectors answer 200 and put Teams' own refusal in the text.
 _WRAPPED = re.compile(r"returned HTTP error (\d{3})")
 
@@ -116,10 +116,10 @@ class TeamsPublisher(BriefingPublisher):
                                  "posts to its channel (a Teams webhook cannot be called without posting)")
 
 
-def _post(lang: str, status: str, url: str | None) -> str:
+def _post(lang: str, status: DeliveryStatus, url: str | None) -> str:
     if url is None:
         return f"{lang}: {status}"
-    shown = "" if status in SHOWN_STATUSES else f" ({status})"
+    shown = "" if status in DELIVERED else f" ({status})"
     return f"[{lang}]({url.replace(')', '%29')}){shown}"
 
 

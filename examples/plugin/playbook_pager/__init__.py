@@ -7,7 +7,8 @@ A complete third-party channel for crisis-playbook in one file. The Pager API is
     Authorization: Bearer {api_key}; 401 for a wrong key, 429 or 5xx when it is busy.
 
 The package's pyproject.toml registers the class under the entry-point group `playbook.publishers`;
-crisis-playbook imports it only when a channel of `type: pager` is used.
+crisis-playbook imports it only when a channel of `type: pager` is used. HttpPublisher gives it one HTTP
+client per run; failure_from_response and failure_from_exception say which answers are worth another try.
 """
 
 from __future__ import annotations
@@ -20,10 +21,23 @@ from urllib.parse import quote
 import httpx
 from pydantic import AnyHttpUrl, Field, SecretStr
 
-from playbook import ChannelConfig, CheckResult, Delivery, Failure, Limit, Measure, Publisher, Receipt
+from playbook import (
+    ChannelConfig,
+    CheckResult,
+    Delivery,
+    Failure,
+    HttpPublisher,
+    Limit,
+    Measure,
+    Receipt,
+    failure_from_exception,
+    failure_from_response,
+)
 
 # The Pager API refuses a summary longer than this (it is read on a phone's lock screen).
 SUMMARY_LIMIT = 280
+# How errors name the server: the API, not its URL.
+API = "the Pager API"
 
 
 @dataclass(frozen=True)
@@ -47,7 +61,7 @@ class PagerConfig(ChannelConfig):
                                  description="Where the Pager API is")
 
 
-class PagerPublisher(Publisher[PagerConfig]):
+class PagerPublisher(HttpPublisher[PagerConfig]):
     """Opens one page per language with the `short` block as its summary and `title` as its details."""
 
     Config = PagerConfig
@@ -57,58 +71,42 @@ class PagerPublisher(Publisher[PagerConfig]):
     typical_latency = 0.5
     idempotency = "each page carries the delivery key as dedup_key: the Pager API opens one page per key"
 
-    _client: httpx.AsyncClient | None = None
-
     def limits(self) -> Mapping[str, Limit]:
         return {"short": SummaryLength()}
 
-    def _new_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=str(self.config.api_base), timeout=self.config.timeout.total_seconds(),
-            headers={"authorization": f"Bearer {self.config.api_key.get_secret_value()}"},
-        )
+    def client_options(self) -> dict[str, Any]:
+        return {"base_url": str(self.config.api_base),
+                "headers": {"authorization": f"Bearer {self.config.api_key.get_secret_value()}"}}
 
-    async def open(self) -> None:
-        self._client = self._new_client()
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+    @property
+    def key_hint(self) -> str:
+        """What to do when the API refuses the key (HTTP 401 or 403)."""
+        return f"set 'api_key' of channel '{self.name}' to a key with the right to page"
 
     async def publish(self, delivery: Delivery) -> Receipt | Failure:
-        if self._client is None:
-            await self.open()
-        assert self._client is not None
         page = {
             "service": self.config.service, "summary": delivery.message.block("short"),
             "details": delivery.message.block("title"), "urgency": self.config.urgency, "dedup_key": delivery.key,
         }
+        http = await self.http()
         try:
-            response = await self._client.post("/v1/pages", json=page)
+            response = await http.post("/v1/pages", json=page)
         except httpx.HTTPError as exc:
-            return Failure(f"cannot reach the Pager API: {type(exc).__name__}", retryable=True)
+            return failure_from_exception(exc, API)
         if response.is_success:
             answer: Any = response.json()
             return Receipt(remote_id=str(answer.get("id")), url=answer.get("url"))
-        return self._failure(response)
-
-    def _failure(self, response: httpx.Response) -> Failure:
-        """Busy is retried; a refused key or a bad page is not, and says what to fix."""
-        status = response.status_code
-        if status == 429 or status >= 500:
-            return Failure(f"the Pager API is busy (HTTP {status})", retryable=True)
-        if status in (401, 403):
-            return Failure(f"the Pager API refused the key (HTTP {status}): set 'api_key' of channel "
-                           f"'{self.name}' to a key with the right to page", retryable=False)
-        return Failure(f"the Pager API refused the page (HTTP {status})", retryable=False)
+        # 429, 5xx and 408 are retried (after Retry-After when given); a refused key or page is not.
+        return failure_from_response(response, self.key_hint)
 
     async def check(self) -> CheckResult:
-        async with self._new_client() as client:
-            try:
-                response = await client.get(f"/v1/services/{quote(self.config.service, safe='')}")
-            except httpx.HTTPError as exc:
-                return CheckResult(False, f"cannot reach the Pager API: {type(exc).__name__}")
+        http = await self.http()
+        try:
+            response = await http.get(f"/v1/services/{quote(self.config.service, safe='')}")
+        except httpx.HTTPError as exc:
+            return CheckResult(False, failure_from_exception(exc, API).reason)
+        finally:
+            await self.close()
         if not response.is_success:
-            return CheckResult(False, self._failure(response).reason)
+            return CheckResult(False, failure_from_response(response, self.key_hint).reason)
         return CheckResult(True, f"service '{self.config.service}' found; nothing was paged")

@@ -32,6 +32,9 @@ class FakePager:
     pages: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     url: str = ""
+    # When set, the first POST of each page is answered 503 (busy), as a loaded API would.
+    busy_once: bool = False
+    refused_once: set[str] = field(default_factory=set)
 
 
 def _handler(fake: FakePager) -> type[BaseHTTPRequestHandler]:
@@ -49,6 +52,9 @@ def _handler(fake: FakePager) -> type[BaseHTTPRequestHandler]:
                 return self._reply(401, {"error": "unauthorized"})
             if self.command == "POST" and self.path == "/v1/pages":
                 page = json.loads(body)
+                if fake.busy_once and page["dedup_key"] not in fake.refused_once:
+                    fake.refused_once.add(page["dedup_key"])
+                    return self._reply(503, {"error": "busy"})
                 stored = fake.pages.setdefault(page["dedup_key"], {"id": f"PG{len(fake.pages) + 1}", **page})
                 return self._reply(201, {"id": stored["id"], "url": f"https://pager.example/pages/{stored['id']}"})
             if self.command == "GET" and self.path == "/v1/services/whatsapp-business":
@@ -134,6 +140,16 @@ def test_a_refused_key_fails_at_once_naming_the_setting(home: Path, pager: FakeP
     assert result.returncode == 1
     paged = [d for d in json.loads(result.stdout)["deliveries"] if d["channel"] == "on-call"]
     assert [(d["status"], d["attempts"]) for d in paged] == [("failed", 1), ("failed", 1)]
-    assert paged[0]["error"] == ("the Pager API refused the key (HTTP 401): set 'api_key' of channel 'on-call' to a "
-                                 "key with the right to page")
+    assert paged[0]["error"] == ("refused (HTTP 401): set 'api_key' of channel 'on-call' to a key with the right to "
+                                 'page: {"error": "unauthorized"}')
     assert "pgr-revoked" not in result.stdout + result.stderr
+
+
+def test_a_busy_api_is_asked_again_and_each_page_opens_once(home: Path, pager: FakePager) -> None:
+    pager.busy_once = True
+    result = playbook("--home", str(home), "trigger", "whatsapp-outage", "--yes", "--json")
+    assert result.returncode == 0, result.stderr
+    paged = [d for d in json.loads(result.stdout)["deliveries"] if d["channel"] == "on-call"]
+    assert [(d["status"], d["attempts"]) for d in paged] == [("sent", 2), ("sent", 2)]
+    assert len(pager.pages) == 2
+    assert pager.requests.count(("POST", "/v1/pages")) == 4

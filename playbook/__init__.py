@@ -35,7 +35,7 @@ _WHERE = {
     "Recipient": "playbook.publishers.base",
     "Limit": "playbook.limits",
     "Measure": "playbook.limits",
-    "Message": "playbook.render",
+    "Message": "playbook.templates",
     "PlaybookError": "playbook.errors",
 }
 
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
         Receipt,
         Recipient,
     )
-    from playbook.render import Message
+    from playbook.templates import Message
 
 
 def __getattr__(name: str) -> Any:

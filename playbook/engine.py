@@ -19,11 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from playbook import secrets
-from playbook.compose import BlockMeasure, Composer
 from playbook.errors import LedgerWriteError, PlaybookError, RunStopped
 from playbook.ledger import REJECTED, SENT, Claim, Confirmation, Ledger, Post, delivery_key, utcnow
+from playbook.messages import BlockMeasure, Composer
 from playbook.publishers.base import Delivery, Failure, Publisher, Receipt, Recipient, Stage
-from playbook.render import Message, RenderContext
+from playbook.templates import Message, RenderContext
 
 # Statuses of a delivery in results (the ledger has its own, finer ones).
 SENT_STATUS, FAILED_STATUS, SKIPPED, DRY_RUN, ALREADY_SENT, REJECTED_STATUS = (

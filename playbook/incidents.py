@@ -11,11 +11,11 @@ from typing import Any
 
 from playbook import logs
 from playbook.channels import Channels, load_channels
-from playbook.compose import Composer
 from playbook.engine import ChannelPlan, Engine, Observer, PostPlan, PostResult, recipient_language
 from playbook.errors import ClaimHeld, IncidentError, PlaybookError, did_you_mean
 from playbook.home import Home
 from playbook.ledger import Incident, Ledger, NewPost, created_marker, open_ledger, publishing, utcnow
+from playbook.messages import Composer
 from playbook.model import Playbook
 from playbook.publishers.base import Recipient, Stage
 from playbook.timeparse import parse_detection

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from playbook.channels import load_channels
-from playbook.compose import BlockMeasure, Composer
 from playbook.errors import PlaybookError, did_you_mean, one_of
 from playbook.home import Home
-from playbook.render import Message
+from playbook.messages import BlockMeasure, Composer
+from playbook.templates import Message
 from playbook.variables import resolve
 
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from playbook.channels import Channels, load_channels
-from playbook.compose import Composer
 from playbook.errors import ChannelError, PlaybookError, TemplateError
 from playbook.home import Home
 from playbook.limits import Measure
+from playbook.messages import Composer
 from playbook.model import Playbook
 from playbook.publishers.base import Publisher
 from playbook.variables import missing_message, resolve, without_value

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from playbook.publishers.email import email_address
-from playbook.recipients import SHOWN_WARNINGS, RecipientList
+from playbook.publishers.recipients import SHOWN_WARNINGS, RecipientList
 
 
 def email_list(tmp_path: Path, content: str | bytes) -> RecipientList:

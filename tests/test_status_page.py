@@ -23,7 +23,7 @@ from playbook.model import Playbook
 from playbook.publishers.base import ChannelContext, Delivery, Failure, Receipt, Stage
 from playbook.publishers.status_page import StatusPageConfig, StatusPagePublisher, status_of
 from playbook.publishers.status_site import body_html
-from playbook.render import Message
+from playbook.templates import Message
 from tests.conftest import run_cli, write
 from tests.fakes.browser import dump_dom, screenshot, serve_folder
 

@@ -15,12 +15,12 @@ from pydantic_core import PydanticCustomError
 from playbook.errors import did_you_mean
 from playbook.limits import Limit
 from playbook.model import Duration
-from playbook.recipients import Recipient as Recipient  # beside the list reader, which must not import the kit
+from playbook.publishers.recipients import Recipient as Recipient
 from playbook.textsafe import web_link
 
 if TYPE_CHECKING:
     # Only an annotation here: rendering (and jinja2) is not loaded to list or check channels.
-    from playbook.render import Message
+    from playbook.templates import Message
 
 
 class ChannelConfig(BaseModel):

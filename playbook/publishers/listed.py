@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol, TypeVar, cast
 
 from playbook.publishers.base import ChannelConfig, Publisher, Recipient
-from playbook.recipients import RecipientList
+from playbook.publishers.recipients import RecipientList
 
 C = TypeVar("C", bound=ChannelConfig)
 

@@ -36,7 +36,7 @@ from playbook.publishers.base import (
     Receipt,
 )
 from playbook.publishers.listed import ListedPublisher
-from playbook.recipients import phone_number
+from playbook.publishers.recipients import phone_number
 
 # Every host the Twilio client writes into its URLs (api., messaging., with or without a region or edge).
 TWILIO_URL = re.compile(r"^https://[A-Za-z0-9.-]+\.twilio\.com(?=/|$)")

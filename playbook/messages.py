@@ -12,7 +12,7 @@ from playbook.home import Home
 from playbook.limits import Measure
 from playbook.model import Playbook
 from playbook.publishers.base import Publisher, Recipient
-from playbook.render import BLOCKS, Message, RenderContext, Renderer, template_name
+from playbook.templates import BLOCKS, Message, RenderContext, Renderer, template_name
 
 # A drill's messages must not be mistaken for real ones, in any language the playbook speaks.
 DRILL_MARKERS = {"fr": "[EXERCICE]", "en": "[DRILL]", "de": "[ÜBUNG]", "es": "[SIMULACRO]", "it": "[ESERCITAZIONE]"}

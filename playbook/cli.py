@@ -69,7 +69,7 @@ def _home() -> Any:
 
 
 def _session() -> Any:
-    from playbook.incidents import Session
+    from playbook.session import Session
 
     return Session(_home())
 
@@ -257,7 +257,7 @@ def trigger(
     json_: Json = False,
 ) -> None:
     """Open an incident and publish the playbook's first phase on every channel."""
-    from playbook.incidents import trigger as run_trigger
+    from playbook.publishing import trigger as run_trigger
     from playbook.variables import parse_assignments
 
     given = parse_assignments(var or [])
@@ -278,7 +278,7 @@ def update(
     json_: Json = False,
 ) -> None:
     """Publish a later phase of an open incident."""
-    from playbook.incidents import publish_phase
+    from playbook.publishing import publish_phase
     from playbook.variables import parse_assignments
 
     given = parse_assignments(var or [])
@@ -296,7 +296,7 @@ def resolve(
     json_: Json = False,
 ) -> None:
     """Publish the playbook's last phase and close the incident."""
-    from playbook.incidents import publish_phase
+    from playbook.publishing import publish_phase
     from playbook.variables import parse_assignments
 
     given = parse_assignments(var or [])
@@ -312,7 +312,7 @@ def resume(
     json_: Json = False,
 ) -> None:
     """Retry what failed or was left unconfirmed; confirmed deliveries are never sent again."""
-    from playbook.incidents import resume as run_resume
+    from playbook.publishing import resume as run_resume
 
     _publish(lambda observer: run_resume(_session(), incident, observer=observer, confirm=_confirm(yes, json_)),
              as_json=json_, quiet=False)

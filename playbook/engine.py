@@ -21,9 +21,10 @@ from typing import Any, Protocol
 from playbook import secrets
 from playbook.errors import LedgerWriteError, PlaybookError, RunStopped
 from playbook.ledger import REJECTED, SENT, Claim, Confirmation, Ledger, Post, delivery_key, utcnow
-from playbook.messages import BlockMeasure, Composer
-from playbook.publishers.base import Delivery, Failure, Publisher, Receipt, Recipient, Stage
-from playbook.templates import Message, RenderContext
+from playbook.plan import ChannelPlan, PostPlan
+from playbook.publishers.base import Delivery, Failure, Receipt, Recipient
+from playbook.publishers.recipients import recipient_language
+from playbook.templates import Message
 
 # Statuses of a delivery in results (the ledger has its own, finer ones).
 SENT_STATUS, FAILED_STATUS, SKIPPED, DRY_RUN, ALREADY_SENT, REJECTED_STATUS = (
@@ -34,40 +35,6 @@ log = logging.getLogger("playbook.engine")
 BACKOFF_FIRST = 0.5
 BACKOFF_CAP = 30.0
 BATCH = 200
-
-
-@dataclass
-class ChannelPlan:
-    """One channel of a post: its publisher, languages and (for single-target channels) the messages."""
-
-    name: str
-    type: str
-    publisher: Publisher[Any]
-    languages: list[str]
-    messages: dict[str, Message] = field(default_factory=dict)
-    measures: dict[str, list[BlockMeasure]] = field(default_factory=dict)
-    recipient_count: int | None = None
-    # Per-recipient channels: how many recipients each language has (the first language takes the rest).
-    recipients_by_lang: dict[str, int] = field(default_factory=dict)
-    skipped: str | None = None
-    # In a drill: the live channel this sandbox stands in for.
-    stands_in_for: str | None = None
-
-
-@dataclass
-class PostPlan:
-    """Everything a post will send, rendered and checked before anything goes out."""
-
-    playbook: str
-    phase: str
-    incident_id: str
-    deadline: datetime
-    composer: Composer
-    context: RenderContext
-    variables: dict[str, str | None]
-    channels: list[ChannelPlan]
-    drill: bool = False
-    stage: Stage = field(default_factory=Stage)
 
 
 @dataclass
@@ -613,15 +580,6 @@ class _Held:
 
     confirmation: Confirmation | None = None
     event: DeliveryEvent | None = None
-
-
-def recipient_language(recipient: Recipient, languages: list[str]) -> str:
-    """The recipient's language when the channel speaks it (`en-GB` counts as `en`), else the first language."""
-    lang = (recipient.lang or "").strip().lower()
-    if lang in languages:
-        return lang
-    base = lang.split("-")[0].split("_")[0]
-    return base if base in languages else languages[0]
 
 
 def _batches(items: Iterator[Recipient], size: int) -> Iterator[list[Recipient]]:

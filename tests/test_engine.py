@@ -18,8 +18,9 @@ import yaml
 from playbook.engine import RateLimiter, backoff
 from playbook.errors import LedgerWriteError
 from playbook.home import Home
-from playbook.incidents import Session, trigger
 from playbook.ledger import Claim, SqliteLedger, open_ledger
+from playbook.publishing import trigger
+from playbook.session import Session
 from playbook.starter import write_starter
 from tests.conftest import by_channel, run_cli, run_main, run_trigger, write
 from tests.fakes.http import SECRET, Reply, WebhookSink, use_webhooks

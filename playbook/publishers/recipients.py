@@ -56,6 +56,15 @@ def phone_number(value: str) -> str:
     return compact
 
 
+def recipient_language(recipient: Recipient, languages: list[str]) -> str:
+    """The recipient's language when the channel speaks it (`en-GB` counts as `en`), else the first language."""
+    lang = (recipient.lang or "").strip().lower()
+    if lang in languages:
+        return lang
+    base = lang.split("-")[0].split("_")[0]
+    return base if base in languages else languages[0]
+
+
 @dataclass(frozen=True)
 class _Row:
     line: int

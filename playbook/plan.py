@@ -9,7 +9,7 @@ from typing import Any
 
 from playbook.errors import PlaybookError
 from playbook.ledger import utcnow
-from playbook.messages import BlockMeasure, Composer
+from playbook.messages import BlockMeasure, Composer, phase_messages
 from playbook.model import Playbook
 from playbook.publishers.base import Publisher, Stage
 from playbook.publishers.recipients import Recipient, recipient_language
@@ -98,12 +98,14 @@ def build_plan(session: Session, playbook: Playbook, phase: str, variables: dict
                 counts[lang] += 1
                 first.setdefault(lang, recipient)
             plan.recipients_by_lang = {lang: counts.get(lang, 0) for lang in languages}
-        for lang in languages:
-            composer.check_blocks(phase, lang, publisher)
-            # A per-recipient channel's message is previewed for the first recipient of that language (a sample
-            # one when there is none); the engine renders each recipient's own while sending.
-            message = composer.message(phase, lang, variables, context, publisher, first.get(lang))
-            measures = composer.measure(message, publisher)
+        # A per-recipient channel's message is previewed for the first recipient of each language (a sample one
+        # when there is none); the engine renders each recipient's own while sending.
+        for rendered in phase_messages(composer, phase, languages, {target: publisher}, variables, context,
+                                       first={target: first}):
+            lang = rendered.lang
+            [channel_message] = rendered.channels
+            message = channel_message.rendered()
+            measures = channel_message.measures
             checked = [(target, measures)]
             if live is not None and live is not publisher:
                 # A drill passes only what the live channel would take: the sandbox's limits are not the day's.
@@ -114,7 +116,7 @@ def build_plan(session: Session, playbook: Playbook, phase: str, variables: dict
                 for measured in channel_measures:
                     if not measured.measure.ok:
                         raise PlaybookError(
-                            f"{composer.renderer.shown(composer.template(phase, lang))}: block '{measured.block}' "
+                            f"{composer.renderer.shown(rendered.template)}: block '{measured.block}' "
                             f"is too long for channel '{channel}': {measured.measure}; nothing was sent"
                         )
             plan.measures[lang] = measures

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,7 +11,7 @@ from playbook.ledger import utcnow
 from playbook.messages import BlockMeasure, Composer, phase_messages
 from playbook.model import Playbook
 from playbook.publishers.base import Publisher, Stage
-from playbook.publishers.recipients import Recipient, recipient_language
+from playbook.publishers.recipients import Recipient
 from playbook.session import Session
 from playbook.templates import Message, RenderContext
 
@@ -92,12 +91,8 @@ def build_plan(session: Session, playbook: Playbook, phase: str, variables: dict
         first: dict[str, Recipient] = {}
         if publisher.per_recipient:
             plan.recipient_count = publisher.recipient_count()
-            counts: Counter[str] = Counter()
-            for recipient in publisher.recipients():
-                lang = recipient_language(recipient, languages)
-                counts[lang] += 1
-                first.setdefault(lang, recipient)
-            plan.recipients_by_lang = {lang: counts.get(lang, 0) for lang in languages}
+            audience = publisher.audience(languages)
+            plan.recipients_by_lang, first = audience.counts, audience.first
         # A per-recipient channel's message is previewed for the first recipient of each language (a sample one
         # when there is none); the engine renders each recipient's own while sending.
         for rendered in phase_messages(composer, phase, languages, {target: publisher}, variables, context,

@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 from playbook.errors import did_you_mean
 from playbook.limits import Limit
 from playbook.model import Duration
+from playbook.publishers.recipients import Audience
 from playbook.publishers.recipients import Recipient as Recipient
 from playbook.textsafe import web_link
 
@@ -188,6 +189,10 @@ class Publisher(ABC, Generic[C]):
 
     def recipient_count(self) -> int | None:
         return None
+
+    def audience(self, languages: list[str]) -> Audience:
+        """How many recipients each of `languages` has, and the first of each: what a plan shows and samples."""
+        return Audience.of(self.recipients(), languages)
 
     @property
     def concurrency(self) -> int:

@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from playbook.channels import Channels
 from playbook.errors import PlaybookError
 from playbook.ledger import utcnow
 from playbook.messages import BlockMeasure, Composer, phase_messages
 from playbook.model import Playbook
 from playbook.publishers.base import Publisher, Stage
 from playbook.publishers.recipients import Recipient
-from playbook.session import Session
 from playbook.templates import Message, RenderContext
 
 
@@ -50,7 +50,7 @@ class PostPlan:
     stage: Stage = field(default_factory=Stage)
 
 
-def build_plan(session: Session, playbook: Playbook, phase: str, variables: dict[str, str | None],
+def build_plan(channels: Channels, playbook: Playbook, phase: str, variables: dict[str, str | None],
                incident_id: str, detected_at: datetime, deadline: datetime, *, drill: bool,
                offline: bool, next_update: datetime | bool | None = True,
                issued_at: datetime | None = None) -> PostPlan:
@@ -58,8 +58,7 @@ def build_plan(session: Session, playbook: Playbook, phase: str, variables: dict
 
     `next_update` True computes the next update time from now; a resumed post passes the one it recorded.
     """
-    channels = session.load_channels()
-    composer = Composer(session.home, playbook)
+    composer = Composer(channels.home, playbook)
     if next_update is True:
         next_update = None if phase == playbook.last_phase else utcnow() + playbook.update_every
     elif next_update is False:

@@ -54,10 +54,10 @@ def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detect
     deadline = detected + playbook.window
     provisional = f"{playbook.id}-{'drill-' if drill else ''}{detected.astimezone(playbook.zone):%Y%m%d-%H%M}"
     if dry_run:
-        plan = build_plan(session, playbook, phase, variables, provisional, detected, deadline,
+        plan = build_plan(session.load_channels(), playbook, phase, variables, provisional, detected, deadline,
                           drill=drill, offline=True)
         return Outcome(plan, dry_run=True)
-    plan = build_plan(session, playbook, phase, variables, provisional, detected, deadline,
+    plan = build_plan(session.load_channels(), playbook, phase, variables, provisional, detected, deadline,
                       drill=drill, offline=False)
     # A declined confirmation leaves no trace, not even an empty ledger: it is created only once confirmed.
     state = session.home.state_path
@@ -69,7 +69,7 @@ def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detect
     incident, post = ledger.create_incident(playbook.id, detected, _new_post(plan, utcnow()), drill=drill,
                                             allow_concurrent=new, zone=playbook.zone)
     if incident.id != provisional:
-        plan = build_plan(session, playbook, phase, variables, incident.id, detected, deadline,
+        plan = build_plan(session.load_channels(), playbook, phase, variables, incident.id, detected, deadline,
                           drill=drill, offline=False, next_update=plan.context.next_update_at or False)
         ledger.record_texts(incident.id, post.seq, sent_texts(plan))
     return Outcome(plan, _run(Engine(ledger, post, plan, observer)))
@@ -167,7 +167,7 @@ def publish_phase(session: Session, incident_id: str, phase: str | None, given: 
     merged.update({k: v for k, v in resolve(playbook, {**{k: v or "" for k, v in merged.items()}, **given}).items()})
     issued = utcnow()
     deadline = issued + playbook.window
-    plan = build_plan(session, playbook, phase, merged, incident.id, incident.detected_at, deadline,
+    plan = build_plan(session.load_channels(), playbook, phase, merged, incident.id, incident.detected_at, deadline,
                       drill=incident.drill, offline=dry_run)
     if dry_run:
         return Outcome(plan, dry_run=True)
@@ -199,7 +199,7 @@ def resume(session: Session, incident_id: str, observer: Observer | None = None,
     incident = ledger.incident(incident_id)
     playbook = session.home.load_playbook(incident.playbook)
     posts = [ledger.post(incident.id, seq) for seq in ledger.unfinished_posts(incident.id)]
-    plans = [build_plan(session, playbook, post.phase, post.vars, incident.id, incident.detected_at,
+    plans = [build_plan(session.load_channels(), playbook, post.phase, post.vars, incident.id, incident.detected_at,
                         post.deadline, drill=incident.drill, offline=False,
                         next_update=post.next_update_at or False, issued_at=post.issued_at) for post in posts]
     # Every post is confirmed before any is sent: a "no" to the second must not follow a first already out.

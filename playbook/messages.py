@@ -50,9 +50,6 @@ class ChannelMessage:
             raise self.outcome
         return self.outcome
 
-    def over_limit(self) -> list[BlockMeasure]:
-        return [measured for measured in self.measures if not measured.measure.ok]
-
 
 @dataclass(frozen=True)
 class LanguageMessages:

@@ -56,11 +56,11 @@ def _home(directory: Path, port: int, recipients: int) -> Path:
 
 def _prebuilt(home: Path) -> list[tuple[str, bytes]]:
     """Every message of the list, rendered and built as playbook would: the baseline's input."""
-    from playbook.compose import Composer
     from playbook.home import Home
-    from playbook.incidents import Session
+    from playbook.messages import Composer
     from playbook.publishers.base import Delivery
     from playbook.publishers.email import EmailPublisher
+    from playbook.session import Session
     from playbook.variables import resolve
 
     session = Session(Home(root=home))

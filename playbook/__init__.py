@@ -56,7 +56,7 @@ _WHERE = {
     "DeliveryStatus": "playbook.ledger.contract",
     "Limit": "playbook.limits",
     "Measure": "playbook.limits",
-    "Message": "playbook.render",
+    "Message": "playbook.templates",
     "PlaybookError": "playbook.errors",
 }
 
@@ -84,7 +84,7 @@ if TYPE_CHECKING:
         json_of,
     )
     from playbook.publishers.listed import ListedPublisher
-    from playbook.render import Message
+    from playbook.templates import Message
 
 
 def __getattr__(name: str) -> Any:

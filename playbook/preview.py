@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from playbook.channels import load_channels
-from playbook.compose import BlockMeasure, Composer
 from playbook.errors import PlaybookError, did_you_mean, one_of
 from playbook.home import Home
-from playbook.render import Message
+from playbook.messages import BlockMeasure, Composer, phase_messages
+from playbook.publishers.base import Publisher
+from playbook.templates import Message
 from playbook.variables import resolve
 
 
@@ -43,24 +45,22 @@ def render_preview(home: Home, playbook_id: str, phase: str, lang: str | None, c
     if lang not in playbook.languages:
         raise PlaybookError(f"playbook '{playbook.id}' is not written in '{lang}'; languages: "
                             f"{', '.join(playbook.languages)}")
-    variables = resolve(playbook, given, samples=True)
-    composer = Composer(home, playbook)
-    context = composer.preview_context(phase, drill=drill)
-    preview = Preview(playbook.id, phase, lang, composer.renderer.shown(composer.template(phase, lang)),
-                      composer.message(phase, lang, variables, context))
     names = playbook.phases[phase].channels
     if channel is not None and channel not in names:
         raise PlaybookError(f"phase '{phase}' does not publish to channel '{channel}'"
                             f"{did_you_mean(channel, names)}; its channels: {one_of(names)}")
+    variables = resolve(playbook, given, samples=True)
+    composer = Composer(home, playbook)
     channels = load_channels(home)
+    publishers: dict[str, Publisher[Any]] = {}
     for name in [channel] if channel else names:
         channels.require(name, used_by=f"playbook '{playbook.id}'")
-        publisher = channels.publisher(name, playbook.languages, offline=True)
-        if lang not in publisher.languages():
-            continue
-        composer.check_blocks(phase, lang, publisher)
-        # Rendered again for the channel: it shows only the blocks that channel sends.
-        message = composer.message(phase, lang, variables, context, publisher)
-        preview.channels.append(ChannelPreview(name, channels.type_of(name), message,
-                                               composer.measure(message, publisher)))
+        publishers[name] = channels.publisher(name, playbook.languages, offline=True)
+    # The template with every block first, then again for each channel: it shows only the blocks that channel sends.
+    [rendered] = phase_messages(composer, phase, [lang], publishers, variables,
+                                composer.preview_context(phase, drill=drill), whole=True)
+    preview = Preview(playbook.id, phase, lang, composer.renderer.shown(rendered.template), rendered.whole_message())
+    for checked in rendered.channels:
+        preview.channels.append(ChannelPreview(checked.channel, channels.type_of(checked.channel),
+                                               checked.rendered(), checked.measures))
     return preview

@@ -12,14 +12,15 @@ from urllib.parse import urlsplit
 
 from playbook.channel_list import run_check
 from playbook.channels import Channels, load_channels
-from playbook.compose import Composer
 from playbook.errors import PlaybookError
 from playbook.home import Home
-from playbook.incidents import Session, close_drill, trigger
 from playbook.ledger import DeliveryStatus, open_ledger, utcnow
 from playbook.limits import URL
+from playbook.messages import Composer
 from playbook.model import Playbook
 from playbook.publishers.base import Budget, Publisher
+from playbook.publishing import close_drill, trigger
+from playbook.session import Session
 from playbook.timeparse import format_duration
 from playbook.validate import validate_home
 from playbook.variables import missing_message, resolve, without_value

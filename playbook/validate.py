@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from playbook.channels import Channels, load_channels
-from playbook.compose import Composer
 from playbook.errors import ChannelError, PlaybookError, TemplateError
 from playbook.home import Home
 from playbook.limits import Measure
+from playbook.messages import Composer, phase_messages
 from playbook.model import Playbook
 from playbook.publishers.base import Publisher
 from playbook.variables import missing_message, resolve, without_value
@@ -123,43 +123,34 @@ def _validate_playbook(home: Home, playbook: Playbook, channels: Channels | None
                 if warning not in report.warnings:
                     report.warnings.append(warning)
     for phase_name, phase in playbook.phases.items():
-        context = composer.preview_context(phase_name)
-        for lang in playbook.languages:
-            name = composer.template(phase_name, lang)
-            targets = [c for c in phase.channels if c in publishers and lang in publishers[c].languages()]
+        targets = {name: publishers[name] for name in phase.channels if name in publishers}
+        for rendered in phase_messages(composer, phase_name, playbook.languages, targets, variables,
+                                       composer.preview_context(phase_name), whole=True):
+            shown = composer.renderer.shown(rendered.template)
 
-            def failed(problem: PlaybookError, channels: list[str], lang: str = lang, phase: str = phase_name) -> None:
+            def failed(problem: PlaybookError, channels: list[str], lang: str = rendered.lang,
+                       phase: str = phase_name) -> None:
                 report.problems.append(problem)
                 for channel in channels:
                     report.renders[(playbook.id, phase, lang, channel)] = str(problem)
 
-            if not composer.renderer.exists(name):
-                failed(TemplateError(f"missing template for phase '{phase_name}' in '{lang}'",
-                                     path=composer.renderer.shown(name)), targets)
+            if rendered.problem is not None:
+                missing = not composer.renderer.exists(rendered.template)
+                failed(TemplateError(f"missing template for phase '{phase_name}' in '{rendered.lang}'", path=shown)
+                       if missing else rendered.problem, [c.channel for c in rendered.channels])
                 continue
-            try:
-                composer.renderer.load(name)
-                plain = composer.message(phase_name, lang, variables, context)
-            except PlaybookError as exc:
-                failed(exc, targets)
-                continue
-            for channel in targets:
-                publisher_ = publishers[channel]
-                try:
-                    composer.check_blocks(phase_name, lang, publisher_)
-                    message = (composer.message(phase_name, lang, variables, context, publisher_)
-                               if publisher_.per_recipient else plain)
-                except PlaybookError as exc:
-                    failed(exc, [channel])
+            for checked in rendered.channels:
+                if checked.problem is not None:
+                    failed(checked.problem, [checked.channel])
                     continue
-                report.renders[(playbook.id, phase_name, lang, channel)] = None
-                for measured in composer.measure(message, publisher_):
-                    check = MessageCheck(playbook.id, phase_name, lang, channel, measured.block, measured.measure)
-                    report.checks.append(check)
+                report.renders[(playbook.id, phase_name, rendered.lang, checked.channel)] = None
+                for measured in checked.measures:
+                    report.checks.append(MessageCheck(playbook.id, phase_name, rendered.lang, checked.channel,
+                                                      measured.block, measured.measure))
                     if not measured.measure.ok:
                         failed(TemplateError(
                             f"block '{measured.block}' "
                             f"{'is too long for' if measured.measure.too_long else 'cannot go out on'} "
-                            f"channel '{channel}': {measured.measure}",
-                            path=composer.renderer.shown(name),
-                        ), [channel])
+                            f"channel '{checked.channel}': {measured.measure}",
+                            path=shown,
+                        ), [checked.channel])

@@ -16,7 +16,7 @@ import pytest
 
 from playbook.publishers.base import Delivery
 from playbook.publishers.bluesky import record_key
-from playbook.render import Message
+from playbook.templates import Message
 from tests.conftest import (
     Result,
     channel_check,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from playbook.compose import Composer
 from playbook.errors import HomeError
 from playbook.home import Home
+from playbook.messages import Composer
 from playbook.preview import render_preview
 from playbook.starter import GITIGNORE, starter_dir, write_starter
 from playbook.validate import validate_home

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import tracemalloc
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from playbook.home import Home
 from playbook.publishers.email import email_address
-from playbook.recipients import SHOWN_WARNINGS, RecipientList
+from playbook.publishers.recipients import SHOWN_WARNINGS, RecipientList
+from playbook.publishing import trigger
+from playbook.session import Session
+from tests.fakes.smtp import SmtpServer
+from tests.test_email import CUSTOMERS, cert, smtp, use_email
+
+__all__ = ["cert", "smtp"]  # the SMTP server's fixtures, shared with the email tests
 
 
 def email_list(tmp_path: Path, content: str | bytes) -> RecipientList:
@@ -137,3 +146,32 @@ def test_a_large_list_is_streamed_not_loaded(tmp_path: Path) -> None:
     assert taken == 50_000
     # The list is 3 MB on disk; only the set of addresses seen (to drop repeats) grows with it.
     assert peak < 8_000_000
+
+
+def test_a_trigger_reads_its_list_once_to_plan_and_once_to_send(home: Path, smtp: SmtpServer,
+                                                                 cert: tuple[Path, Path],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    use_email(home, smtp, cert)
+    detected = datetime.now(UTC) - timedelta(minutes=5)
+    session = Session(Home(root=home))
+    first = trigger(session, "whatsapp-outage", {}, detected)
+    session.close()
+    opened: list[str] = []
+    path_open = Path.open
+
+    def counted(path: Path, *args: Any, **kwargs: Any) -> Any:
+        if path.name == "customers.csv":
+            opened.append(path.name)
+        return path_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counted)
+    # The same detection minute as the open incident: its provisional id is taken, so the plan is built twice,
+    # the second time under the id the ledger gave.
+    session = Session(Home(root=home))
+    second = trigger(session, "whatsapp-outage", {}, detected, new=True)
+    session.close()
+    assert second.plan.incident_id != first.plan.incident_id
+    assert second.result is not None and second.result.ok
+    assert len(smtp.messages) == 2 * len(CUSTOMERS)
+    # Problems, warnings, counts and each language's sample come from one read; sending streams the list again.
+    assert opened == ["customers.csv", "customers.csv"]

@@ -17,8 +17,8 @@ from tests.conftest import run_cli, write
 
 # Provider clients, the template engine and what only publishing needs.
 HEAVY = ("tweepy", "requests", "atproto", "twilio", "apprise", "aiohttp", "httpx", "mastodon", "jinja2",
-         "pkg_resources", "twitter_text", "aiosmtplib", "playbook.engine", "playbook.incidents", "playbook.render",
-         "playbook.compose")
+         "pkg_resources", "twitter_text", "aiosmtplib", "playbook.engine", "playbook.publishing", "playbook.plan",
+         "playbook.templates", "playbook.messages")
 
 CHANNELS = """\
 channels:

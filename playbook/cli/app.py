@@ -12,7 +12,7 @@ from playbook.errors import ExitStatus
 
 if TYPE_CHECKING:
     from playbook.home import Home
-    from playbook.incidents import Session
+    from playbook.session import Session
 
 app = typer.Typer(
     name="playbook",
@@ -65,7 +65,7 @@ def load_home() -> "Home":
 
 
 def open_session() -> "Session":
-    from playbook.incidents import Session
+    from playbook.session import Session
 
     return Session(load_home())
 

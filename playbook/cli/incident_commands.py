@@ -13,9 +13,9 @@ from playbook.cli.options import DryRun, IncidentId, Json, Var, Yes
 from playbook.errors import ExitStatus
 
 if TYPE_CHECKING:
-    from playbook.engine import PostPlan
-    from playbook.incidents import Outcome
     from playbook.output.live import ProgressView
+    from playbook.plan import PostPlan
+    from playbook.publishing import Outcome
 
 
 def _confirm(yes: bool, as_json: bool) -> "Callable[[PostPlan], bool] | None":
@@ -70,7 +70,7 @@ def trigger(
     json_: Json = False,
 ) -> None:
     """Open an incident and publish the playbook's first phase on every channel."""
-    from playbook.incidents import trigger as run_trigger
+    from playbook.publishing import trigger as run_trigger
     from playbook.variables import parse_assignments
 
     given = parse_assignments(var or [])
@@ -90,7 +90,7 @@ def update(
     json_: Json = False,
 ) -> None:
     """Publish a later phase of an open incident."""
-    from playbook.incidents import publish_phase
+    from playbook.publishing import publish_phase
     from playbook.variables import parse_assignments
 
     given = parse_assignments(var or [])
@@ -107,7 +107,7 @@ def resolve(
     json_: Json = False,
 ) -> None:
     """Publish the playbook's last phase and close the incident."""
-    from playbook.incidents import publish_phase
+    from playbook.publishing import publish_phase
     from playbook.variables import parse_assignments
 
     given = parse_assignments(var or [])
@@ -122,7 +122,7 @@ def resume(
     json_: Json = False,
 ) -> None:
     """Retry what failed or was left unconfirmed; confirmed deliveries are never sent again."""
-    from playbook.incidents import resume as run_resume
+    from playbook.publishing import resume as run_resume
 
     _publish(lambda observer: run_resume(open_session(), incident, observer=observer, confirm=_confirm(yes, json_)),
              as_json=json_, quiet=False)

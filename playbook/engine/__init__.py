@@ -9,12 +9,7 @@ runner.py runs the channels of a post, attempts.py one delivery's attempts and r
 per-recipient channel's list (with outage.py for a server that is down), claims.py the run's claims.
 """
 
-from playbook.engine.plans import ChannelPlan, PostPlan
-from playbook.engine.recipients import recipient_language
 from playbook.engine.results import DeliveryEvent, DeliveryResult, Observer, PostResult
 from playbook.engine.runner import Engine
 
-__all__ = [
-    "ChannelPlan", "DeliveryEvent", "DeliveryResult", "Engine", "Observer", "PostPlan", "PostResult",
-    "recipient_language",
-]
+__all__ = ["DeliveryEvent", "DeliveryResult", "Engine", "Observer", "PostResult"]

@@ -10,11 +10,12 @@ from datetime import datetime
 from playbook import secrets
 from playbook.engine.attempts import Held, Sender
 from playbook.engine.outage import Outage
-from playbook.engine.plans import ChannelPlan, PostPlan
 from playbook.engine.results import DeliveryEvent, DeliveryResult
 from playbook.ledger import DeliveryStatus, delivery_key
+from playbook.plan import ChannelPlan, PostPlan
 from playbook.publishers.base import Delivery, Recipient
-from playbook.render import Message
+from playbook.publishers.recipients import recipient_language
+from playbook.templates import Message
 
 BATCH = 200
 
@@ -165,15 +166,6 @@ class RecipientRun:
                         await self.queue.put((recipient, lang, message))
         for _ in range(self.workers):
             await self.queue.put(None)
-
-
-def recipient_language(recipient: Recipient, languages: list[str]) -> str:
-    """The recipient's language when the channel speaks it (`en-GB` counts as `en`), else the first language."""
-    lang = (recipient.lang or "").strip().lower()
-    if lang in languages:
-        return lang
-    base = lang.split("-")[0].split("_")[0]
-    return base if base in languages else languages[0]
 
 
 def _batches(items: Iterator[Recipient], size: int) -> Iterator[list[Recipient]]:

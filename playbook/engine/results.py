@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from playbook.engine.plans import PostPlan
 from playbook.ledger import DeliveryStatus, utcnow
+from playbook.plan import PostPlan
 
 
 @dataclass

@@ -12,12 +12,12 @@ from typing import Any
 from playbook import secrets
 from playbook.engine.attempts import Sender
 from playbook.engine.claims import while_claimed
-from playbook.engine.plans import ChannelPlan, PostPlan
 from playbook.engine.recipients import RecipientRun
 from playbook.engine.results import DeliveryEvent, DeliveryResult, NullObserver, Observer, PostResult
 from playbook.ledger import Claim, DeliveryStatus, Ledger, Post, delivery_key, utcnow
+from playbook.plan import ChannelPlan, PostPlan
 from playbook.publishers.base import Delivery, Link, Receipt, Recipient
-from playbook.render import Message
+from playbook.templates import Message
 
 log = logging.getLogger("playbook.engine")
 

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from rich.console import Group, RenderableType
     from rich.live import Live
 
-    from playbook.engine import DeliveryEvent, PostPlan
+    from playbook.engine import DeliveryEvent
+    from playbook.plan import PostPlan
 
 
 class ProgressView(Protocol):

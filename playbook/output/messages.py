@@ -10,10 +10,10 @@ from playbook.output.console import console, inert, one_line, parts, table
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from playbook.compose import BlockMeasure
     from playbook.limits import Measure
+    from playbook.messages import BlockMeasure
     from playbook.preview import Preview
-    from playbook.render import Message
+    from playbook.templates import Message
     from playbook.validate import MessageCheck, ValidationReport
 
 

@@ -13,9 +13,9 @@ from playbook.output.times import left, when, zone
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from playbook.compose import BlockMeasure
-    from playbook.engine import PostPlan
-    from playbook.render import Message
+    from playbook.messages import BlockMeasure
+    from playbook.plan import PostPlan
+    from playbook.templates import Message
 
 
 def plan_zone(plan: PostPlan | None) -> tzinfo:

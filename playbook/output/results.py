@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from playbook.engine import PostResult
-    from playbook.incidents import Outcome
+    from playbook.publishing import Outcome
 
 
 def outcomes(items: Sequence[Outcome], as_json: bool) -> None:

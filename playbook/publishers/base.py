@@ -16,12 +16,13 @@ from playbook.errors import did_you_mean
 from playbook.ledger.contract import DeliveryStatus
 from playbook.limits import Limit
 from playbook.model import Duration
-from playbook.recipients import Recipient as Recipient  # beside the list reader, which must not import the kit
+from playbook.publishers.recipients import Audience
+from playbook.publishers.recipients import Recipient as Recipient
 from playbook.textsafe import web_link
 
 if TYPE_CHECKING:
     # Only an annotation here: rendering (and jinja2) is not loaded to list or check channels.
-    from playbook.render import Message
+    from playbook.templates import Message
 
 
 class ChannelConfig(BaseModel):
@@ -205,6 +206,10 @@ class Publisher(ABC, Generic[C]):
 
     def recipient_count(self) -> int | None:
         return None
+
+    def audience(self, languages: list[str]) -> Audience:
+        """How many recipients each of `languages` has, and the first of each: what a plan shows and samples."""
+        return Audience.of(self.recipients(), languages)
 
     @property
     def concurrency(self) -> int:

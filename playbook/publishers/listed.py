@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol, TypeVar, cast
 
 from playbook.publishers.base import ChannelConfig, Publisher, Recipient
-from playbook.recipients import RecipientList
+from playbook.publishers.recipients import Audience, ListReading, RecipientList
 
 C = TypeVar("C", bound=ChannelConfig)
 
@@ -62,16 +62,19 @@ class ListedPublisher(Publisher[C]):
         return iter(self.recipient_list())
 
     def recipient_count(self) -> int | None:
-        return self.recipient_list().count()
+        return self.reading.count
+
+    def audience(self, languages: list[str]) -> Audience:
+        return self.reading.audience(languages)
 
     def validate(self) -> list[str]:
         """The list's problems: missing file or column, bad addresses with their line numbers."""
-        return self.recipient_list().problems()
+        return list(self.reading.problems)
 
     def warnings(self) -> list[str]:
-        return list(self._list_warnings)
+        return list(self.reading.warnings)
 
     @cached_property
-    def _list_warnings(self) -> list[str]:
-        # Finding duplicates reads the whole list: once per channel is enough, however often it is asked.
-        return self.recipient_list().warnings()
+    def reading(self) -> ListReading:
+        """The list read once for all a plan asks of it (problems, warnings, counts, samples); sending streams it."""
+        return self.recipient_list().read()

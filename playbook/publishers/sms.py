@@ -36,7 +36,7 @@ from playbook.publishers.base import (
     Receipt,
 )
 from playbook.publishers.listed import ListedPublisher
-from playbook.recipients import phone_number
+from playbook.publishers.recipients import phone_number
 
 # Every host the Twilio client writes into its URLs (api., messaging., with or without a region or edge).
 TWILIO_URL = re.compile(r"^https://[A-Za-z0-9.-]+\.twilio\.com(?=/|$)")
@@ -247,8 +247,7 @@ class SmsPublisher(ListedPublisher[SmsConfig]):
     @cached_property
     def valid_recipients(self) -> int:
         """Numbers that will be texted (valid, each once): what the cost estimate multiplies."""
-        listed = self.recipient_list()
-        return 0 if listed.problems() else sum(1 for _ in listed)
+        return 0 if self.reading.problems else self.reading.recipients
 
     def settings(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json", by_alias=True, exclude={"type"}, exclude_none=True)

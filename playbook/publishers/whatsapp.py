@@ -36,7 +36,7 @@ from playbook.publishers.http import (
     retry_at_in,
 )
 from playbook.publishers.listed import ListedPublisher
-from playbook.recipients import phone_number
+from playbook.publishers.recipients import phone_number
 
 GRAPH_API = "https://graph.facebook.com/v21.0"
 # A template's body variable, when the template has a header, footer or buttons too; and the profile's "about".

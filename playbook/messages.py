@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from playbook.errors import TemplateError
+from playbook.errors import PlaybookError, TemplateError
 from playbook.home import Home
 from playbook.limits import Measure
 from playbook.model import Playbook
 from playbook.publishers.base import Publisher, Recipient
-from playbook.render import BLOCKS, Message, RenderContext, Renderer, template_name
+from playbook.templates import BLOCKS, Message, RenderContext, Renderer, template_name
 
 # A drill's messages must not be mistaken for real ones, in any language the playbook speaks.
 DRILL_MARKERS = {"fr": "[EXERCICE]", "en": "[DRILL]", "de": "[ÜBUNG]", "es": "[SIMULACRO]", "it": "[ESERCITAZIONE]"}
@@ -29,6 +29,46 @@ def drill_marker(lang: str) -> str:
 class BlockMeasure:
     block: str
     measure: Measure
+
+
+@dataclass(frozen=True)
+class ChannelMessage:
+    """A phase's message on one channel in one language: rendered and measured, or the problem that stopped it."""
+
+    channel: str
+    lang: str
+    outcome: Message | PlaybookError
+    measures: list[BlockMeasure] = field(default_factory=list)
+
+    @property
+    def problem(self) -> PlaybookError | None:
+        return self.outcome if isinstance(self.outcome, PlaybookError) else None
+
+    def rendered(self) -> Message:
+        """The message; raises the problem instead when there is one."""
+        if isinstance(self.outcome, PlaybookError):
+            raise self.outcome
+        return self.outcome
+
+
+@dataclass(frozen=True)
+class LanguageMessages:
+    """A phase in one language: the template with every block (when asked for), then each channel's message."""
+
+    lang: str
+    template: str
+    channels: list[ChannelMessage]
+    whole: Message | None = None
+    # The template itself failed (missing, a syntax error...): every channel of this language has it too.
+    problem: PlaybookError | None = None
+
+    def whole_message(self) -> Message:
+        """The template with every block; raises its problem instead when there is one."""
+        if self.problem is not None:
+            raise self.problem
+        if self.whole is None:
+            raise ValueError("the whole template is rendered only when phase_messages is given whole=True")
+        return self.whole
 
 
 class Composer:
@@ -108,6 +148,45 @@ class Composer:
             for block, limit in publisher.limits().items()
             if block in message.blocks
         ]
+
+
+def phase_messages(composer: Composer, phase: str, languages: Sequence[str], publishers: Mapping[str, Publisher[Any]],
+                   variables: Mapping[str, Any], context: RenderContext, *, whole: bool = False,
+                   first: Mapping[str, Mapping[str, Recipient]] | None = None) -> Iterator[LanguageMessages]:
+    """Each language of a phase on each channel that speaks it: blocks checked, rendered, measured; one at a time.
+
+    `whole` first renders the template with every block, as the `render` command shows it; if that fails, the
+    language's channels are not rendered and each carries the problem. A per-recipient channel's message is
+    rendered for the first recipient of its language in `first` (channel -> language -> recipient), else for
+    a sample one.
+    """
+    for lang in languages:
+        targets = [name for name, publisher in publishers.items() if lang in publisher.languages()]
+        template = composer.template(phase, lang)
+        message: Message | None = None
+        if whole:
+            try:
+                message = composer.message(phase, lang, variables, context)
+            except PlaybookError as exc:
+                yield LanguageMessages(lang, template, [ChannelMessage(name, lang, exc) for name in targets],
+                                       problem=exc)
+                continue
+        yield LanguageMessages(lang, template, [
+            _channel_message(composer, phase, lang, name, publishers[name], variables, context,
+                             (first or {}).get(name, {}).get(lang))
+            for name in targets
+        ], whole=message)
+
+
+def _channel_message(composer: Composer, phase: str, lang: str, channel: str, publisher: Publisher[Any],
+                     variables: Mapping[str, Any], context: RenderContext,
+                     recipient: Recipient | None) -> ChannelMessage:
+    try:
+        composer.check_blocks(phase, lang, publisher)
+        message = composer.message(phase, lang, variables, context, publisher, recipient)
+    except PlaybookError as exc:
+        return ChannelMessage(channel, lang, exc)
+    return ChannelMessage(channel, lang, message, composer.measure(message, publisher))
 
 
 def _wanted(publisher: Publisher[Any] | None) -> tuple[str, ...]:

@@ -1,23 +1,19 @@
-"""Incidents from the user's side: trigger, update, resolve, resume, and what to tell about them."""
+"""Publishing commands: trigger, update, resolve and resume, each planned in full before anything is sent."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from playbook import logs
-from playbook.channels import Channels, load_channels
-from playbook.compose import Composer
-from playbook.engine import ChannelPlan, Engine, Observer, PostPlan, PostResult, recipient_language
+from playbook.engine import Engine, Observer, PostResult
 from playbook.errors import ClaimHeld, IncidentError, PlaybookError, did_you_mean
 from playbook.home import Home
 from playbook.ledger import Incident, Ledger, NewPost, created_marker, open_ledger, publishing, utcnow
-from playbook.model import Playbook
-from playbook.publishers.base import Recipient, Stage
+from playbook.plan import PostPlan, build_plan
+from playbook.session import Session
 from playbook.timeparse import parse_detection
 from playbook.variables import resolve
 
@@ -34,116 +30,6 @@ class Outcome:
     dry_run: bool = False
     cancelled: bool = False
     closed: bool = False
-
-
-@dataclass
-class Session:
-    """A home, its channels and its ledger, opened once per command."""
-
-    home: Home
-    channels: Channels | None = None
-    _ledger: Ledger | None = field(default=None, repr=False)
-
-    def ledger(self, *, create: bool = False, readonly: bool = False) -> Ledger:
-        """The ledger; a writable one also opens the log file beside it (`playbook.log`)."""
-        if self._ledger is None:
-            self._ledger = open_ledger(self.home.state_path, create=create, readonly=readonly)
-            if not readonly:
-                logs.attach(self.home.state_path.with_name("playbook.log"))
-        return self._ledger
-
-    def load_channels(self) -> Channels:
-        if self.channels is None:
-            self.channels = load_channels(self.home)
-        return self.channels
-
-    def close(self) -> None:
-        if self._ledger is not None:
-            self._ledger.close()
-
-
-def build_plan(session: Session, playbook: Playbook, phase: str, variables: dict[str, str | None],
-               incident_id: str, detected_at: datetime, deadline: datetime, *, drill: bool,
-               offline: bool, next_update: datetime | bool | None = True,
-               issued_at: datetime | None = None) -> PostPlan:
-    """Render and check every message of a post. Raises on any problem: then nothing is sent.
-
-    `next_update` True computes the next update time from now; a resumed post passes the one it recorded.
-    """
-    channels = session.load_channels()
-    composer = Composer(session.home, playbook)
-    if next_update is True:
-        next_update = None if phase == playbook.last_phase else utcnow() + playbook.update_every
-    elif next_update is False:
-        next_update = None
-    context = composer.context(incident_id, detected_at, phase, next_update, drill=drill, issued_at=issued_at)
-    plans: list[ChannelPlan] = []
-    for name in playbook.phases[phase].channels:
-        channels.require(name, used_by=f"playbook '{playbook.id}' phase '{phase}'")
-        target, stands_in_for, skipped = name, None, None
-        if drill:
-            sandbox = channels.sandbox_of(name)
-            if sandbox is None:
-                skipped = "no sandbox channel for this channel in channels.yaml 'drill:' (skipped in a drill)"
-            else:
-                target, stands_in_for = sandbox, name
-        # In a drill the live channel is only measured against, never sent to: its secrets need not be set.
-        live = channels.publisher(name, playbook.languages, offline=True) if drill else None
-        publisher = live if skipped and live is not None else channels.publisher(target, playbook.languages,
-                                                                                  offline=offline)
-        languages = [lang for lang in playbook.languages if lang in publisher.languages()]
-        plan = ChannelPlan(target, channels.type_of(target), publisher, languages, skipped=skipped,
-                           stands_in_for=stands_in_for)
-        plans.append(plan)
-        if skipped:
-            continue
-        problems = publisher.validate()
-        if problems:
-            raise PlaybookError(f"channel '{target}': {problems[0]}")
-        first: dict[str, Recipient] = {}
-        if publisher.per_recipient:
-            plan.recipient_count = publisher.recipient_count()
-            counts: Counter[str] = Counter()
-            for recipient in publisher.recipients():
-                lang = recipient_language(recipient, languages)
-                counts[lang] += 1
-                first.setdefault(lang, recipient)
-            plan.recipients_by_lang = {lang: counts.get(lang, 0) for lang in languages}
-        for lang in languages:
-            composer.check_blocks(phase, lang, publisher)
-            # A per-recipient channel's message is previewed for the first recipient of that language (a sample
-            # one when there is none); the engine renders each recipient's own while sending.
-            message = composer.message(phase, lang, variables, context, publisher, first.get(lang))
-            measures = composer.measure(message, publisher)
-            checked = [(target, measures)]
-            if live is not None and live is not publisher:
-                # A drill passes only what the live channel would take: the sandbox's limits are not the day's.
-                measures = composer.measure(composer.message(phase, lang, variables, context, live,
-                                                             first.get(lang)), live)
-                checked.append((name, measures))
-            for channel, channel_measures in checked:
-                for measured in channel_measures:
-                    if not measured.measure.ok:
-                        raise PlaybookError(
-                            f"{composer.renderer.shown(composer.template(phase, lang))}: block '{measured.block}' "
-                            f"is too long for channel '{channel}': {measured.measure}; nothing was sent"
-                        )
-            plan.measures[lang] = measures
-            plan.messages[lang] = message
-    if drill and plans and all(plan.skipped for plan in plans):
-        raise PlaybookError(
-            f"nothing to drill: channels.yaml has no `drill:` section mapping the channels of playbook "
-            f"'{playbook.id}' phase '{phase}' ({', '.join(p.name for p in plans)}) to sandbox channels: add one "
-            "(`drill:` then `<live channel>: <sandbox channel>`), or run without --drill; nothing was sent"
-        )
-    return PostPlan(playbook.id, phase, incident_id, deadline, composer, context, variables, plans, drill,
-                    stage_of(playbook, phase))
-
-
-def stage_of(playbook: Playbook, phase: str) -> Stage:
-    """Where `phase` stands in `playbook`, as the channels that show a state receive it."""
-    declared = playbook.phases[phase].impact if phase in playbook.phases else None
-    return Stage(first=phase == playbook.first_phase, last=phase == playbook.last_phase, impact=declared)
 
 
 def _run(engine: Engine) -> PostResult:
@@ -168,10 +54,10 @@ def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detect
     deadline = detected + playbook.window
     provisional = f"{playbook.id}-{'drill-' if drill else ''}{detected.astimezone(playbook.zone):%Y%m%d-%H%M}"
     if dry_run:
-        plan = build_plan(session, playbook, phase, variables, provisional, detected, deadline,
+        plan = build_plan(session.load_channels(), playbook, phase, variables, provisional, detected, deadline,
                           drill=drill, offline=True)
         return Outcome(plan, dry_run=True)
-    plan = build_plan(session, playbook, phase, variables, provisional, detected, deadline,
+    plan = build_plan(session.load_channels(), playbook, phase, variables, provisional, detected, deadline,
                       drill=drill, offline=False)
     # A declined confirmation leaves no trace, not even an empty ledger: it is created only once confirmed.
     state = session.home.state_path
@@ -183,7 +69,7 @@ def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detect
     incident, post = ledger.create_incident(playbook.id, detected, _new_post(plan, utcnow()), drill=drill,
                                             allow_concurrent=new, zone=playbook.zone)
     if incident.id != provisional:
-        plan = build_plan(session, playbook, phase, variables, incident.id, detected, deadline,
+        plan = build_plan(session.load_channels(), playbook, phase, variables, incident.id, detected, deadline,
                           drill=drill, offline=False, next_update=plan.context.next_update_at or False)
         ledger.record_texts(incident.id, post.seq, sent_texts(plan))
     return Outcome(plan, _run(Engine(ledger, post, plan, observer)))
@@ -281,7 +167,7 @@ def publish_phase(session: Session, incident_id: str, phase: str | None, given: 
     merged.update({k: v for k, v in resolve(playbook, {**{k: v or "" for k, v in merged.items()}, **given}).items()})
     issued = utcnow()
     deadline = issued + playbook.window
-    plan = build_plan(session, playbook, phase, merged, incident.id, incident.detected_at, deadline,
+    plan = build_plan(session.load_channels(), playbook, phase, merged, incident.id, incident.detected_at, deadline,
                       drill=incident.drill, offline=dry_run)
     if dry_run:
         return Outcome(plan, dry_run=True)
@@ -313,7 +199,7 @@ def resume(session: Session, incident_id: str, observer: Observer | None = None,
     incident = ledger.incident(incident_id)
     playbook = session.home.load_playbook(incident.playbook)
     posts = [ledger.post(incident.id, seq) for seq in ledger.unfinished_posts(incident.id)]
-    plans = [build_plan(session, playbook, post.phase, post.vars, incident.id, incident.detected_at,
+    plans = [build_plan(session.load_channels(), playbook, post.phase, post.vars, incident.id, incident.detected_at,
                         post.deadline, drill=incident.drill, offline=False,
                         next_update=post.next_update_at or False, issued_at=post.issued_at) for post in posts]
     # Every post is confirmed before any is sent: a "no" to the second must not follow a first already out.

@@ -142,7 +142,9 @@ class Playbook(Strict):
     vars: dict[str, Variable] = Field(default_factory=dict)
     phases: dict[str, Phase] = Field(min_length=1)
     checklist: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
-    faq: list[FaqEntry] = Field(default_factory=list)
+    # Not default_factory=list: pydantic reads the signature of list from its text, which costs start-up a
+    # compilation of the tokenizer's regular expressions. A default list is copied for each playbook all the same.
+    faq: list[FaqEntry] = []
 
     @field_validator("id")
     @classmethod

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import marshal
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,9 +92,10 @@ def _cache_key(raw: bytes) -> str:
     import importlib.util
 
     digest = hashlib.sha256(_CACHE_FORMAT + b"\0" + raw)
-    # The parser's and the builder's files: upgrading PyYAML or editing the builder invalidates every entry.
+    # PyYAML's and the builder's files, and this one (MAX_NODES): upgrading PyYAML or editing the builder or
+    # its limits invalidates every entry.
     spec = importlib.util.find_spec("yaml")
-    for code in (spec.origin if spec else None, str(Path(__file__).with_name("yamlparse.py"))):
+    for code in (spec.origin if spec else None, str(Path(__file__).with_name("yamlparse.py")), __file__):
         if code:
             stat = os.stat(code)
             digest.update(f"\0{code}\0{stat.st_mtime_ns}\0{stat.st_size}".encode())
@@ -115,10 +117,11 @@ def _write_cache(entry: Path, key: str, doc: YamlDoc) -> None:
         data = marshal.dumps((key, doc.data, doc.positions))
     except ValueError:
         return
-    partial = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
+    partial = entry.with_name(f"{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         entry.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Written aside then renamed: a reader never sees half an entry, two writers never mix theirs.
+        # Written aside then renamed: a reader never sees half an entry, two writers (processes or threads)
+        # never mix theirs.
         with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
             out.write(data)
         os.replace(partial, entry)

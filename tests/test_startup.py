@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from playbook import yamlparse
 from playbook.errors import ConfigError
 from playbook.home import Home
 from playbook.yamlfile import load_yaml
@@ -95,12 +96,16 @@ def test_channel_check_still_loads_the_provider_client(incident_home: tuple[Path
     assert "tweepy" in heavy
 
 
-def test_a_playbook_parsed_once_is_read_back_identical_from_the_cache(home: Path) -> None:
+def test_a_playbook_parsed_once_is_read_back_identical_without_parsing(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = Home(home).load_playbook_doc("whatsapp-outage")
     assert first[1].data is not None
-    again = Home(home).load_playbook_doc("whatsapp-outage")
-    assert again == first
-    assert list(Home(home).parse_cache.iterdir())  # type: ignore[union-attr]
+
+    def no_parsing(raw: bytes, shown: Path) -> None:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(yamlparse, "parse", no_parsing)
+    assert Home(home).load_playbook_doc("whatsapp-outage") == first
 
 
 def test_an_edited_playbook_is_parsed_again_and_its_error_is_the_same_as_without_the_cache(home: Path) -> None:
@@ -115,13 +120,13 @@ def test_an_edited_playbook_is_parsed_again_and_its_error_is_the_same_as_without
     assert "a '?' inside [ ] or { }" in str(cached.value)
 
 
-def test_a_damaged_cache_entry_is_parsed_again(home: Path) -> None:
-    expected = Home(home).load_playbook("whatsapp-outage")
-    cache = Home(home).parse_cache
-    assert cache is not None
-    for entry in cache.iterdir():
-        entry.write_bytes(b"\x00 not marshal")
-    assert Home(home).load_playbook("whatsapp-outage") == expected
+def test_a_damaged_cache_entry_is_parsed_again(home: Path, tmp_path: Path) -> None:
+    own = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    expected = Home(home, environ=own).load_playbook("whatsapp-outage")
+    [entry] = (tmp_path / "cache" / "crisis-playbook" / "parsed").iterdir()
+    entry.write_bytes(b"\x00 not marshal")
+    assert Home(home, environ=own).load_playbook("whatsapp-outage") == expected
+    assert entry.read_bytes() != b"\x00 not marshal"
 
 
 def test_a_cache_that_cannot_be_written_only_costs_speed(home: Path, tmp_path: Path) -> None:
@@ -131,8 +136,8 @@ def test_a_cache_that_cannot_be_written_only_costs_speed(home: Path, tmp_path: P
     assert blocked.read_text() == "a file where the cache folder would go"
 
 
-def test_cache_entries_are_private_to_the_user(home: Path) -> None:
-    Home(home).load_playbook("whatsapp-outage")
-    cache = Home(home).parse_cache
-    assert cache is not None
-    assert {os.stat(entry).st_mode & 0o077 for entry in cache.iterdir()} == {0}
+def test_cache_entries_are_private_to_the_user(home: Path, tmp_path: Path) -> None:
+    Home(home, environ={"XDG_CACHE_HOME": str(tmp_path / "cache")}).load_playbook("whatsapp-outage")
+    entries = list((tmp_path / "cache" / "crisis-playbook" / "parsed").iterdir())
+    assert len(entries) == 1
+    assert os.stat(entries[0]).st_mode & 0o077 == 0

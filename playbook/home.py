@@ -83,11 +83,25 @@ class Home:
             raise HomeError(
                 f"no playbook '{playbook_id}'{did_you_mean(playbook_id, ids)}; known: {one_of(ids)}"
             )
-        doc = load_yaml(path, display=self.shown(path))
+        doc = load_yaml(path, display=self.shown(path), cache=self.parse_cache)
         playbook = parse_model(Playbook, doc)
         if playbook.id != path.stem:
             raise doc.error(f"id '{playbook.id}' must match the file name '{path.stem}'", ("id",))
         return playbook, doc
+
+    @cached_property
+    def parse_cache(self) -> Path | None:
+        """Where parsed playbooks are kept between runs: $XDG_CACHE_HOME/crisis-playbook, else ~/.cache/...
+
+        channels.yaml is never kept there: it may hold a secret written in clear.
+        """
+        base = self.environ.get("XDG_CACHE_HOME")
+        if not base:
+            try:
+                base = str(Path.home() / ".cache")
+            except RuntimeError:
+                return None
+        return Path(base) / "crisis-playbook" / "parsed"
 
     # -- channels and environment ---------------------------------------------------------------------
     def load_channels_doc(self) -> YamlDoc:

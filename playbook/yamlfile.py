@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import marshal
+import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from playbook.errors import ConfigError
 
@@ -15,11 +18,6 @@ MAX_BYTES = 1_000_000
 MAX_NODES = 50_000
 
 Loc = tuple[str | int, ...]
-
-_BOOL_TAG = "tag:yaml.org,2002:bool"
-_MAP_TAG = "tag:yaml.org,2002:map"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
-
 
 @dataclass
 class YamlDoc:
@@ -48,8 +46,11 @@ class YamlDoc:
         return ConfigError(message, path=self.path, line=line, column=column)
 
 
-def load_yaml(path: Path, *, display: Path | None = None) -> YamlDoc:
-    """Parse `path` with the safe loader; errors carry the file, line and column."""
+def load_yaml(path: Path, *, display: Path | None = None, cache: Path | None = None) -> YamlDoc:
+    """Parse `path` with the safe loader; errors carry the file, line and column.
+
+    With `cache` (a folder), a file parsed before with the same bytes is read back from there instead.
+    """
     shown = display or path
     try:
         raw = path.read_bytes()
@@ -59,112 +60,85 @@ def load_yaml(path: Path, *, display: Path | None = None) -> YamlDoc:
         raise ConfigError(f"cannot read: {exc.strerror}", path=shown) from None
     if len(raw) > MAX_BYTES:
         raise ConfigError(f"file is {len(raw):,} bytes; the limit is {MAX_BYTES:,}", path=shown)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text (byte {exc.start})", path=shown) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise ConfigError(
-            f"invalid YAML: {_plain_problem(exc)}",
-            path=shown,
-            line=mark.line + 1 if mark else None,
-            column=mark.column + 1 if mark else None,
-        ) from None
-    except yaml.reader.ReaderError as exc:
-        before = text[: exc.position]
-        raise ConfigError(
-            f"invalid YAML: a character YAML does not allow (U+{exc.character:04X}); remove it",
-            path=shown, line=before.count("\n") + 1, column=len(before) - before.rfind("\n"),
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", path=shown) from None
-    except RecursionError:
-        raise _too_deep(shown) from None
-    doc = YamlDoc(path=shown, data=None)
-    if node is None:
-        return doc
-    builder = _Builder(doc)
-    try:
-        doc.data = builder.build(node, ())
-    except RecursionError:
-        raise _too_deep(shown) from None
+    entry = _cache_entry(cache, path) if cache is not None else None
+    key = _cache_key(raw) if entry is not None else ""
+    if entry is not None:
+        cached = _read_cache(entry, key)
+        if cached is not None:
+            return YamlDoc(path=shown, data=cached[0], positions=cached[1])
+    from playbook.yamlparse import parse
+
+    doc = parse(raw, shown)
+    if entry is not None:
+        _write_cache(entry, key, doc)
     return doc
 
 
-def _too_deep(shown: Path) -> ConfigError:
-    # The parser recurses once per level: hundreds of nested [ or { are an attack or a broken file, not a playbook.
-    return ConfigError("values nested too deeply (hundreds of levels of [ ], { } or indentation)", path=shown)
+# PyYAML's pure-Python parser is the one that refuses what users must be told about (libyaml accepts
+# `{fr: Quand ?}`), and it is slow: a page of playbook takes longer to parse than the rest of `playbook list`.
+# So what it built from a file is kept, keyed by the file's bytes and by the code that built it, one entry
+# per file (the cache stays as small as the set of playbooks). Only successes are kept: a broken file is
+# parsed again and its error is the same, word for word. marshal reads back nothing but plain values; a
+# document holding a YAML timestamp (a datetime) cannot be written and is simply parsed each time.
+_CACHE_FORMAT = b"1"
+_KEPT_SECONDS = 30 * 24 * 3600
 
 
-def _plain_problem(exc: yaml.MarkedYAMLError) -> str:
-    """PyYAML's problem in words a comms team can act on, keeping its own words where they are clear."""
-    problem = exc.problem or exc.context or "invalid YAML"
-    if problem.startswith("expected <block end>"):
-        return "this line's indentation does not match the lines above it"
-    if problem == "mapping values are not allowed here":
-        return "unexpected ':': check the indentation, or put the value in quotes if it contains ': '"
-    if "'\\t'" in problem:
-        return "a tab character: indent with spaces (YAML does not allow tabs)"
-    context, opened = exc.context or "", exc.context_mark
-    if "flow" in context and problem.endswith("but got '?'"):
-        # A question in `{fr: Quand ?, en: When?}`: YAML 1.1 does not allow '?' in unquoted text there.
-        return "a '?' inside [ ] or { }: put the text that contains it in quotes"
-    if opened is not None and ("flow" in context or "quoted" in context):
-        # An unclosed [, { or quote is reported where parsing gave up: also say where it was opened.
-        return f"{problem} ({context} at line {opened.line + 1}, column {opened.column + 1})"
-    return problem
+def _cache_entry(cache: Path, path: Path) -> Path:
+    return cache / f"{hashlib.sha256(os.fsencode(path.resolve())).hexdigest()[:32]}.marshal"
 
 
-class _Builder:
-    def __init__(self, doc: YamlDoc) -> None:
-        self.doc = doc
-        self.count = 0
-        self.constructor = yaml.SafeLoader("")
+def _cache_key(raw: bytes) -> str:
+    import importlib.util
 
-    def build(self, node: yaml.Node, loc: Loc) -> Any:
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise ConfigError(
-                f"document expands to more than {MAX_NODES:,} values (aliases used as a YAML bomb?)",
-                path=self.doc.path,
-            )
-        self.doc.positions.setdefault(loc, (node.start_mark.line + 1, node.start_mark.column + 1))
-        if isinstance(node, yaml.CollectionNode) and node.tag not in (_MAP_TAG, _SEQ_TAG):
-            # Built below without the constructor, a tag would otherwise be silently dropped.
-            raise self._at(node, f"invalid value: could not determine a constructor for the tag '{node.tag}'")
-        if isinstance(node, yaml.MappingNode):
-            self.constructor.flatten_mapping(node)
-            result: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    raise self._at(key_node, "a key must be a plain value")
-                # Keys are taken as written: YAML 1.1 would read `no:` (Norwegian) or `on:` as booleans.
-                key = key_node.value
-                if key in result:
-                    raise self._at(key_node, f"duplicate key '{key}'")
-                self.doc.positions[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                result[key] = self.build(value_node, (*loc, key))
-                # Point errors about a value at its key's line: that is where the user looks.
-                self.doc.positions[(*loc, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            return result
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
-        if node.tag == _BOOL_TAG and node.value.lower() not in ("true", "false"):
-            # YAML 1.1 reads yes/no/on/off as booleans: `no` is Norwegian in a list of languages, and a
-            # boolean setting still accepts the text (pydantic reads "yes" and "off" as booleans).
-            return node.value
-        try:
-            return self.constructor.construct_object(node, deep=True)
-        except yaml.constructor.ConstructorError as exc:
-            raise self._at(node, f"invalid value: {exc.problem}") from None
-        except (ValueError, TypeError, AttributeError, OverflowError):
-            # PyYAML's own constructors fail this way on a tag whose text does not fit it (`!!timestamp x`).
-            raise self._at(node, f"invalid value: '{node.value}' cannot be read as {node.tag.rpartition(':')[2]}") \
-                from None
+    digest = hashlib.sha256(_CACHE_FORMAT + b"\0" + raw)
+    # PyYAML's and the builder's files, and this one (MAX_NODES): upgrading PyYAML or editing the builder or
+    # its limits invalidates every entry.
+    spec = importlib.util.find_spec("yaml")
+    for code in (spec.origin if spec else None, str(Path(__file__).with_name("yamlparse.py")), __file__):
+        if code:
+            stat = os.stat(code)
+            digest.update(f"\0{code}\0{stat.st_mtime_ns}\0{stat.st_size}".encode())
+    return digest.hexdigest()
 
-    def _at(self, node: yaml.Node, message: str) -> ConfigError:
-        return ConfigError(message, path=self.doc.path, line=node.start_mark.line + 1,
-                           column=node.start_mark.column + 1)
+
+def _read_cache(entry: Path, key: str) -> tuple[Any, dict[Loc, tuple[int, int]]] | None:
+    try:
+        stored = marshal.loads(entry.read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    if not (isinstance(stored, tuple) and len(stored) == 3 and stored[0] == key and isinstance(stored[2], dict)):
+        return None
+    return stored[1], stored[2]
+
+
+def _write_cache(entry: Path, key: str, doc: YamlDoc) -> None:
+    try:
+        data = marshal.dumps((key, doc.data, doc.positions))
+    except ValueError:
+        return
+    partial = entry.with_name(f"{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Written aside then renamed: a reader never sees half an entry, two writers (processes or threads)
+        # never mix theirs.
+        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+            out.write(data)
+        os.replace(partial, entry)
+        _forget_old(entry.parent)
+    except OSError:
+        # A read-only or full disk only costs the next run its speed.
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+
+
+def _forget_old(cache: Path) -> None:
+    """Remove the entries written over a month ago: most are of homes since deleted (a playbook still in use
+    is parsed once more), so the cache does not grow with every folder a playbook was ever read from."""
+    import time
+
+    too_old = time.time() - _KEPT_SECONDS
+    for old in cache.iterdir():
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < too_old:
+                old.unlink()

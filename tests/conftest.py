@@ -40,11 +40,13 @@ def builtin_publishers() -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     registry.use_registry(registry.Registry(builtin_publishers()))
     secrets.forget_all()
     for name in ("PLAYBOOK_HOME", "PLAYBOOK_STATE"):
         monkeypatch.delenv(name, raising=False)
+    # Parsed playbooks are cached per file (Home.parse_cache): the tests' thousands of homes stay out of ~/.cache.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
     yield
     registry.use_registry(None)
     secrets.forget_all()

@@ -1,24 +1,35 @@
 """Read-only commands start without the publishing side: no provider client, no template engine, no engine.
 
 Each command runs in a fresh interpreter, which then lists the heavy modules it imported: an import moved
-back to module level anywhere on the way fails here, where a timing would only drift.
+back to module level anywhere on the way fails here, where a timing would only drift. A playbook parsed once
+is read back from the parse cache, identical, without PyYAML.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from playbook import yamlparse
+from playbook.errors import ConfigError
+from playbook.home import Home
+from playbook.yamlfile import load_yaml
 from tests.conftest import run_cli, write
 
 # Provider clients, the template engine and what only publishing needs.
 HEAVY = ("tweepy", "requests", "atproto", "twilio", "apprise", "aiohttp", "httpx", "mastodon", "jinja2",
          "pkg_resources", "twitter_text", "aiosmtplib", "playbook.engine", "playbook.publishing", "playbook.plan",
-         "playbook.templates", "playbook.messages")
+         "playbook.templates", "playbook.messages",
+         # Babel's locale data (a language code is checked against its files), the event loop, PyYAML's parser
+         # (a playbook parsed before comes from the cache; channels.yaml is never cached, it may hold a secret).
+         "babel", "asyncio", "yaml")
+# The starter's channels are `file` channels, whose module imports asyncio.
+CHANNELS_IMPORT = ["asyncio", "yaml"]
 
 CHANNELS = """\
 channels:
@@ -45,7 +56,7 @@ try:
     main()
 except SystemExit as exit:
     code = exit.code
-heavy = sorted(name for name in sys.modules if name in {heavy!r} or name.split(".")[0] in {heavy!r})
+heavy = sorted({{h for name in sys.modules for h in {heavy!r} if name == h or name.startswith(h + ".")}})
 print("\\n" + " ".join(["exit", str(code), *heavy]))
 """
 
@@ -76,7 +87,7 @@ def test_read_only_command_imports_no_provider_client_template_engine_or_publish
     home, incident = incident_home
     code, heavy = imported(home, *(part.format(incident=incident) for part in command))
     assert code == 0
-    assert heavy == []
+    assert heavy == (CHANNELS_IMPORT if command == ("channels",) else [])
 
 
 def test_channel_check_still_loads_the_provider_client(incident_home: tuple[Path, str]) -> None:
@@ -99,3 +110,50 @@ def test_the_command_line_and_every_output_module_import_without_rich() -> None:
     done = subprocess.run([sys.executable, "-c", LAYER], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == []
+
+
+def test_a_playbook_parsed_once_is_read_back_identical_without_parsing(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = Home(home).load_playbook_doc("whatsapp-outage")
+    assert first[1].data is not None
+
+    def no_parsing(raw: bytes, shown: Path) -> None:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(yamlparse, "parse", no_parsing)
+    assert Home(home).load_playbook_doc("whatsapp-outage") == first
+
+
+def test_an_edited_playbook_is_parsed_again_and_its_error_is_the_same_as_without_the_cache(home: Path) -> None:
+    Home(home).load_playbook("whatsapp-outage")
+    path = home / "playbooks" / "whatsapp-outage.yaml"
+    path.write_text(path.read_text().replace("name: {fr: ", "name: {fr: Quand ?, "), encoding="utf-8")
+    with pytest.raises(ConfigError) as cached:
+        Home(home).load_playbook("whatsapp-outage")
+    with pytest.raises(ConfigError) as uncached:
+        load_yaml(path, display=Path("playbooks/whatsapp-outage.yaml"))
+    assert str(cached.value) == str(uncached.value)
+    assert "a '?' inside [ ] or { }" in str(cached.value)
+
+
+def test_a_damaged_cache_entry_is_parsed_again(home: Path, tmp_path: Path) -> None:
+    own = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    expected = Home(home, environ=own).load_playbook("whatsapp-outage")
+    [entry] = (tmp_path / "cache" / "crisis-playbook" / "parsed").iterdir()
+    entry.write_bytes(b"\x00 not marshal")
+    assert Home(home, environ=own).load_playbook("whatsapp-outage") == expected
+    assert entry.read_bytes() != b"\x00 not marshal"
+
+
+def test_a_cache_that_cannot_be_written_only_costs_speed(home: Path, tmp_path: Path) -> None:
+    blocked = write(tmp_path / "not-a-folder", "a file where the cache folder would go")
+    loaded = Home(home, environ={"XDG_CACHE_HOME": str(blocked)}).load_playbook("whatsapp-outage")
+    assert loaded.id == "whatsapp-outage"
+    assert blocked.read_text() == "a file where the cache folder would go"
+
+
+def test_cache_entries_are_private_to_the_user(home: Path, tmp_path: Path) -> None:
+    Home(home, environ={"XDG_CACHE_HOME": str(tmp_path / "cache")}).load_playbook("whatsapp-outage")
+    entries = list((tmp_path / "cache" / "crisis-playbook" / "parsed").iterdir())
+    assert len(entries) == 1
+    assert os.stat(entries[0]).st_mode & 0o077 == 0

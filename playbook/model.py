@@ -6,57 +6,27 @@ import re
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from playbook.durations import PositiveDuration
 from playbook.errors import ConfigError, did_you_mean
-from playbook.timeparse import format_duration, parse_duration
 from playbook.yamlfile import YamlDoc
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _ID = re.compile(ID_PATTERN)
 
 
-def _duration(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise PydanticCustomError("duration", str(exc)) from None
-    if isinstance(value, int) and not isinstance(value, bool):
-        raise PydanticCustomError("duration", f"'{value}' has no unit: write {value}m or {value}s")
-    if not isinstance(value, timedelta):
-        raise PydanticCustomError("duration", "expected a duration such as 45s, 30m, 2h or 1h30m, not {value}",
-                                  {"value": repr(value)})
-    return value
-
-
-# Written back (JSON: `channels --json`, listings) the way users write it, 15s rather than ISO 8601's PT15S.
-Duration = Annotated[timedelta, BeforeValidator(_duration),
-                     PlainSerializer(format_duration, return_type=str, when_used="json")]
-
-
-def _positive(value: timedelta) -> timedelta:
-    if value <= timedelta(0):
-        raise PydanticCustomError("duration", "must be longer than 0s, e.g. 30m")
-    return value
-
-
-# A window or a cadence of nothing would make every deadline already past and every update already due.
-PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 Localized = dict[str, str]
 
 

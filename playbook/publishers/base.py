@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from playbook.durations import Duration
 from playbook.errors import did_you_mean
 from playbook.ledger.contract import DeliveryStatus
 from playbook.limits import Limit
-from playbook.model import Duration
 from playbook.publishers.recipients import Audience
 from playbook.publishers.recipients import Recipient as Recipient
 from playbook.textsafe import web_link

@@ -56,7 +56,7 @@ _WHERE = {
     "DeliveryStatus": "playbook.ledger.contract",
     "Limit": "playbook.limits",
     "Measure": "playbook.limits",
-    "Message": "playbook.templates",
+    "Message": "playbook.publishers.base",
     "PlaybookError": "playbook.errors",
 }
 
@@ -71,6 +71,7 @@ if TYPE_CHECKING:
         Delivery,
         Failure,
         Link,
+        Message,
         Publisher,
         Receipt,
         Recipient,
@@ -84,7 +85,6 @@ if TYPE_CHECKING:
         json_of,
     )
     from playbook.publishers.listed import ListedPublisher
-    from playbook.templates import Message
 
 
 def __getattr__(name: str) -> Any:

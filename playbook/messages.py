@@ -11,8 +11,8 @@ from playbook.errors import PlaybookError, TemplateError
 from playbook.home import Home
 from playbook.limits import Measure
 from playbook.model import Playbook
-from playbook.publishers.base import Publisher, Recipient
-from playbook.templates import BLOCKS, Message, RenderContext, Renderer, template_name
+from playbook.publishers.base import Message, Publisher, Recipient
+from playbook.templates import BLOCKS, RenderContext, Renderer, template_name
 
 # A drill's messages must not be mistaken for real ones, in any language the playbook speaks.
 DRILL_MARKERS = {"fr": "[EXERCICE]", "en": "[DRILL]", "de": "[ÜBUNG]", "es": "[SIMULACRO]", "it": "[ESERCITAZIONE]"}

@@ -11,9 +11,9 @@ from playbook.errors import PlaybookError
 from playbook.ledger import utcnow
 from playbook.messages import BlockMeasure, Composer, phase_messages
 from playbook.model import Playbook
-from playbook.publishers.base import Publisher, Stage
+from playbook.publishers.base import Message, Publisher, Stage
 from playbook.publishers.recipients import Recipient
-from playbook.templates import Message, RenderContext
+from playbook.templates import RenderContext
 
 
 @dataclass

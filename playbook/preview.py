@@ -10,8 +10,7 @@ from playbook.channels import load_channels
 from playbook.errors import PlaybookError, did_you_mean, one_of
 from playbook.home import Home
 from playbook.messages import BlockMeasure, Composer, phase_messages
-from playbook.publishers.base import Publisher
-from playbook.templates import Message
+from playbook.publishers.base import Message, Publisher
 from playbook.variables import resolve
 
 

@@ -17,6 +17,7 @@ import jinja2
 from jinja2.exceptions import SecurityError
 
 from playbook.errors import TemplateError
+from playbook.publishers.base import Message
 from playbook.sandbox import Sandbox, join_bounded, render_limits
 from playbook.textsafe import text_only
 from playbook.timeparse import parse_duration
@@ -35,18 +36,6 @@ _AT_TIME = {
     "nl": "{1} 'om' {0}",
     "pt": "{1} 'às' {0}",
 }
-
-
-@dataclass(frozen=True)
-class Message:
-    """The rendered blocks of one phase in one language (and, for per-recipient channels, one recipient)."""
-
-    lang: str
-    blocks: Mapping[str, str]
-    template: str = ""
-
-    def block(self, name: str) -> str:
-        return self.blocks.get(name, "")
 
 
 @dataclass

@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from playbook.publishers.base import Delivery
+from playbook.publishers.base import Delivery, Message
 from playbook.publishers.bluesky import record_key
-from playbook.templates import Message
 from tests.conftest import (
     Result,
     channel_check,

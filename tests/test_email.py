@@ -18,11 +18,10 @@ import yaml
 from playbook.engine import DeliveryEvent
 from playbook.home import Home
 from playbook.output.live import LiveView
-from playbook.publishers.base import ChannelContext, Delivery, Failure, Receipt, Recipient
+from playbook.publishers.base import ChannelContext, Delivery, Failure, Message, Receipt, Recipient
 from playbook.publishers.email import EmailConfig, EmailPublisher, body_to_html
 from playbook.publishing import trigger
 from playbook.session import Session
-from playbook.templates import Message
 from tests.conftest import deliveries, run_cli, run_trigger, write
 from tests.fakes.smtp import PASSWORD, USERNAME, SmtpServer, self_signed
 

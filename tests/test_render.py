@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from playbook.errors import TemplateError
-from playbook.templates import Message, RenderContext, Renderer
+from playbook.publishers.base import Message
+from playbook.templates import RenderContext, Renderer
 
 DETECTED = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)  # 14:05 in Paris (UTC+1 in November)
 

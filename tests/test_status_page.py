@@ -20,12 +20,11 @@ import pytest
 from playbook.home import Home
 from playbook.model import Playbook
 from playbook.plan import stage_of
-from playbook.publishers.base import ChannelContext, Delivery, Failure, Receipt, Stage
+from playbook.publishers.base import ChannelContext, Delivery, Failure, Message, Receipt, Stage
 from playbook.publishers.status_page import StatusPageConfig, StatusPagePublisher, status_of
 from playbook.publishers.status_site import body_html
 from playbook.publishing import Outcome, publish_phase, trigger
 from playbook.session import Session
-from playbook.templates import Message
 from tests.conftest import run_cli, write
 from tests.fakes.browser import dump_dom, screenshot, serve_folder
 

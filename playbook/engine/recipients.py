@@ -13,9 +13,8 @@ from playbook.engine.outage import Outage
 from playbook.engine.results import DeliveryEvent, DeliveryResult
 from playbook.ledger import DeliveryStatus, delivery_key
 from playbook.plan import ChannelPlan, PostPlan
-from playbook.publishers.base import Delivery, Recipient
+from playbook.publishers.base import Delivery, Message, Recipient
 from playbook.publishers.recipients import recipient_language
-from playbook.templates import Message
 
 BATCH = 200
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from playbook.limits import Measure
     from playbook.messages import BlockMeasure
     from playbook.preview import Preview
-    from playbook.templates import Message
+    from playbook.publishers.base import Message
     from playbook.validate import MessageCheck, ValidationReport
 
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from playbook.messages import BlockMeasure
     from playbook.plan import PostPlan
-    from playbook.templates import Message
+    from playbook.publishers.base import Message
 
 
 def plan_zone(plan: PostPlan | None) -> tzinfo:

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -19,10 +19,6 @@ from playbook.limits import Limit
 from playbook.publishers.recipients import Audience
 from playbook.publishers.recipients import Recipient as Recipient
 from playbook.textsafe import web_link
-
-if TYPE_CHECKING:
-    # Only an annotation here: rendering (and jinja2) is not loaded to list or check channels.
-    from playbook.templates import Message
 
 
 class ChannelConfig(BaseModel):
@@ -55,6 +51,18 @@ class ChannelConfig(BaseModel):
 
 
 C = TypeVar("C", bound=ChannelConfig)
+
+
+@dataclass(frozen=True)
+class Message:
+    """The rendered blocks of one phase in one language (and, for per-recipient channels, one recipient)."""
+
+    lang: str
+    blocks: Mapping[str, str]
+    template: str = ""
+
+    def block(self, name: str) -> str:
+        return self.blocks.get(name, "")
 
 
 @dataclass(frozen=True)

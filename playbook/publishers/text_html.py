@@ -8,6 +8,7 @@ numbers become links, so the alternatives a message lists are one tap away.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 
@@ -20,9 +21,43 @@ _BULLET = re.compile(r"[-•*]\s+(.*)")
 _TRAILING = ".,;:!?)]»”’"
 
 
-def linked(line: str) -> Markup:
+def text_to_html(text: str) -> Markup:
+    """`text` as safe HTML: paragraphs, line breaks, lists and links, as the module says."""
+    # Plain strings joined, rather than Markup.format: an email list converts one body per recipient.
+    parts: list[str] = []
+    paragraph: list[str] = []
+    items: list[str] = []
+
+    def flush() -> None:
+        if paragraph:
+            parts.append("<p>" + "<br>\n".join(paragraph) + "</p>")
+            paragraph.clear()
+        if items:
+            parts.append("<ul>\n" + "\n".join(f"<li>{item}</li>" for item in items) + "\n</ul>")
+            items.clear()
+
+    for raw in text.strip().splitlines():
+        line = raw.strip()
+        bullet = _BULLET.fullmatch(line)
+        if bullet:
+            if paragraph:
+                flush()
+            items.append(_linked(bullet.group(1)))
+        elif not line:
+            flush()
+        else:
+            if items:
+                flush()
+            paragraph.append(_linked(line))
+    flush()
+    return Markup("\n".join(parts))
+
+
+# The lines of a template's body recur from one recipient to the next, but for a greeting or two.
+@lru_cache(maxsize=4096)
+def _linked(line: str) -> str:
     """One line of text, escaped, its web and email addresses and international phone numbers made links."""
-    out: list[Markup] = []
+    out: list[str] = []
     position = 0
     for match in _LINK.finditer(line):
         if match.group("url"):
@@ -37,39 +72,7 @@ def linked(line: str) -> Markup:
             target = match.group()
             href = f"mailto:{target}"
         out.append(escape(line[position:match.start()]))
-        out.append(Markup('<a href="{}">{}</a>').format(href, target))
+        out.append(f'<a href="{escape(href)}">{escape(target)}</a>')
         position = match.start() + len(target)
     out.append(escape(line[position:]))
-    return Markup("").join(out)
-
-
-def text_to_html(text: str) -> Markup:
-    """`text` as safe HTML: paragraphs, line breaks, lists and links, as the module says."""
-    parts: list[Markup] = []
-    paragraph: list[Markup] = []
-    items: list[Markup] = []
-
-    def flush() -> None:
-        if paragraph:
-            parts.append(Markup("<p>{}</p>").format(Markup("<br>\n").join(paragraph)))
-            paragraph.clear()
-        if items:
-            parts.append(Markup("<ul>\n{}\n</ul>").format(
-                Markup("\n").join(Markup("<li>{}</li>").format(item) for item in items)))
-            items.clear()
-
-    for raw in text.strip().splitlines():
-        line = raw.strip()
-        bullet = _BULLET.fullmatch(line)
-        if bullet:
-            if paragraph:
-                flush()
-            items.append(linked(bullet.group(1)))
-        elif not line:
-            flush()
-        else:
-            if items:
-                flush()
-            paragraph.append(linked(line))
-    flush()
-    return Markup("\n").join(parts)
+    return "".join(out)

@@ -38,10 +38,11 @@ def address_header(field: str, name: str, address: str) -> bytes:
         word = binascii.b2a_base64(encoded, newline=False).decode()
         return f"{field}: =?utf-8?b?{word}?=\r\n <{address}>\r\n".encode()
     # Long names are rare: the email package splits them into several encoded words.
-    return header(field, name, address)
+    return mailbox_header(field, name, address)
 
 
-def header(field: str, name: str, address: str) -> bytes:
+def mailbox_header(field: str, name: str, address: str) -> bytes:
+    """`From: Name <address>` as the email package folds and encodes it: for the channel's own addresses."""
     folded = policy.SMTP.header_factory(field, [Address(display_name=name, addr_spec=address)])
     return str(folded.fold(policy=policy.SMTP)).encode("ascii")
 

@@ -30,9 +30,9 @@ from playbook.publishers.email.mime import (
     PLAIN_PART,
     address_header,
     date_header,
-    header,
     html_document,
     language_header,
+    mailbox_header,
     quoted_address,
     quoted_printable,
     subject_header,
@@ -158,11 +158,11 @@ class EmailPublisher(ListedPublisher[EmailConfig]):
 
     @cached_property
     def _from_header(self) -> bytes:
-        return header("From", *self.sender)
+        return mailbox_header("From", *self.sender)
 
     @cached_property
     def _reply_to_header(self) -> bytes:
-        return header("Reply-To", *mailbox(self.config.reply_to or ""))
+        return mailbox_header("Reply-To", *mailbox(self.config.reply_to or ""))
 
     def settings(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json", by_alias=True, exclude={"type"}, exclude_none=True)

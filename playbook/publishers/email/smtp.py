@@ -1,4 +1,4 @@
-"""SMTP: connections opened by aiosmtplib (TLS, login), then driven here one transaction at a time."""
+"""SMTP as the email channel speaks it: aiosmtplib opens each connection (TLS, login), transactions are driven here."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from playbook.engine import DeliveryEvent
 from playbook.home import Home
 from playbook.output.live import LiveView
 from playbook.publishers.base import ChannelContext, Delivery, Failure, Message, Receipt, Recipient
-from playbook.publishers.email import EmailConfig, EmailPublisher, body_to_html
+from playbook.publishers.email import EmailConfig, EmailPublisher
 from playbook.publishing import trigger
 from playbook.session import Session
 from tests.conftest import deliveries, run_cli, run_trigger, write
@@ -373,20 +373,6 @@ def test_the_html_block_is_used_when_the_template_has_one(tmp_path: Path) -> Non
     assert "List-Unsubscribe-Post" not in received.message
 
 
-def test_the_text_body_becomes_safe_html() -> None:
-    text = ("Bonjour <script>alert(1)</script> & bienvenue,\nsuite de la ligne\n\n"
-            "Nous restons joignables :\n- par e-mail : support@example.com\n- sur https://example.com/chat?a=1&b=2.\n\n"
-            "Suivi : https://status.example.com (mis à jour)")
-    assert body_to_html(text) == (
-        "<p>Bonjour &lt;script&gt;alert(1)&lt;/script&gt; &amp; bienvenue,<br>\nsuite de la ligne</p>\n"
-        "<p>Nous restons joignables :</p>\n"
-        '<ul>\n<li>par e-mail : <a href="mailto:support@example.com">support@example.com</a></li>\n'
-        '<li>sur <a href="https://example.com/chat?a=1&amp;b=2">https://example.com/chat?a=1&amp;b=2</a>.</li>\n'
-        "</ul>\n"
-        '<p>Suivi : <a href="https://status.example.com">https://status.example.com</a> (mis à jour)</p>'
-    )
-
-
 def test_live_progress_counts_recipients_settled_by_an_earlier_run() -> None:
     view = LiveView()
     events = [("pending", 0), ("sent", 1), ("already-sent", 0), ("rejected", 0), ("pending", 0), ("rejected", 1)]
@@ -433,24 +419,24 @@ def test_a_message_refused_after_data_fails_alone_and_the_connection_carries_the
     (b"550 5.1.1 caf\xc3\xa9 inconnu\n", 550, "5.1.1 café inconnu"),
 ])
 def test_smtp_replies_are_read_whole_single_or_multiline(received: bytes, code: int, text: str) -> None:
-    from playbook.publishers.email import _reply
+    from playbook.publishers.email.smtp import parse_reply
 
-    reply = _reply(bytearray(received))
+    reply = parse_reply(bytearray(received))
     assert reply is not None and (reply.code, reply.message) == (code, text)
 
 
 @pytest.mark.parametrize("partial", [b"250 Ok", b"250-first\r\n", b"250-first\r\n250-second\r\n", b""])
 def test_a_partial_smtp_reply_waits_for_the_rest(partial: bytes) -> None:
-    from playbook.publishers.email import _reply
+    from playbook.publishers.email.smtp import parse_reply
 
-    assert _reply(bytearray(partial)) is None
+    assert parse_reply(bytearray(partial)) is None
 
 
 def test_a_reply_that_is_not_smtp_is_an_error() -> None:
-    from playbook.publishers.email import _reply
+    from playbook.publishers.email.smtp import parse_reply
 
     with pytest.raises(ValueError, match=r"Malformed SMTP response: HTTP/1\.1 400"):
-        _reply(bytearray(b"HTTP/1.1 400 Bad Request\r\nServer: x\r\n"))
+        parse_reply(bytearray(b"HTTP/1.1 400 Bad Request\r\nServer: x\r\n"))
 
 
 def test_headers_follow_rfc_5322_numeric_zone_no_break_spaces_kept_lines_folded(home: Path, smtp: SmtpServer,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import html
 import json
 import os
 import re
+import subprocess
+import sys
 import threading
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,10 +26,9 @@ from playbook.model import Playbook
 from playbook.plan import stage_of
 from playbook.publishers.base import ChannelContext, Delivery, Failure, Message, Receipt, Stage
 from playbook.publishers.status_page import StatusPageConfig, StatusPagePublisher, status_of
-from playbook.publishers.status_site import body_html
 from playbook.publishing import Outcome, publish_phase, trigger
 from playbook.session import Session
-from tests.conftest import run_cli, write
+from tests.conftest import ROOT, run_cli, write
 from tests.fakes.browser import dump_dom, screenshot, serve_folder
 
 PLAYBOOK = "whatsapp-outage"
@@ -280,20 +283,37 @@ def test_characters_xml_cannot_carry_never_reach_the_feed_page_or_json(status_ho
             json.loads(text)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("Write to support@example.com.", '<p>Write to <a href="mailto:support@example.com">support@example.com</a>.</p>'),
-    ("See https://example.com/chat.", '<p>See <a href="https://example.com/chat">https://example.com/chat</a>.</p>'),
-    ("(https://example.com/a?b=1&c=2)",
-     '<p>(<a href="https://example.com/a?b=1&amp;c=2">https://example.com/a?b=1&amp;c=2</a>)</p>'),
-    ('https://x.example/"><script>', '<p><a href="https://x.example/">https://x.example/</a>&#34;&gt;&lt;script&gt;</p>'),
-    ("javascript:alert(1)", "<p>javascript:alert(1)</p>"),
-    ("Call +33 1 23 45 67 89 now", '<p>Call <a href="tel:+33123456789">+33 1 23 45 67 89</a> now</p>'),
-    ("one\ntwo\n\nthree", "<p>one<br>\ntwo</p>\n<p>three</p>"),
-    ("Reach us:\n- by email\n- by <b>phone</b>\nThanks",
-     "<p>Reach us:</p>\n<ul><li>by email</li><li>by &lt;b&gt;phone&lt;/b&gt;</li></ul>\n<p>Thanks</p>"),
-])
-def test_body_text_becomes_escaped_html_with_links_and_line_breaks(text: str, expected: str) -> None:
-    assert str(body_html(text)) == expected
+def test_the_pages_words_template_and_banner_script_ship_in_the_wheel_and_load_from_an_install(tmp_path: Path) -> None:
+    from hatchling.builders.wheel import WheelBuilder
+
+    (wheel,) = WheelBuilder(str(ROOT)).build(directory=str(tmp_path), versions=["standard"])
+    package = ROOT / "playbook" / "publishers" / "status_page"
+    data = {f"playbook/publishers/status_page/{path.name}" for path in package.iterdir() if path.suffix != ".py"
+            and path.is_file()}
+    assert {name.rsplit("/", 1)[1] for name in data} >= {"labels.json", "banner.js", "page.html.j2"}
+    with zipfile.ZipFile(wheel) as archive:
+        assert data <= set(archive.namelist())
+        archive.extractall(tmp_path / "installed")
+    # Run from the unpacked wheel, as `pip install .` leaves it: the data files are read from there.
+    probe = ("from playbook.publishers.status_page import site, view; "
+             "assert site.__file__.startswith(%r), site.__file__; "
+             "print(view.labels('fr')[1]['title'], len(site._banner_js()) > 0, site._template().name)")
+    said = subprocess.run([sys.executable, "-c", probe % str(tmp_path / "installed")], cwd=tmp_path, check=True,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tmp_path / "installed")})
+    assert said.stdout == "État du service True None\n"
+
+
+def test_the_status_page_reads_nothing_of_the_playbook_itself_it_all_comes_with_the_delivery() -> None:
+    above = ("playbook.home", "playbook.model", "playbook.engine", "playbook.publishing", "playbook.session", "playbook.cli")
+    package = ROOT / "playbook" / "publishers" / "status_page"
+    imported = {(path.name, node.module) for path in package.glob("*.py")
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {(path.name, alias.name) for path in package.glob("*.py")
+                 for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                 if isinstance(node, ast.Import) for alias in node.names}
+    assert any(module == "playbook.publishers.base" for _, module in imported)
+    assert [(name, module) for name, module in imported if module.startswith(above)] == []
 
 
 # -- writing the folder -------------------------------------------------------------------------------------

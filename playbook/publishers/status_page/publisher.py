@@ -1,4 +1,4 @@
-"""`type: status-page`: a static status site (HTML, JSON, Atom, a banner script) written into a folder of the home."""
+"""The status-page channel's settings, and the publisher that records each update and rewrites the site's folder."""
 
 from __future__ import annotations
 
@@ -12,19 +12,21 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import AnyHttpUrl, Field, ValidationError
+from pydantic import AnyHttpUrl, Field
 
 from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt, Stage
-from playbook.publishers.status_site import (
+from playbook.publishers.status_page.site import render_site
+from playbook.publishers.status_page.state import (
     STATUSES,
     ComponentStatus,
     Impact,
-    Site,
     SiteState,
+    StateError,
     Status,
     Text,
-    render_site,
+    read_state,
 )
+from playbook.publishers.status_page.view import Site
 
 STATE_FILE = "state.json"
 
@@ -37,10 +39,6 @@ class StatusPageConfig(ChannelConfig):
     components: dict[str, dict[str, ComponentStatus]] = Field(
         default_factory=dict, description="The services the page lists, each with its state per phase "
                                           "(operational when a phase is not named)")
-
-
-class StateError(Exception):
-    """The site's state.json cannot be read: the page is not rewritten, so nothing already shown is lost."""
 
 
 class StatusPagePublisher(Publisher[StatusPageConfig]):
@@ -126,6 +124,7 @@ class StatusPagePublisher(Publisher[StatusPageConfig]):
         return Receipt(remote_id=update_id, url=site.incident_url(delivery.incident_id, delivery.lang),
                        note=None if changed else "already on the page")
 
+
 def impact_of(stage: Stage) -> Impact:
     """The phase's `impact:` in the playbook; without one, major while open and none once resolved."""
     if stage.impact is not None:
@@ -143,20 +142,6 @@ def status_of(phase: str, stage: Stage) -> Status:
     if stage.last:
         return "resolved"
     return "identified"
-
-
-def read_state(path: Path) -> SiteState:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return SiteState()
-    try:
-        return SiteState.model_validate_json(raw)
-    except ValidationError as exc:
-        problem = exc.errors()[0]["msg"]
-        raise StateError(
-            f"{path} is damaged ({problem}): restore it from a backup, or move it away to start a new history"
-        ) from None
 
 
 @contextlib.contextmanager

@@ -304,7 +304,8 @@ def test_the_pages_words_template_and_banner_script_ship_in_the_wheel_and_load_f
 
 
 def test_the_status_page_reads_nothing_of_the_playbook_itself_it_all_comes_with_the_delivery() -> None:
-    above = ("playbook.home", "playbook.model", "playbook.engine", "playbook.publishing", "playbook.session", "playbook.cli")
+    above = ("playbook.home", "playbook.model", "playbook.engine", "playbook.publishing", "playbook.session",
+             "playbook.cli")
     package = ROOT / "playbook" / "publishers" / "status_page"
     imported = {(path.name, node.module) for path in package.glob("*.py")
                 for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))

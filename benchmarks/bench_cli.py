@@ -27,7 +27,7 @@ from typing import Any
 import smtp_sink
 import yaml
 
-from playbook.starter import write_starter
+from playbook.home.starter import write_starter
 from tests.fakes.http import WebhookSink, use_webhooks
 
 BIN = Path(sys.executable).parent

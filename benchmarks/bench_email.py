@@ -37,7 +37,7 @@ MEMORY_LIMIT_MB = 150.0
 
 def _home(directory: Path, port: int, recipients: int) -> Path:
     """The starter home with `customers` as an email channel to `port`, and a list of `recipients`."""
-    from playbook.starter import write_starter
+    from playbook.home.starter import write_starter
 
     write_starter(directory)
     channels = yaml.safe_load((directory / "channels.yaml").read_text())
@@ -56,12 +56,12 @@ def _home(directory: Path, port: int, recipients: int) -> Path:
 
 def _prebuilt(home: Path) -> list[tuple[str, bytes]]:
     """Every message of the list, rendered and built as playbook would: the baseline's input."""
-    from playbook.home import Home
-    from playbook.messages import Composer
+    from playbook.channels.email import EmailPublisher
+    from playbook.commands.session import Session
+    from playbook.home.locate import Home
     from playbook.publishers.base import Delivery
-    from playbook.publishers.email import EmailPublisher
-    from playbook.session import Session
-    from playbook.variables import resolve
+    from playbook.rendering.messages import Composer
+    from playbook.rendering.variables import resolve
 
     session = Session(Home(root=home))
     playbook = session.home.load_playbook(PLAYBOOK)

@@ -54,8 +54,8 @@ _WHERE = {
     "json_of": "playbook.publishers.http",
     "ListedPublisher": "playbook.publishers.listed",
     "DeliveryStatus": "playbook.ledger.contract",
-    "Limit": "playbook.limits",
-    "Measure": "playbook.limits",
+    "Limit": "playbook.publishers.limits",
+    "Measure": "playbook.publishers.limits",
     "Message": "playbook.publishers.base",
     "PlaybookError": "playbook.errors",
 }
@@ -63,7 +63,6 @@ _WHERE = {
 if TYPE_CHECKING:
     from playbook.errors import PlaybookError
     from playbook.ledger.contract import DeliveryStatus
-    from playbook.limits import Limit, Measure
     from playbook.publishers.base import (
         ChannelConfig,
         ChannelContext,
@@ -84,6 +83,7 @@ if TYPE_CHECKING:
         host_of,
         json_of,
     )
+    from playbook.publishers.limits import Limit, Measure
     from playbook.publishers.listed import ListedPublisher
 
 

@@ -6,10 +6,6 @@ import difflib
 from collections.abc import Iterable
 from enum import IntEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from playbook.ledger import Holder
 
 
 class ExitStatus(IntEnum):
@@ -75,14 +71,6 @@ class VariableError(PlaybookError):
 
 class IncidentError(PlaybookError):
     """An incident that does not exist, is closed, or would duplicate an open one."""
-
-
-class ClaimHeld(IncidentError):
-    """Another process is publishing this post, under a live lease: nothing here may touch it."""
-
-    def __init__(self, message: str, *, holder: Holder) -> None:
-        super().__init__(message)
-        self.holder = holder
 
 
 class LedgerError(PlaybookError):

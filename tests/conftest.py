@@ -23,8 +23,8 @@ from unittest import mock
 import pytest
 
 from playbook import secrets
+from playbook.home.starter import write_starter
 from playbook.publishers import registry
-from playbook.starter import write_starter
 
 # The local protocol servers' fixtures (webhook_sink), shared by every test module.
 pytest_plugins = ("tests.fakes.http",)

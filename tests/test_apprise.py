@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from playbook import secrets
-from playbook.publishers.apprise import AppriseConfig, ApprisePublisher
+from playbook.channels.apprise import AppriseConfig, ApprisePublisher
 from playbook.publishers.base import ChannelContext, Delivery, Failure, Message, Receipt
 from tests.conftest import Result, deliveries, free_port, ledger_text, run_cli, run_trigger, write
 from tests.fakes.http import Reply, WebhookSink

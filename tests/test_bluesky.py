@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from playbook.channels.bluesky import record_key
 from playbook.publishers.base import Delivery, Message
-from playbook.publishers.bluesky import record_key
 from tests.conftest import (
     Result,
     channel_check,

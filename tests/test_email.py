@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 import yaml
 
+from playbook.channels.email import EmailConfig, EmailPublisher
+from playbook.commands.publishing import trigger
+from playbook.commands.session import Session
 from playbook.engine import DeliveryEvent
-from playbook.home import Home
+from playbook.home.locate import Home
 from playbook.output.live import LiveView
 from playbook.publishers.base import ChannelContext, Delivery, Failure, Message, Receipt, Recipient
-from playbook.publishers.email import EmailConfig, EmailPublisher
-from playbook.publishing import trigger
-from playbook.session import Session
 from tests.conftest import deliveries, run_cli, run_trigger, write
 from tests.fakes.smtp import PASSWORD, USERNAME, SmtpServer, self_signed
 
@@ -419,7 +419,7 @@ def test_a_message_refused_after_data_fails_alone_and_the_connection_carries_the
     (b"550 5.1.1 caf\xc3\xa9 inconnu\n", 550, "5.1.1 café inconnu"),
 ])
 def test_smtp_replies_are_read_whole_single_or_multiline(received: bytes, code: int, text: str) -> None:
-    from playbook.publishers.email.smtp import parse_reply
+    from playbook.channels.email.smtp import parse_reply
 
     reply = parse_reply(bytearray(received))
     assert reply is not None and (reply.code, reply.message) == (code, text)
@@ -427,13 +427,13 @@ def test_smtp_replies_are_read_whole_single_or_multiline(received: bytes, code: 
 
 @pytest.mark.parametrize("partial", [b"250 Ok", b"250-first\r\n", b"250-first\r\n250-second\r\n", b""])
 def test_a_partial_smtp_reply_waits_for_the_rest(partial: bytes) -> None:
-    from playbook.publishers.email.smtp import parse_reply
+    from playbook.channels.email.smtp import parse_reply
 
     assert parse_reply(bytearray(partial)) is None
 
 
 def test_a_reply_that_is_not_smtp_is_an_error() -> None:
-    from playbook.publishers.email.smtp import parse_reply
+    from playbook.channels.email.smtp import parse_reply
 
     with pytest.raises(ValueError, match=r"Malformed SMTP response: HTTP/1\.1 400"):
         parse_reply(bytearray(b"HTTP/1.1 400 Bad Request\r\nServer: x\r\n"))

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
+from playbook.commands.publishing import trigger
+from playbook.commands.session import Session
 from playbook.engine.attempts import backoff
 from playbook.engine.recipients import RateLimiter
 from playbook.errors import LedgerWriteError
-from playbook.home import Home
+from playbook.home.locate import Home
+from playbook.home.starter import write_starter
 from playbook.ledger import Claim, SqliteLedger, open_ledger
-from playbook.publishing import trigger
-from playbook.session import Session
-from playbook.starter import write_starter
 from tests.conftest import by_channel, run_cli, run_main, run_trigger, write
 from tests.fakes.http import SECRET, Reply, WebhookSink, use_webhooks
 from tests.fakes.smtp import SmtpServer

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from playbook.commands.preview import render_preview
+from playbook.commands.validate import validate_home
 from playbook.errors import HomeError
-from playbook.home import Home
-from playbook.messages import Composer
-from playbook.preview import render_preview
-from playbook.starter import GITIGNORE, starter_dir, write_starter
-from playbook.validate import validate_home
-from playbook.variables import resolve
+from playbook.home.locate import Home
+from playbook.home.starter import GITIGNORE, starter_dir, write_starter
+from playbook.rendering.messages import Composer
+from playbook.rendering.variables import resolve
 from tests.conftest import EXAMPLE_HOME, copy_example, run_cli, write
 
 X_ENV = {"X_CONSUMER_KEY": "ck-dummy", "X_CONSUMER_SECRET": "cs-dummy", "X_ACCESS_TOKEN": "at-dummy",

@@ -378,7 +378,7 @@ def test_a_template_that_tries_to_leave_the_sandbox_is_one_line_with_file_and_li
 ], ids=["nested-ranges", "nested-strings", "nested-with-filters"])
 def test_a_template_that_runs_past_its_time_is_one_line_naming_it_and_sends_nothing(
         home: Path, monkeypatch: pytest.MonkeyPatch, webhook_sink: WebhookSink, payload: str) -> None:
-    monkeypatch.setattr("playbook.sandbox.RENDER_SECONDS", 0.5)
+    monkeypatch.setattr("playbook.rendering.sandbox.RENDER_SECONDS", 0.5)
     set_short(home, "en", payload)
     for command in (("render", PLAYBOOK, "--lang", "en"), ("trigger", PLAYBOOK, "--yes")):
         said = playbook("--home", str(home), *command)

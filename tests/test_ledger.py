@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from playbook.errors import ClaimHeld, IncidentError, LedgerError, PlaybookError
+from playbook.errors import IncidentError, LedgerError, PlaybookError
 from playbook.ledger import (
     SCHEMA_V1,
     SCHEMA_VERSION,
@@ -31,6 +31,7 @@ from playbook.ledger import (
     open_ledger,
     utcnow,
 )
+from playbook.ledger.contract import ClaimHeld
 from tests.conftest import lease_lapsed, run_cli, wait_for
 from tests.fakes.http import Reply, WebhookSink, use_webhooks
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from playbook.limits import Graphemes, MastodonLength, SmsSegments, XWeighted, is_gsm7, sms_segments
+from playbook.publishers.limits import Graphemes, MastodonLength, SmsSegments, XWeighted, is_gsm7, sms_segments
 
 LONG_URL = "https://status.example.com/incidents/2026-11-25/whatsapp-business-outage?utm_source=x&lang=fr"
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from playbook.errors import ConfigError, PlaybookError, VariableError
-from playbook.home import Home
-from playbook.model import Playbook
+from playbook.home.locate import Home
+from playbook.home.model import Playbook
+from playbook.home.yamlfile import MAX_NODES, load_yaml
+from playbook.rendering.variables import parse_assignments, resolve
 from playbook.timeparse import parse_duration
-from playbook.variables import parse_assignments, resolve
-from playbook.yamlfile import MAX_NODES, load_yaml
 from tests.conftest import write
 
 PLAYBOOK = """\

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from playbook.errors import VariableError
-from playbook.home import Home
+from playbook.home.locate import Home
+from playbook.rendering.variables import resolve
 from playbook.timeparse import parse_clock, parse_coming, parse_moment
-from playbook.variables import resolve
 from tests.conftest import run_cli, write
 from tests.fakes.http import WebhookSink, use_webhooks
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from playbook.starter import write_starter
+from playbook.home.starter import write_starter
 from tests.conftest import ROOT, run_cli
 from tests.fakes.http import WebhookSink
 

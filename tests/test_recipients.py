@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from playbook.home import Home
-from playbook.publishers.email import email_address
+from playbook.channels.email import email_address
+from playbook.commands.publishing import trigger
+from playbook.commands.session import Session
+from playbook.home.locate import Home
 from playbook.publishers.recipients import SHOWN_WARNINGS, RecipientList
-from playbook.publishing import trigger
-from playbook.session import Session
 from tests.fakes.smtp import SmtpServer
 from tests.test_email import CUSTOMERS, cert, smtp, use_email
 

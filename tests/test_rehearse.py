@@ -247,8 +247,8 @@ def test_rehearse_drill_with_nothing_to_drill_fails_says_why_and_records_no_dril
 @pytest.mark.timeout(300)  # 2,000 real SMTP sessions on a shared, loaded machine
 def test_the_window_budget_learns_the_pace_of_a_2000_email_drill(home: Path, smtp_server: SmtpServer,
                                                                   tls: tuple[Path, Path]) -> None:
-    from playbook.home import Home
-    from playbook.rehearse import rehearse
+    from playbook.commands.rehearse import rehearse
+    from playbook.home.locate import Home
 
     use_email(home, smtp_server, tls, connections=4)
     write(home / "contacts" / "customers.csv",
@@ -275,9 +275,9 @@ def test_the_budget_names_its_source_and_rate_caps_a_fast_measured_pace(
         home: Path, smtp_server: SmtpServer, tls: tuple[Path, Path]) -> None:
     from datetime import UTC, datetime
 
-    from playbook.channels import load_channels
-    from playbook.home import Home
-    from playbook.rehearse import _budget
+    from playbook.commands.rehearse import _budget
+    from playbook.home.channel_config import load_channels
+    from playbook.home.locate import Home
 
     use_email(home, smtp_server, tls, rate=10, connections=4)
     publisher = load_channels(Home(root=home)).publisher("customers", ["fr", "en"], offline=True)

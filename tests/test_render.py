@@ -11,7 +11,7 @@ import pytest
 
 from playbook.errors import TemplateError
 from playbook.publishers.base import Message
-from playbook.templates import RenderContext, Renderer
+from playbook.rendering.templates import RenderContext, Renderer
 
 DETECTED = datetime(2026, 11, 25, 13, 5, tzinfo=UTC)  # 14:05 in Paris (UTC+1 in November)
 
@@ -254,8 +254,8 @@ def test_a_block_over_1mb_is_refused_at_the_line_producing_it(tmp_path: Path) ->
 def test_the_time_limit_counts_from_the_start_of_each_render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A clock that moves 0.1 s each time it is read: for the deadline, then at each call, filter and loop step.
     ticks = itertools.count()
-    monkeypatch.setattr("playbook.sandbox.time.monotonic", lambda: next(ticks) / 10)
-    monkeypatch.setattr("playbook.sandbox.RENDER_SECONDS", 0.45)
+    monkeypatch.setattr("playbook.rendering.sandbox.time.monotonic", lambda: next(ticks) / 10)
+    monkeypatch.setattr("playbook.rendering.sandbox.RENDER_SECONDS", 0.45)
     path = tmp_path / "templates" / "pb" / "investigating.fr.j2"
     path.parent.mkdir(parents=True)
     path.write_text("{% block body %}{% for _ in range(recipient.steps|int) %}.{% endfor %}{% endblock %}",

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from playbook.channels.sms import prepare
 from playbook.publishers.recipients import phone_number
-from playbook.publishers.sms import prepare
 from tests.conftest import Result, channel_check, deliveries, ledger_text, run_cli, run_trigger, set_short, write
 from tests.fakes.twilio_api import Answer, FakeTwilio
 

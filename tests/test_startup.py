@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from playbook import yamlparse
 from playbook.errors import ConfigError
-from playbook.home import Home
-from playbook.yamlfile import load_yaml
+from playbook.home import yamlparse
+from playbook.home.locate import Home
+from playbook.home.yamlfile import load_yaml
 from tests.conftest import run_cli, write
 
 # Provider clients, the template engine and what only publishing needs.
 HEAVY = ("tweepy", "requests", "atproto", "twilio", "apprise", "aiohttp", "httpx", "mastodon", "jinja2",
-         "pkg_resources", "twitter_text", "aiosmtplib", "playbook.engine", "playbook.publishing", "playbook.plan",
-         "playbook.templates", "playbook.messages",
+         "pkg_resources", "twitter_text", "aiosmtplib", "playbook.engine", "playbook.commands.publishing",
+         "playbook.planning", "playbook.rendering.templates", "playbook.rendering.messages",
          # Babel's locale data (a language code is checked against its files), the event loop, PyYAML's parser
          # (a playbook parsed before comes from the cache; channels.yaml is never cached, it may hold a secret).
          "babel", "asyncio", "yaml")

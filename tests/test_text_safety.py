@@ -10,9 +10,9 @@ from typing import Any, cast
 import pytest
 import yaml
 
+from playbook.channels.briefing import links_of
 from playbook.ledger import DeliveryStatus
 from playbook.publishers.base import Delivery, Link, Receipt
-from playbook.publishers.briefing import links_of
 from playbook.textsafe import text_only, web_link
 from tests.conftest import run_cli, run_main, write
 from tests.fakes.http import Reply, WebhookSink, use_webhooks

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from playbook.home import Home
+from playbook.commands.review import build_review, markdown
+from playbook.home.locate import Home
 from playbook.ledger import SCHEMA_V1, NewPost, SqliteLedger
-from playbook.review import build_review, markdown
 from tests import test_email
 from tests.conftest import copy_example, run_cli
 from tests.fakes.http import WebhookSink, use_webhooks

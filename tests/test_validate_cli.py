@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from playbook.starter import starter_dir, write_starter
+from playbook.home.starter import starter_dir, write_starter
 from tests.conftest import run_cli, write
 
 PLAYBOOK = "playbooks/whatsapp-outage.yaml"
@@ -433,8 +433,8 @@ def with_short_everywhere(channel: str, short: str) -> Setup:
                          ids=[f"{c[0]}-{n}" for n, c in enumerate(LIMIT_CASES)])
 def test_validate_passes_a_text_at_the_platforms_limit_and_fails_one_past_it(
         tmp_path: Path, channel: str, at_limit: str, past_it: str, said: str) -> None:
-    from playbook.home import Home
-    from playbook.validate import validate_home
+    from playbook.commands.validate import validate_home
+    from playbook.home.locate import Home
 
     for text, ok in ((at_limit, True), (past_it, False)):
         home = tmp_path / ("ok" if ok else "over")

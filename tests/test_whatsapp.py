@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from playbook.publishers.whatsapp import about_text, template_text
+from playbook.channels.whatsapp import about_text, template_text
 from tests.conftest import deliveries, ledger_text, run_cli, run_trigger, write
 from tests.fakes.provider import add_channel
 from tests.fakes.whatsapp_api import FakeWhatsApp, account_limited, throughput_limited, token_expired, unavailable

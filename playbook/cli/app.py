@@ -11,8 +11,8 @@ import typer
 from playbook.errors import ExitStatus
 
 if TYPE_CHECKING:
-    from playbook.home import Home
-    from playbook.session import Session
+    from playbook.commands.session import Session
+    from playbook.home.locate import Home
 
 app = typer.Typer(
     name="playbook",
@@ -59,13 +59,13 @@ def main_options(
 
 def load_home() -> "Home":
     """The home the global options (or the environment, or the current folder) name."""
-    from playbook.home import Home
+    from playbook.home.locate import Home
 
     return Home.locate(STATE.home, STATE.state)
 
 
 def open_session() -> "Session":
-    from playbook.session import Session
+    from playbook.commands.session import Session
 
     return Session(load_home())
 

@@ -14,8 +14,8 @@ from playbook.errors import ExitStatus
 
 def validate(ids: PlaybookIds = None) -> None:
     """Check playbooks, templates and channels, and every message against its channel's limit."""
+    from playbook.commands.validate import validate_home
     from playbook.output.messages import validation
-    from playbook.validate import validate_home
 
     report = validate_home(load_home(), ids or [])
     validation(report)
@@ -28,7 +28,7 @@ def channels(
     json_: Json = False,
 ) -> None:
     """List the home's channels: type, languages, limits, recipients and settings (secrets masked)."""
-    from playbook.channel_list import list_channels
+    from playbook.commands.channels import list_channels
     from playbook.output.home import channel_list
 
     listing = list_channels(load_home(), check=check)
@@ -51,9 +51,9 @@ def rehearse(
     = None,
 ) -> None:
     """Test the whole plan: templates, variables, secrets, links, channels, and whether the window holds."""
+    from playbook.commands.rehearsal_report import verdict, write_junit, write_report
+    from playbook.commands.rehearse import rehearse as run_rehearsal
     from playbook.output.rehearsals import rehearsals as show_rehearsals
-    from playbook.rehearsal_report import verdict, write_junit, write_report
-    from playbook.rehearse import rehearse as run_rehearsal
 
     rehearsals = run_rehearsal(load_home(), ids or [], offline=offline, check_links=check_links, drill=drill)
     written = []

@@ -11,7 +11,7 @@ from playbook.cli.app import load_home
 from playbook.cli.options import Format, Lang, PlaybookId, Var
 
 if TYPE_CHECKING:
-    from playbook.model import Playbook
+    from playbook.home.model import Playbook
 
 
 def init(
@@ -19,8 +19,8 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Write into a folder that is not empty.")] = False,
 ) -> None:
     """Create a working home: the whatsapp-outage playbook, its templates and a commented channels.yaml."""
+    from playbook.home.starter import write_starter
     from playbook.output.home import initialised
-    from playbook.starter import write_starter
 
     initialised(write_starter(directory, force=force), directory)
 
@@ -49,9 +49,9 @@ def render(
     drill: Annotated[bool, typer.Option("--drill", help="Show the drill marker.")] = False,
 ) -> None:
     """Preview what a phase says in one language, on each of its channels, with lengths against limits."""
+    from playbook.commands.preview import render_preview
     from playbook.output.messages import preview
-    from playbook.preview import render_preview
-    from playbook.variables import parse_assignments
+    from playbook.rendering.variables import parse_assignments
 
     home = load_home()
     chosen = phase or home.load_playbook(playbook_id).first_phase

@@ -13,9 +13,9 @@ from playbook.cli.options import DryRun, IncidentId, Json, Var, Yes
 from playbook.errors import ExitStatus
 
 if TYPE_CHECKING:
+    from playbook.commands.publishing import Outcome
     from playbook.output.live import ProgressView
-    from playbook.plan import PostPlan
-    from playbook.publishing import Outcome
+    from playbook.planning.plan import PostPlan
 
 
 def _confirm(yes: bool, as_json: bool) -> "Callable[[PostPlan], bool] | None":
@@ -70,8 +70,8 @@ def trigger(
     json_: Json = False,
 ) -> None:
     """Open an incident and publish the playbook's first phase on every channel."""
-    from playbook.publishing import trigger as run_trigger
-    from playbook.variables import parse_assignments
+    from playbook.commands.publishing import trigger as run_trigger
+    from playbook.rendering.variables import parse_assignments
 
     given = parse_assignments(var or [])
     _publish(lambda observer: run_trigger(open_session(), playbook_id, given, detected_at, dry_run=dry_run,
@@ -90,8 +90,8 @@ def update(
     json_: Json = False,
 ) -> None:
     """Publish a later phase of an open incident."""
-    from playbook.publishing import publish_phase
-    from playbook.variables import parse_assignments
+    from playbook.commands.publishing import publish_phase
+    from playbook.rendering.variables import parse_assignments
 
     given = parse_assignments(var or [])
     _publish(lambda observer: publish_phase(open_session(), incident, phase, given, again=again, dry_run=dry_run,
@@ -107,8 +107,8 @@ def resolve(
     json_: Json = False,
 ) -> None:
     """Publish the playbook's last phase and close the incident."""
-    from playbook.publishing import publish_phase
-    from playbook.variables import parse_assignments
+    from playbook.commands.publishing import publish_phase
+    from playbook.rendering.variables import parse_assignments
 
     given = parse_assignments(var or [])
     _publish(lambda observer: publish_phase(open_session(), incident, None, given, resolve_it=True, dry_run=dry_run,
@@ -122,7 +122,7 @@ def resume(
     json_: Json = False,
 ) -> None:
     """Retry what failed or was left unconfirmed; confirmed deliveries are never sent again."""
-    from playbook.publishing import resume as run_resume
+    from playbook.commands.publishing import resume as run_resume
 
     _publish(lambda observer: run_resume(open_session(), incident, observer=observer, confirm=_confirm(yes, json_)),
              as_json=json_, quiet=False)
@@ -134,8 +134,8 @@ def status(
     json_: Json = False,
 ) -> None:
     """Show open incidents: phase, deliveries, the window, the next update due."""
+    from playbook.commands.views import status_report
     from playbook.output.incidents import status as show_status
-    from playbook.views import status_report
 
     show_status(status_report(load_home(), incident), as_json=json_)
 
@@ -145,9 +145,9 @@ def timeline(
     format: Annotated[str, typer.Option("--format", "-f", help="md or json.")] = "md",
 ) -> None:
     """The post-incident review: who published what, the texts, variables, deadlines, cadence and the window."""
+    from playbook.commands.views import review
     from playbook.errors import PlaybookError
     from playbook.output.incidents import timeline as show_timeline
-    from playbook.views import review
 
     if format not in ("md", "json"):
         raise PlaybookError(f"--format must be md or json, not '{format}'")

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from playbook.ledger import DeliveryStatus, utcnow
-from playbook.plan import PostPlan
+from playbook.planning.plan import PostPlan
 
 
 @dataclass

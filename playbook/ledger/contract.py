@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any, Protocol
 
-from playbook.errors import ClaimHeld, LedgerError
+from playbook.errors import IncidentError, LedgerError
 
 
 class DeliveryStatus(StrEnum):
@@ -193,6 +193,14 @@ class Holder:
             return f"post {self.seq} is being published by {self.owner}"
         count = f"{self.unconfirmed} deliveries are" if self.unconfirmed != 1 else "1 delivery is"
         return f"{count} being sent by {self.owner}"
+
+
+class ClaimHeld(IncidentError):
+    """Another process is publishing this post, under a live lease: nothing here may touch it."""
+
+    def __init__(self, message: str, *, holder: Holder) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 def publishing(incident_id: str, holder: Holder) -> ClaimHeld:

@@ -10,14 +10,14 @@ from playbook.output.console import console, inert, output_format, parts, write_
 from playbook.timeparse import format_duration
 
 if TYPE_CHECKING:
-    from playbook.channel_list import ChannelInfo
-    from playbook.model import Playbook
+    from playbook.commands.channels import ChannelInfo
+    from playbook.home.model import Playbook
 
 
 def initialised(written: list[Path], directory: Path) -> None:
     from rich.markup import escape
 
-    from playbook.starter import next_steps
+    from playbook.home.starter import next_steps
 
     out = console()
     out.print(f"Created a playbook home in [bold]{escape(str(directory))}[/] ({len(written)} files).")

@@ -13,8 +13,8 @@ from playbook.timeparse import format_duration
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from playbook.review import Review
-    from playbook.views import DeliveryView, StatusReport
+    from playbook.commands.review import Review
+    from playbook.commands.views import DeliveryView, StatusReport
 
 
 def status(report: StatusReport, as_json: bool) -> None:
@@ -84,10 +84,10 @@ def _delivery_table(deliveries: Sequence[DeliveryView], tz: tzinfo, out: Console
 
 
 def timeline(review: Review, fmt: str) -> None:
-    """The post-incident review (playbook.review) as JSON or Markdown; secrets masked either way."""
+    """The post-incident review (playbook.commands.review) as JSON or Markdown; secrets masked either way."""
     if fmt == "json":
         write_json(review)
         return
-    from playbook.review import markdown
+    from playbook.commands.review import markdown
 
     write_markdown(markdown(review))

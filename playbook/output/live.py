@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from rich.live import Live
 
     from playbook.engine import DeliveryEvent
-    from playbook.plan import PostPlan
+    from playbook.planning.plan import PostPlan
 
 
 class ProgressView(Protocol):

@@ -10,11 +10,11 @@ from playbook.output.console import console, inert, one_line, parts, table
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from playbook.limits import Measure
-    from playbook.messages import BlockMeasure
-    from playbook.preview import Preview
+    from playbook.commands.preview import Preview
+    from playbook.commands.validate import MessageCheck, ValidationReport
     from playbook.publishers.base import Message
-    from playbook.validate import MessageCheck, ValidationReport
+    from playbook.publishers.limits import Measure
+    from playbook.rendering.messages import BlockMeasure
 
 
 def validation(report: ValidationReport) -> None:

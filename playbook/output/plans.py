@@ -13,9 +13,9 @@ from playbook.output.times import left, when, zone
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from playbook.messages import BlockMeasure
-    from playbook.plan import PostPlan
+    from playbook.planning.plan import PostPlan
     from playbook.publishers.base import Message
+    from playbook.rendering.messages import BlockMeasure
 
 
 def plan_zone(plan: PostPlan | None) -> tzinfo:

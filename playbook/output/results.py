@@ -13,8 +13,8 @@ from playbook.output.times import iso, seconds, when
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from playbook.commands.publishing import Outcome
     from playbook.engine import PostResult
-    from playbook.publishing import Outcome
 
 
 def outcomes(items: Sequence[Outcome], as_json: bool) -> None:

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 import yaml
 
-from playbook.limits import BlueskyText, MastodonLength, SmsSegments, XWeighted, mastodon_countable, sms_segments
+from playbook.publishers.limits import (
+    BlueskyText,
+    MastodonLength,
+    SmsSegments,
+    XWeighted,
+    mastodon_countable,
+    sms_segments,
+)
 
 HERE = Path(__file__).parent
 

@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from playbook.errors import LedgerError
+from playbook.home.starter import write_starter
 from playbook.ledger import DeliveryRow, open_ledger
-from playbook.starter import write_starter
 from tests.conftest import lease_lapsed, run_cli, wait_for, write
 from tests.fakes.http import Reply, WebhookSink
 from tests.fakes.smtp import SmtpServer

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from playbook.starter import write_starter
+from playbook.home.starter import write_starter
 from tests.conftest import Result, run_cli
 from tests.fakes.http import WebhookSink, use_webhooks
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from playbook.home.starter import write_starter
 from playbook.ledger import open_ledger
-from playbook.starter import write_starter
 from tests.conftest import write
 from tests.fakes.http import WebhookSink
 from tests.fakes.smtp import SmtpServer

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from playbook.channels.webhook import WebhookPublisher
 from playbook.output import results
-from playbook.publishers.webhook import WebhookPublisher
 from tests.conftest import Result, run_cli, run_main, write
 from tests.fakes.http import Reply, WebhookSink
 from tests.fakes.smtp import USERNAME, SmtpServer

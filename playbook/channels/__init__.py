@@ -1,0 +1,1 @@
+"""The built-in channel types, each found through its `playbook.publishers` entry point like any plugin."""

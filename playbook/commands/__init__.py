@@ -1,0 +1,1 @@
+"""What each command does, returning data: nothing here prints or exits (the command line does)."""

@@ -1,0 +1,184 @@
+"""The read side of incidents: what `status` and `timeline` show, read from the ledger without the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from playbook.errors import PlaybookError
+from playbook.home.locate import Home
+from playbook.home.model import Playbook
+from playbook.ledger import UNFINISHED, DeliveryStatus, Incident, Ledger, created_marker, open_ledger, utcnow
+
+if TYPE_CHECKING:
+    from playbook.commands.review import Review
+
+
+@dataclass
+class DeliveryView:
+    seq: int
+    phase: str
+    channel: str
+    lang: str
+    status: DeliveryStatus
+    attempts: int
+    remote_id: str | None
+    url: str | None
+    sent_at: datetime | None
+    error: str | None
+    within_window: bool | None
+    recipients: dict[str, int] | None = None
+    note: str | None = None
+
+
+@dataclass
+class IncidentView:
+    id: str
+    playbook: str
+    phase: str
+    open: bool
+    drill: bool
+    detected_at: datetime
+    window: timedelta
+    deadline: datetime
+    first_notice_at: datetime | None
+    window_met: bool | None
+    next_update_due: datetime | None
+    closed_at: datetime | None
+    deliveries: list[DeliveryView]
+    posts: list[dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "playbook": self.playbook,
+            "phase": self.phase,
+            "open": self.open,
+            "drill": self.drill,
+            "detected_at": self.detected_at.isoformat(),
+            "first_notice_at": self.first_notice_at.isoformat() if self.first_notice_at else None,
+            "window_met": self.window_met,
+            "next_update_due": self.next_update_due.isoformat() if self.next_update_due else None,
+        }
+
+
+def incident_view(home: Home, ledger: Ledger, incident: Incident) -> IncidentView:
+    try:
+        playbook: Playbook | None = home.load_playbook(incident.playbook)
+    except PlaybookError:
+        playbook = None
+    posts = ledger.posts(incident.id)
+    # Judged by the window it was opened under: editing the playbook later does not rewrite history.
+    window = posts[0].deadline - incident.detected_at if posts else (playbook.window if playbook else timedelta())
+    deadline = incident.detected_at + window
+    first = ledger.first_sent_at(incident.id, 1)
+    met = (first <= deadline) if first else (False if utcnow() > deadline else None)
+    next_due = None
+    if incident.open and posts and playbook is not None:
+        next_due = posts[-1].issued_at + playbook.update_every
+    views: list[DeliveryView] = []
+    for row in ledger.deliveries(incident.id, recipients=False):
+        post_deadline = next(p.deadline for p in posts if p.seq == row.seq)
+        sent_at = row.finished_at if row.status == DeliveryStatus.SENT else None
+        in_window = (sent_at <= post_deadline) if sent_at else None
+        views.append(DeliveryView(row.seq, row.phase, row.channel, row.lang, row.status, row.attempts,
+                                  row.remote_id, row.url, sent_at, row.error, in_window, note=row.note))
+    grouped: dict[tuple[int, str, str], dict[str, int]] = {}
+    for seq, channel, lang, status, count in ledger.delivery_counts(incident.id):
+        grouped.setdefault((seq, channel, lang), {})[status] = count
+    for (seq, channel, lang), counts in grouped.items():
+        phase = next(p.phase for p in posts if p.seq == seq)
+        unfinished = sum(counts.get(s, 0) for s in UNFINISHED)
+        status = (DeliveryStatus.SENT if not unfinished
+                  else DeliveryStatus.FAILED if counts.get(DeliveryStatus.FAILED) else DeliveryStatus.SENDING)
+        views.append(DeliveryView(seq, phase, channel, lang, status, 0, None, None, None, None, None,
+                                  {"total": sum(counts.values()), **counts}))
+    views.sort(key=lambda v: (v.seq, v.channel, v.lang))
+    return IncidentView(
+        id=incident.id, playbook=incident.playbook, phase=incident.phase, open=incident.open, drill=incident.drill,
+        detected_at=incident.detected_at, window=window, deadline=deadline, first_notice_at=first,
+        window_met=met, next_update_due=next_due, closed_at=incident.closed_at, deliveries=views,
+        posts=[{"seq": p.seq, "phase": p.phase, "issued_at": p.issued_at, "deadline": p.deadline} for p in posts],
+    )
+
+
+@dataclass
+class RehearsalView:
+    playbook: str
+    last_at: datetime | None
+    passed: bool | None
+    every: timedelta
+
+    @property
+    def stale(self) -> bool:
+        return self.last_at is None or utcnow() - self.last_at > self.every
+
+    def as_json(self) -> dict[str, Any]:
+        return {"playbook": self.playbook, "last_rehearsed_at": self.last_at.isoformat() if self.last_at else None,
+                "passed": self.passed, "stale": self.stale}
+
+
+def rehearsal_status(home: Home) -> list[RehearsalView]:
+    """When each playbook was last rehearsed, and whether that is older than its `rehearse_every`."""
+    ledger = open_ledger(home.state_path, readonly=True) if home.state_path.exists() else None
+    views = []
+    try:
+        for playbook_id in home.playbook_ids():
+            try:
+                every = home.load_playbook(playbook_id).rehearse_every
+            except PlaybookError:
+                continue
+            last = ledger.last_rehearsal(playbook_id) if ledger else None
+            views.append(RehearsalView(playbook_id, last[0] if last else None, last[1] if last else None, every))
+    finally:
+        if ledger is not None:
+            ledger.close()
+    return views
+
+
+def review(home: Home, incident_id: str, now: datetime | None = None) -> Review:
+    """The post-incident review of one incident (see playbook.commands.review), read from the ledger."""
+    from playbook.commands.review import build_review
+
+    ledger = open_ledger(home.state_path, readonly=True)
+    try:
+        return build_review(home, ledger, incident_id, now)
+    finally:
+        ledger.close()
+
+
+def status(home: Home, incident_id: str | None) -> list[IncidentView]:
+    path = home.state_path
+    # A ledger that has disappeared must say so (Ledger does): "no open incident" would be a silent lie.
+    if not path.exists() and not created_marker(path).exists() and incident_id is None:
+        return []
+    ledger = open_ledger(path, readonly=True)
+    try:
+        incidents = [ledger.incident(incident_id)] if incident_id else ledger.open_incidents()
+        return [incident_view(home, ledger, i) for i in incidents]
+    finally:
+        ledger.close()
+
+
+@dataclass
+class StatusReport:
+    """What `status` shows: the incidents, when each playbook was last rehearsed, and each one's time zone."""
+
+    incidents: list[IncidentView]
+    rehearsals: list[RehearsalView]
+    # A playbook that no longer loads has no zone here: its times are shown in UTC rather than not at all.
+    zones: dict[str, str]
+
+
+def status_report(home: Home, incident_id: str | None) -> StatusReport:
+    """One incident, or every open one with the rehearsals, and the zones their times are shown in."""
+    incidents = status(home, incident_id)
+    rehearsals = rehearsal_status(home) if incident_id is None else []
+    zones = {}
+    for playbook_id in {i.playbook for i in incidents} | {r.playbook for r in rehearsals}:
+        try:
+            zones[playbook_id] = home.load_playbook(playbook_id).timezone
+        except PlaybookError:
+            continue
+    return StatusReport(incidents, rehearsals, zones)

@@ -22,7 +22,9 @@ from playbook.engine.recipients import RateLimiter
 from playbook.errors import LedgerWriteError
 from playbook.home.locate import Home
 from playbook.home.starter import write_starter
-from playbook.ledger import Claim, SqliteLedger, open_ledger
+from playbook.ledger import open_ledger
+from playbook.ledger.contract import Claim
+from playbook.ledger.sqlite import SqliteLedger
 from tests.conftest import by_channel, run_cli, run_main, run_trigger, write
 from tests.fakes.http import SECRET, Reply, WebhookSink, use_webhooks
 from tests.fakes.smtp import SmtpServer

@@ -18,20 +18,19 @@ from typing import Any
 import pytest
 
 from playbook.errors import IncidentError, LedgerError, PlaybookError
-from playbook.ledger import (
-    SCHEMA_V1,
-    SCHEMA_VERSION,
+from playbook.ledger import open_ledger
+from playbook.ledger.contract import (
+    ClaimHeld,
     Confirmation,
     Ledger,
     NewPost,
     Owner,
-    SqliteLedger,
     delivery_key,
     lease_from_env,
-    open_ledger,
     utcnow,
 )
-from playbook.ledger.contract import ClaimHeld
+from playbook.ledger.sqlite import SqliteLedger
+from playbook.ledger.sqlite_file import SCHEMA_V1, SCHEMA_VERSION
 from tests.conftest import lease_lapsed, run_cli, wait_for
 from tests.fakes.http import Reply, WebhookSink, use_webhooks
 

@@ -13,7 +13,9 @@ from typing import Any
 
 from playbook.commands.review import build_review, markdown
 from playbook.home.locate import Home
-from playbook.ledger import SCHEMA_V1, NewPost, SqliteLedger
+from playbook.ledger.contract import NewPost
+from playbook.ledger.sqlite import SqliteLedger
+from playbook.ledger.sqlite_file import SCHEMA_V1
 from tests import test_email
 from tests.conftest import copy_example, run_cli
 from tests.fakes.http import WebhookSink, use_webhooks

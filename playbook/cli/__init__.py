@@ -8,20 +8,12 @@ global options and the error handler (`main`); the commands live with the ones t
 from playbook.cli import check_commands, home_commands, incident_commands
 from playbook.cli.app import app, main
 
-app.command()(home_commands.init)
-app.command("list")(home_commands.list_playbooks)
-app.command()(home_commands.show)
-app.command()(check_commands.validate)
-app.command()(home_commands.render)
-app.command()(home_commands.faq)
-app.command()(home_commands.checklist)
-app.command()(check_commands.channels)
-app.command()(incident_commands.trigger)
-app.command()(incident_commands.update)
-app.command()(incident_commands.resolve)
-app.command()(incident_commands.resume)
-app.command()(incident_commands.status)
-app.command()(incident_commands.timeline)
-app.command()(check_commands.rehearse)
+# typer takes the name from the function, except for `list`, whose function may not shadow the builtin.
+for command in (home_commands.init, home_commands.list_playbooks, home_commands.show, check_commands.validate,
+                home_commands.render, home_commands.faq, home_commands.checklist, check_commands.channels,
+                incident_commands.trigger, incident_commands.update, incident_commands.resolve,
+                incident_commands.resume, incident_commands.status, incident_commands.timeline,
+                check_commands.rehearse):
+    app.command("list" if command is home_commands.list_playbooks else None)(command)
 
 __all__ = ["app", "main"]

@@ -90,13 +90,7 @@ def update(
     json_: Json = False,
 ) -> None:
     """Publish a later phase of an open incident."""
-    from playbook.commands.publishing import publish_phase
-    from playbook.rendering.variables import parse_assignments
-
-    given = parse_assignments(var or [])
-    _publish(lambda observer: publish_phase(open_session(), incident, phase, given, again=again, dry_run=dry_run,
-                                            confirm=_confirm(yes, json_), observer=observer),
-             as_json=json_, quiet=dry_run)
+    _next_phase(incident, phase, var, again=again, resolve_it=False, dry_run=dry_run, yes=yes, json_=json_)
 
 
 def resolve(
@@ -107,12 +101,18 @@ def resolve(
     json_: Json = False,
 ) -> None:
     """Publish the playbook's last phase and close the incident."""
+    _next_phase(incident, None, var, again=False, resolve_it=True, dry_run=dry_run, yes=yes, json_=json_)
+
+
+def _next_phase(incident: str, phase: str | None, var: list[str] | None, *, again: bool, resolve_it: bool,
+                dry_run: bool, yes: bool, json_: bool) -> None:
     from playbook.commands.publishing import publish_phase
     from playbook.rendering.variables import parse_assignments
 
     given = parse_assignments(var or [])
-    _publish(lambda observer: publish_phase(open_session(), incident, None, given, resolve_it=True, dry_run=dry_run,
-                                            confirm=_confirm(yes, json_), observer=observer),
+    _publish(lambda observer: publish_phase(open_session(), incident, phase, given, again=again,
+                                            resolve_it=resolve_it, dry_run=dry_run, confirm=_confirm(yes, json_),
+                                            observer=observer),
              as_json=json_, quiet=dry_run)
 
 

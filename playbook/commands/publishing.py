@@ -12,8 +12,9 @@ from playbook.commands.session import Session
 from playbook.engine import Engine, Observer, PostResult
 from playbook.errors import IncidentError, PlaybookError, did_you_mean
 from playbook.home.locate import Home
-from playbook.ledger import Incident, Ledger, NewPost, created_marker, open_ledger, publishing, utcnow
-from playbook.ledger.contract import ClaimHeld
+from playbook.ledger import open_ledger
+from playbook.ledger.contract import ClaimHeld, Incident, Ledger, NewPost, publishing, utcnow
+from playbook.ledger.sqlite_file import created_marker
 from playbook.planning.plan import PostPlan, build_plan
 from playbook.rendering.variables import resolve
 from playbook.timeparse import parse_detection

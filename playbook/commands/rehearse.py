@@ -18,7 +18,8 @@ from playbook.errors import PlaybookError
 from playbook.home.channel_config import Channels, load_channels
 from playbook.home.locate import Home
 from playbook.home.model import Playbook
-from playbook.ledger import DeliveryStatus, open_ledger, utcnow
+from playbook.ledger import open_ledger
+from playbook.ledger.contract import DeliveryStatus, utcnow
 from playbook.publishers.base import Budget, Publisher
 from playbook.publishers.limits import URL
 from playbook.rendering.messages import Composer

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from playbook.errors import PlaybookError
 from playbook.home.locate import Home
 from playbook.home.model import Playbook
-from playbook.ledger import UNFINISHED, DeliveryStatus, Ledger, Post
+from playbook.ledger.contract import UNFINISHED, DeliveryStatus, Ledger, Post
 from playbook.timeparse import format_duration
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from playbook import logs
 from playbook.home.channel_config import Channels, load_channels
 from playbook.home.locate import Home
-from playbook.ledger import Ledger, open_ledger
+from playbook.ledger import open_ledger
+from playbook.ledger.contract import Ledger
 
 
 @dataclass

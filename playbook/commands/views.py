@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 from playbook.errors import PlaybookError
 from playbook.home.locate import Home
 from playbook.home.model import Playbook
-from playbook.ledger import UNFINISHED, DeliveryStatus, Incident, Ledger, created_marker, open_ledger, utcnow
+from playbook.ledger import open_ledger
+from playbook.ledger.contract import UNFINISHED, DeliveryStatus, Incident, Ledger, utcnow
+from playbook.ledger.sqlite_file import created_marker
 
 if TYPE_CHECKING:
     from playbook.commands.review import Review

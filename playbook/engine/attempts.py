@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from playbook import secrets
 from playbook.engine.results import DeliveryEvent, DeliveryResult, Observer
-from playbook.ledger import Confirmation, DeliveryStatus, Ledger, Post, utcnow
+from playbook.ledger.contract import Confirmation, DeliveryStatus, Ledger, Post, utcnow
 from playbook.planning.plan import ChannelPlan
 from playbook.publishers.base import Delivery, Failure, Receipt
 

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from playbook import secrets
 from playbook.errors import LedgerWriteError, PlaybookError, RunStopped
-from playbook.ledger import Ledger, Post
+from playbook.ledger.contract import Ledger, Post
 
 log = logging.getLogger("playbook.engine")
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from playbook.ledger import DeliveryStatus, utcnow
+from playbook.ledger.contract import DeliveryStatus, utcnow
 from playbook.planning.plan import PostPlan
 
 

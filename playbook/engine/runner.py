@@ -14,7 +14,7 @@ from playbook.engine.attempts import Sender
 from playbook.engine.claims import while_claimed
 from playbook.engine.recipients import RecipientRun
 from playbook.engine.results import DeliveryEvent, DeliveryResult, NullObserver, Observer, PostResult
-from playbook.ledger import Claim, DeliveryStatus, Ledger, Post, delivery_key, utcnow
+from playbook.ledger.contract import Claim, DeliveryStatus, Ledger, Post, delivery_key, utcnow
 from playbook.planning.plan import ChannelPlan, PostPlan
 from playbook.publishers.base import Delivery, Link, Message, Receipt, Recipient
 

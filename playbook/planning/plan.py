@@ -9,7 +9,7 @@ from typing import Any
 from playbook.errors import PlaybookError
 from playbook.home.channel_config import Channels
 from playbook.home.model import Playbook
-from playbook.ledger import utcnow
+from playbook.ledger.contract import utcnow
 from playbook.publishers.base import Message, Publisher, Stage
 from playbook.publishers.recipients import Recipient
 from playbook.rendering.messages import BlockMeasure, Composer, phase_messages

@@ -27,7 +27,8 @@ import yaml
 
 from playbook.errors import LedgerError
 from playbook.home.starter import write_starter
-from playbook.ledger import DeliveryRow, open_ledger
+from playbook.ledger import open_ledger
+from playbook.ledger.contract import DeliveryRow
 from tests.conftest import lease_lapsed, run_cli, wait_for, write
 from tests.fakes.http import Reply, WebhookSink
 from tests.fakes.smtp import SmtpServer

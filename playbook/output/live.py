@@ -6,6 +6,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypedDict
 
+from playbook.ledger.contract import DeliveryStatus as S
 from playbook.output.console import console, inert
 from playbook.output.plans import plan_zone
 from playbook.output.times import left, seconds, when
@@ -46,7 +47,7 @@ class Row(TypedDict):
     retry_at: datetime | None
 
 
-_SETTLED = ("sent", "already-sent", "failed", "rejected", "done")
+_SETTLED = (S.SENT, S.ALREADY_SENT, S.FAILED, S.REJECTED, "done")
 
 
 class LiveView:
@@ -84,13 +85,13 @@ class LiveView:
         row = self.rows.setdefault((event.channel, event.lang), self._row())
         if event.recipient is not None:
             # A recipient settled by an earlier run comes without a pending event (and 0 attempts): count it too.
-            if event.status == "pending" or (event.status in ("already-sent", "rejected") and not event.attempts):
+            if event.status == S.PENDING or (event.status in (S.ALREADY_SENT, S.REJECTED) and not event.attempts):
                 row["total"] += 1
-            if event.status in ("sent", "already-sent", "failed", "rejected"):
+            if event.status in (S.SENT, S.ALREADY_SENT, S.FAILED, S.REJECTED):
                 row["done"] += 1
-                if event.status == "failed":
+                if event.status == S.FAILED:
                     row["error"] = event.error or ""
-            if event.status == "retrying":
+            if event.status == S.RETRYING:
                 row["error"], row["retry_at"] = event.error or "", event.retry_at
             row["status"] = "sending" if row["done"] < max(row["total"], row["expected"]) else "done"
         else:
@@ -98,7 +99,7 @@ class LiveView:
             row["error"] = event.error or (row["error"] if event.status == "sending" else "")
             row["status"], row["attempts"], row["url"] = event.status, event.attempts, event.url or ""
             row["retry_at"] = event.retry_at
-            if event.status in ("sent", "failed", "already-sent"):
+            if event.status in (S.SENT, S.FAILED, S.ALREADY_SENT):
                 row["took"] = datetime.now(UTC) - row["since"]
 
     def stop(self) -> None:
@@ -124,7 +125,7 @@ class LiveView:
             title += f" · deadline {when(deadline, tz)} ({left(deadline)})"
         # The title is a line of its own: as a table's title it would wrap to the width of a narrow table.
         table = Table("channel", "lang", "status", "progress", "detail", box=box.SIMPLE_HEAD)
-        colours = {"sent": "green", "already-sent": "green", "failed": "red", "retrying": "yellow",
+        colours = {S.SENT: "green", S.ALREADY_SENT: "green", S.FAILED: "red", S.RETRYING: "yellow",
                    "sending": "cyan", "done": "green"}
         for (channel, lang), row in self.rows.items():
             total = max(row["total"], row["expected"])

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import tzinfo
 from typing import TYPE_CHECKING
 
+from playbook.ledger.contract import DeliveryStatus as S
 from playbook.output.console import console, details, parts, table, write_json
 from playbook.output.plans import plan_view, plan_zone
 from playbook.output.times import iso, seconds, when
@@ -46,7 +47,7 @@ def result_table(result: PostResult, tz: tzinfo, out: Console) -> None:
     # The zone labels the column, not each cell: a time never wraps under itself at 60 columns.
     drawn = table("channel", "lang", "status", f"at {result.deadline.astimezone(tz).tzname()}", "took", "window",
                   "tries")
-    colours = {"sent": "green", "already-sent": "green", "failed": "red", "skipped": "yellow", "rejected": "yellow"}
+    colours = {S.SENT: "green", S.ALREADY_SENT: "green", S.FAILED: "red", S.SKIPPED: "yellow", S.REJECTED: "yellow"}
     below: list[tuple[str, str, str]] = []
     for d in result.deliveries:
         window = "" if d.within_window is None else ("met" if d.within_window else "missed")
@@ -57,7 +58,7 @@ def result_table(result: PostResult, tz: tzinfo, out: Console) -> None:
                       + (f", {r['failed']:,} failed" if r["failed"] else "")
                       + (f", {r['rejected']:,} refused" if r["rejected"] else "")
                       + (f": {d.error}" if d.error else ""))
-        took = seconds(d.sent_at - result.started_at) if d.sent_at and d.status == "sent" else ""
+        took = seconds(d.sent_at - result.started_at) if d.sent_at and d.status == S.SENT else ""
         at = when(d.sent_at, tz, label=False) if d.sent_at else ""
         tries = "" if d.recipients else str(d.attempts or "")
         drawn.add_row(d.channel, d.lang, Text(d.status, style=colours.get(d.status, "")), at, took, window, tries)
@@ -65,7 +66,7 @@ def result_table(result: PostResult, tz: tzinfo, out: Console) -> None:
             below.append((d.channel, d.lang, detail))
     out.print(drawn)
     details(below, out)
-    failed = [d for d in result.deliveries if d.status == "failed"]
+    failed = [d for d in result.deliveries if d.status == S.FAILED]
     took = seconds(result.finished_at - result.started_at)
     if failed:
         out.print(Text(f"{len(failed)} delivery(ies) failed; fix the cause, then run:", style="bold red"))

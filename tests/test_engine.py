@@ -49,7 +49,10 @@ def timed_trigger(home: Path) -> float:
 
 def test_every_channel_and_language_is_sent_at_once(tmp_path: Path, home: Path,
                                                      webhook_sink: WebhookSink) -> None:
-    webhook_sink.delay = 0.3
+    # Every answer takes 2 s: deliveries started together all arrive before the first answer goes back, and
+    # any delivery that waited for another's answer would add 2 s. Margins that hold on a loaded machine.
+    answer = 2.0
+    webhook_sink.delay = answer
     solo = tmp_path / "solo"
     write_starter(solo)
     use_webhooks(solo, webhook_sink, ["only"])
@@ -62,8 +65,8 @@ def test_every_channel_and_language_is_sent_at_once(tmp_path: Path, home: Path,
 
     arrivals = [r.at for r in webhook_sink.requests()[before:]]
     assert len(arrivals) == 12  # 6 channels x (fr, en)
-    assert max(arrivals) - min(arrivals) < 0.1, "deliveries were not started together"
-    assert six_channels < 1.5 * one_channel, (six_channels, one_channel)
+    assert max(arrivals) - min(arrivals) < answer, "deliveries were not started together"
+    assert six_channels < one_channel + answer, (six_channels, one_channel)
 
 
 def test_each_request_is_signed_and_carries_the_ledger_key(home: Path, webhook_sink: WebhookSink) -> None:

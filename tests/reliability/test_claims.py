@@ -14,6 +14,7 @@ PLAYBOOK_LEASE_SECONDS shortens the lease of the processes that are killed, so t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -23,12 +24,14 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -137,19 +140,51 @@ def incident_of(db: Path) -> str:
 
 
 
+class HeldAfter:
+    """Wraps the fake SMTP server's handler: the messages after the first `accepted` wait until `release()`.
+
+    A run held this way is surely still sending when another command looks at it, however slowly that command
+    starts on a loaded machine.
+    """
+
+    def __init__(self, inner: Any, accepted: int) -> None:
+        self.inner = inner
+        self.accepted = accepted
+        self._taken = 0
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        reply: str = await self.inner.handle_RCPT(server, session, envelope, address, options)
+        return reply
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self._taken += 1
+        while self._taken > self.accepted and not self._released.is_set():
+            await asyncio.sleep(0.02)
+        reply: str = await self.inner.handle_DATA(server, session, envelope)
+        return reply
+
+
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("seed", [1, 2])
 def test_resume_while_a_3000_recipient_trigger_sends_leaves_it_the_work_and_names_it(
         tmp_path: Path, servers: tuple[WebhookSink, SmtpServer], seed: int) -> None:
     rng = random.Random(seed)
     setup = make_home(tmp_path / "home", *servers, recipients=3000)
+    # A seeded point of the run: after some hundreds of customers were confirmed, the server holds the rest
+    # until resume has answered.
+    held = HeldAfter(setup.smtp._controller.handler, accepted=rng.randrange(50, 1200))
+    setup.smtp._controller.handler = held
     trigger = start(setup, "trigger", PLAYBOOK, "--yes", "--json")
     try:
-        # A seeded point of the run: after some hundreds of customers were confirmed.
-        wait_for("the trigger to be sending", lambda: count(setup.db, "sent") >= rng.randrange(50, 1200))
+        wait_for("the trigger to be sending", lambda: count(setup.db, "sent") >= held.accepted)
         helper = start(setup, "resume", incident_of(setup.db))
         code, out, err = finish(helper)
     finally:
+        held.release()
         done = finish(trigger)
 
     assert done[0] == 0, done[2]

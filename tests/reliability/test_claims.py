@@ -168,7 +168,7 @@ class HeldAfter:
         return reply
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("seed", [1, 2])
 def test_resume_while_a_3000_recipient_trigger_sends_leaves_it_the_work_and_names_it(
         tmp_path: Path, servers: tuple[WebhookSink, SmtpServer], seed: int) -> None:
@@ -198,7 +198,7 @@ def test_resume_while_a_3000_recipient_trigger_sends_leaves_it_the_work_and_name
     assert set(statuses(setup.db).values()) == {"sent"}
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize(("command", "seed"), [("update", 1), ("update", 2), ("resolve", 3)])
 def test_two_updates_at_once_make_one_post_and_the_other_names_who_publishes_it(
         tmp_path: Path, servers: tuple[WebhookSink, SmtpServer], command: str, seed: int) -> None:
@@ -258,7 +258,7 @@ def check_served_once(setup: Setup, at_kill: dict[str, str]) -> None:
     assert set(statuses(setup.db).values()) == {"sent"}
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_killed_trigger_keeps_its_claims_until_the_lease_lapses_then_resume_takes_over(
         tmp_path: Path, servers: tuple[WebhookSink, SmtpServer], seed: int) -> None:
@@ -280,7 +280,7 @@ def test_a_killed_trigger_keeps_its_claims_until_the_lease_lapses_then_resume_ta
     check_served_once(setup, at_kill)
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("seed", [1, 2])
 def test_two_resumes_at_once_after_a_kill_send_everything_once_between_them(
         tmp_path: Path, servers: tuple[WebhookSink, SmtpServer], seed: int) -> None:
@@ -305,7 +305,7 @@ def test_two_resumes_at_once_after_a_kill_send_everything_once_between_them(
     check_served_once(setup, at_kill)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_claims_are_renewed_while_every_delivery_waits_on_a_slow_server(
         tmp_path: Path, servers: tuple[WebhookSink, SmtpServer]) -> None:
     setup = make_home(tmp_path / "home", *servers, recipients=10)

@@ -24,6 +24,7 @@ from tests.conftest import (
     ledger_text,
     run_cli,
     run_trigger,
+    sent_count,
     set_short,
     wait_for,
 )
@@ -169,20 +170,6 @@ def test_post_whose_answer_was_lost_is_not_posted_twice(home: Path, x_api: FakeX
     assert len(x_api.posts()) == 3 and len(x_api.tweets) == 2
 
 
-def x_sent(home: Path) -> int:
-    """How many X deliveries the ledger records as sent (0 while it does not exist yet)."""
-    try:
-        db = sqlite3.connect(f"file:{home / '.playbook' / 'state.db'}?mode=ro", uri=True, timeout=10)
-    except sqlite3.OperationalError:
-        return 0
-    try:
-        return int(db.execute("SELECT count(*) FROM deliveries WHERE channel='x' AND status='sent'").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        db.close()
-
-
 def test_post_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(home: Path, x_api: FakeXApi) -> None:
     use_x(home, x_api.url, timeout="20s")
     x_api.script("/2/tweets", Answer.slow(30))
@@ -191,7 +178,7 @@ def test_post_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(home: P
     with subprocess.Popen(command, env={**os.environ, **ENV, "PLAYBOOK_LEASE_SECONDS": "1"},
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as run:
         # Killed once the answered post is recorded; the other is posted but never answered.
-        wait_for("the answered post to be recorded", lambda: x_sent(home) == 1 and len(x_api.posts()) == 2)
+        wait_for("the answered post to be recorded", lambda: sent_count(home, "x") == 1 and len(x_api.posts()) == 2)
         run.kill()
     incident = json.loads(run_cli("status", "--json", home=home, env=ENV).stdout)["incidents"][0]["id"]
     wait_for("the killed run's lease to lapse", lambda: lease_lapsed(home / ".playbook" / "state.db", incident))

@@ -175,3 +175,29 @@ def lease_lapsed(db: Path, incident: str) -> bool:
         return not ledger.holders(incident)
     finally:
         ledger.close()
+
+
+def sent_count(home: Path, channel: str) -> int:
+    """How many deliveries of `channel` the home's ledger records as sent (0 while it does not exist yet)."""
+    try:
+        db = sqlite3.connect(f"file:{home / '.playbook' / 'state.db'}?mode=ro", uri=True, timeout=10)
+    except sqlite3.OperationalError:
+        return 0
+    try:
+        return int(db.execute("SELECT count(*) FROM deliveries WHERE channel=? AND status='sent'",
+                              (channel,)).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        db.close()
+
+
+def kill_when(condition: str, check: Callable[[], bool], *args: str, home: Path, env: dict[str, str]) -> None:
+    """Run `playbook ARGS` and kill -9 it once `check` holds: a crash at a chosen point, however loaded the machine."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("PLAYBOOK_HOME", "PLAYBOOK_STATE")}
+    with subprocess.Popen([sys.executable, "-m", "playbook", "--home", str(home), *args], env={**full_env, **env},
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as run:
+        try:
+            wait_for(condition, check, timeout=60)
+        finally:
+            run.kill()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,10 +20,12 @@ from tests.conftest import (
     channel_check,
     deliveries,
     free_port,
+    kill_when,
     lease_lapsed,
     ledger_text,
     run_cli,
     run_trigger,
+    sent_count,
     set_short,
     wait_for,
 )
@@ -249,10 +250,10 @@ def test_post_whose_answer_was_lost_is_not_posted_twice(home: Path, bluesky: Fak
 def test_post_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(home: Path, bluesky: FakeBluesky) -> None:
     use_bluesky(home, bluesky.url, timeout="20s")
     bluesky.script(CREATE, Answer.slow(30))
-    with pytest.raises(subprocess.TimeoutExpired):
-        # A short lease, so that resume may take over soon after the kill (it refuses while the lease is live).
-        run_cli("trigger", "whatsapp-outage", "--yes", home=home, env={**ENV, "PLAYBOOK_LEASE_SECONDS": "1"},
-                timeout=6)
+    # Killed once one post is recorded as sent and the other waits on its answer. A short lease, so that
+    # resume may take over soon after the kill (it refuses while the lease is live).
+    kill_when("one post recorded, the other unanswered", lambda: sent_count(home, "bluesky") == 1,
+              "trigger", "whatsapp-outage", "--yes", home=home, env={**ENV, "PLAYBOOK_LEASE_SECONDS": "1"})
     incident = json.loads(run_cli("status", "--json", home=home, env=ENV).stdout)["incidents"][0]["id"]
     wait_for("the killed run's lease to lapse", lambda: lease_lapsed(home / ".playbook" / "state.db", incident))
     resumed = run_cli("resume", incident, "--json", home=home, env=ENV)

@@ -53,7 +53,10 @@ def timed_trigger(home: Path) -> float:
 
 def test_every_channel_and_language_is_sent_at_once(tmp_path: Path, home: Path,
                                                      webhook_sink: WebhookSink) -> None:
-    webhook_sink.delay = 0.3
+    # Every answer takes 2 s: deliveries started together all arrive before the first answer goes back, and
+    # any delivery that waited for another's answer would add 2 s. Margins that hold on a loaded machine.
+    answer = 2.0
+    webhook_sink.delay = answer
     solo = tmp_path / "solo"
     write_starter(solo)
     use_webhooks(solo, webhook_sink, ["only"])
@@ -66,8 +69,8 @@ def test_every_channel_and_language_is_sent_at_once(tmp_path: Path, home: Path,
 
     arrivals = [r.at for r in webhook_sink.requests()[before:]]
     assert len(arrivals) == 12  # 6 channels x (fr, en)
-    assert max(arrivals) - min(arrivals) < 0.1, "deliveries were not started together"
-    assert six_channels < 1.5 * one_channel, (six_channels, one_channel)
+    assert max(arrivals) - min(arrivals) < answer, "deliveries were not started together"
+    assert six_channels < one_channel + answer, (six_channels, one_channel)
 
 
 def test_each_request_is_signed_and_carries_the_ledger_key(home: Path, webhook_sink: WebhookSink) -> None:
@@ -138,7 +141,7 @@ def test_rate_limit_resetting_after_the_deadline_fails_at_once_with_the_reset_ti
     assert failed["status"] == "failed"
     assert failed["attempts"] == 1
     assert len(webhook_sink.requests("ops")) == 1
-    assert took < 10
+    assert took < 60  # at once, not after the 600 s the provider asked for
     match = re.search(r"accepts again at (\d\d:\d\d:\d\d) UTC, after the deadline", failed["error"])
     assert match, failed["error"]
     reset = datetime.combine(datetime.now(UTC).date(), datetime.strptime(match[1], "%H:%M:%S").time(), UTC)
@@ -149,20 +152,24 @@ def test_rate_limit_resetting_after_the_deadline_fails_at_once_with_the_reset_ti
 
 def test_an_attempt_that_times_out_is_retried_and_then_sent(home: Path, webhook_sink: WebhookSink) -> None:
     use_webhooks(home, webhook_sink, ["slow"], languages=["en"], settings={"slow": {"timeout": "1s"}})
-    webhook_sink.script("slow", Reply(delay=3))
+    # The server answers the first attempt only after 10 s, far beyond the 1 s timeout even on a loaded machine.
+    webhook_sink.script("slow", Reply(delay=10))
     result, data = run_trigger(home)
 
     assert result.code == 0, result.output
     delivery = by_channel(data)[("slow", "en")]
     assert (delivery["status"], delivery["attempts"]) == ("sent", 2)
     first, second = webhook_sink.requests("slow")
-    assert 1.2 <= second.at - first.at < 2.9  # 1 s timeout + at most 0.5 s backoff, not the server's 3 s
+    # Retried long before the server's answer. No lower bound: the server stamps an arrival once it has read
+    # the request, late on a loaded machine (test_backoff_spreads_... proves the waits themselves).
+    assert second.at - first.at < 10
 
 
 def test_attempts_that_keep_timing_out_fail_once_retry_for_is_spent(home: Path, webhook_sink: WebhookSink) -> None:
     use_webhooks(home, webhook_sink, ["slow", "fast"], languages=["en"],
                  settings={"slow": {"timeout": "1s", "retry_for": "3s"}})
-    webhook_sink.script("slow", *[Reply(delay=5)] * 10)
+    # Answers 30 s late: a run that waited for even one of them would take 30 s, not retry_for's 3 s.
+    webhook_sink.script("slow", *[Reply(delay=30)] * 10)
     started = time.monotonic()
     # Detected 30 minutes ago: the window is over, so retry_for alone bounds the retries.
     result, data = run_trigger(home, "--detected-at", "-30m")
@@ -176,7 +183,7 @@ def test_attempts_that_keep_timing_out_fail_once_retry_for_is_spent(home: Path, 
     assert re.search(r"(no answer within 1s|timed out waiting for the server) \(gave up after \d+ attempts\)",
                      failed["error"]), failed["error"]
     assert by_channel(data)[("fast", "en")]["status"] == "sent"
-    assert took < 9
+    assert took < 25
 
 
 def test_a_refusal_fails_fast_and_the_other_channels_are_delivered(home: Path, webhook_sink: WebhookSink) -> None:

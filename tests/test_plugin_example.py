@@ -21,6 +21,9 @@ from playbook.home.starter import write_starter
 from tests.conftest import ROOT, run_cli
 from tests.fakes.http import WebhookSink
 
+# One worker runs this module, so the environment with the plugin installed is built once.
+pytestmark = pytest.mark.xdist_group("plugin-venv")
+
 PLUGIN = ROOT / "examples" / "plugin"
 API_KEY = "pgr-key-0f1e2d3c4b5a"
 

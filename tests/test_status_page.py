@@ -30,6 +30,9 @@ from playbook.publishers.base import ChannelContext, Delivery, Failure, Message,
 from tests.conftest import ROOT, run_cli, write
 from tests.fakes.browser import dump_dom, screenshot, serve_folder
 
+# One headless Chromium at a time, in one worker: several at once on a small machine starve each other.
+pytestmark = pytest.mark.xdist_group("chromium")
+
 PLAYBOOK = "whatsapp-outage"
 URL = "https://status.example.com"
 INJECTION = "<script>alert(1)</script>"

@@ -24,6 +24,7 @@ from tests.conftest import (
     ledger_text,
     run_cli,
     run_trigger,
+    sent_count,
     set_short,
     wait_for,
 )
@@ -176,11 +177,8 @@ def test_post_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(home: P
     # A short lease, so that resume may take over soon after the kill (it refuses while the lease is live).
     with subprocess.Popen(command, env={**os.environ, **ENV, "PLAYBOOK_LEASE_SECONDS": "1"},
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as run:
-        waited_until = time.monotonic() + 20
-        while len(x_api.posts()) < 2 and time.monotonic() < waited_until:
-            time.sleep(0.05)
-        # Long enough for the answered post to be recorded; the other is posted but never answered.
-        time.sleep(1)
+        # Killed once the answered post is recorded; the other is posted but never answered.
+        wait_for("the answered post to be recorded", lambda: sent_count(home, "x") == 1 and len(x_api.posts()) == 2)
         run.kill()
     incident = json.loads(run_cli("status", "--json", home=home, env=ENV).stdout)["incidents"][0]["id"]
     wait_for("the killed run's lease to lapse", lambda: lease_lapsed(home / ".playbook" / "state.db", incident))

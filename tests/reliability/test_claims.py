@@ -14,6 +14,7 @@ PLAYBOOK_LEASE_SECONDS shortens the lease of the processes that are killed, so t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -23,12 +24,14 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -93,8 +96,9 @@ def start(setup: Setup, *args: str, lease: float | None = None) -> subprocess.Po
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def finish(process: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, str]:
-    """Wait for a command (never for ever): its exit status, stdout and stderr."""
+def finish(process: subprocess.Popen[str], timeout: float = 180) -> tuple[int, str, str]:
+    """Wait for a command (never for ever, but long enough for thousands of emails on a loaded machine): its
+    exit status, stdout and stderr."""
     out, err = process.communicate(timeout=timeout)
     return process.returncode, out, err
 
@@ -137,19 +141,51 @@ def incident_of(db: Path) -> str:
 
 
 
-@pytest.mark.timeout(90)
+class HeldAfter:
+    """Wraps the fake SMTP server's handler: the messages after the first `accepted` wait until `release()`.
+
+    A run held this way is surely still sending when another command looks at it, however slowly that command
+    starts on a loaded machine.
+    """
+
+    def __init__(self, inner: Any, accepted: int) -> None:
+        self.inner = inner
+        self.accepted = accepted
+        self._taken = 0
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        reply: str = await self.inner.handle_RCPT(server, session, envelope, address, options)
+        return reply
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self._taken += 1
+        while self._taken > self.accepted and not self._released.is_set():
+            await asyncio.sleep(0.02)
+        reply: str = await self.inner.handle_DATA(server, session, envelope)
+        return reply
+
+
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("seed", [1, 2])
 def test_resume_while_a_3000_recipient_trigger_sends_leaves_it_the_work_and_names_it(
         tmp_path: Path, servers: tuple[WebhookSink, SmtpServer], seed: int) -> None:
     rng = random.Random(seed)
     setup = make_home(tmp_path / "home", *servers, recipients=3000)
+    # A seeded point of the run: after some hundreds of customers were confirmed, the server holds the rest
+    # until resume has answered.
+    held = HeldAfter(setup.smtp._controller.handler, accepted=rng.randrange(50, 1200))
+    setup.smtp._controller.handler = held
     trigger = start(setup, "trigger", PLAYBOOK, "--yes", "--json")
     try:
-        # A seeded point of the run: after some hundreds of customers were confirmed.
-        wait_for("the trigger to be sending", lambda: count(setup.db, "sent") >= rng.randrange(50, 1200))
+        wait_for("the trigger to be sending", lambda: count(setup.db, "sent") >= held.accepted, timeout=120)
         helper = start(setup, "resume", incident_of(setup.db))
         code, out, err = finish(helper)
     finally:
+        held.release()
         done = finish(trigger)
 
     assert done[0] == 0, done[2]
@@ -163,7 +199,7 @@ def test_resume_while_a_3000_recipient_trigger_sends_leaves_it_the_work_and_name
     assert set(statuses(setup.db).values()) == {"sent"}
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize(("command", "seed"), [("update", 1), ("update", 2), ("resolve", 3)])
 def test_two_updates_at_once_make_one_post_and_the_other_names_who_publishes_it(
         tmp_path: Path, servers: tuple[WebhookSink, SmtpServer], command: str, seed: int) -> None:
@@ -173,14 +209,19 @@ def test_two_updates_at_once_make_one_post_and_the_other_names_who_publishes_it(
     code, out, err = finish(first)
     assert code == 0, err
     incident = json.loads(out)["incident"]
-    # The webhooks answer slowly: the post is still going out when the other command checks.
-    for name in HOOKS:
-        setup.sink.script(name, *[Reply(delay=3)] * 4)
+    # The server holds post 2's emails until one of the racers has answered: the post is still going out when
+    # the other command checks, however slowly either starts.
+    held = HeldAfter(setup.smtp._controller.handler, accepted=0)
+    setup.smtp._controller.handler = held
     args = ("update", incident, "--phase", "identified") if command == "update" else ("resolve", incident)
     racers = []
-    for _ in range(2):
-        racers.append(start(setup, *args, "--yes", "--json"))
-        time.sleep(rng.uniform(0, 0.3))
+    try:
+        for _ in range(2):
+            racers.append(start(setup, *args, "--yes", "--json"))
+            time.sleep(rng.uniform(0, 0.3))
+        wait_for("one of the two to answer", lambda: any(p.poll() is not None for p in racers), timeout=120)
+    finally:
+        held.release()
     done = [(p.pid, *finish(p)) for p in racers]
 
     assert sorted(code for _, code, _, _ in done) == [0, 2], done
@@ -205,7 +246,8 @@ def kill_mid_send(setup: Setup, rng: random.Random, lease: float) -> tuple[int, 
     as the kill left it."""
     trigger = start(setup, "trigger", PLAYBOOK, "--yes", "--json", lease=lease)
     try:
-        wait_for("the trigger to be sending", lambda: count(setup.db, "sent") >= rng.randrange(50, 1000))
+        wait_for("the trigger to be sending", lambda: count(setup.db, "sent") >= rng.randrange(50, 1000),
+                 timeout=120)
     finally:
         os.kill(trigger.pid, signal.SIGKILL)
         finish(trigger, timeout=10)
@@ -223,13 +265,13 @@ def check_served_once(setup: Setup, at_kill: dict[str, str]) -> None:
     assert set(statuses(setup.db).values()) == {"sent"}
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_killed_trigger_keeps_its_claims_until_the_lease_lapses_then_resume_takes_over(
         tmp_path: Path, servers: tuple[WebhookSink, SmtpServer], seed: int) -> None:
     setup = make_home(tmp_path / "home", *servers, recipients=1500)
-    # A lease long enough that the first resume surely comes while it is live.
-    killed, at_kill = kill_mid_send(setup, random.Random(seed), lease=10)
+    # A lease long enough that the first resume surely comes while it is live, even when it starts slowly.
+    killed, at_kill = kill_mid_send(setup, random.Random(seed), lease=30)
     incident = incident_of(setup.db)
     mailed = setup.mailed().total()
 
@@ -238,14 +280,14 @@ def test_a_killed_trigger_keeps_its_claims_until_the_lease_lapses_then_resume_ta
     assert code == 2, err
     assert f"being sent by pid {killed} on {HOST}; nothing to do here" in err
     assert setup.mailed().total() == mailed
-    wait_for("the killed trigger's lease to lapse", lambda: lease_lapsed(setup.db, incident))
+    wait_for("the killed trigger's lease to lapse", lambda: lease_lapsed(setup.db, incident), timeout=90)
     code, _, err = finish(start(setup, "resume", incident, "--json"))
 
     assert code == 0, err
     check_served_once(setup, at_kill)
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("seed", [1, 2])
 def test_two_resumes_at_once_after_a_kill_send_everything_once_between_them(
         tmp_path: Path, servers: tuple[WebhookSink, SmtpServer], seed: int) -> None:
@@ -270,14 +312,18 @@ def test_two_resumes_at_once_after_a_kill_send_everything_once_between_them(
     check_served_once(setup, at_kill)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_claims_are_renewed_while_every_delivery_waits_on_a_slow_server(
         tmp_path: Path, servers: tuple[WebhookSink, SmtpServer]) -> None:
     setup = make_home(tmp_path / "home", *servers, recipients=10)
     for name in HOOKS:
         setup.sink.script(name, *[Reply(delay=8)] * 2)
-    # A lease of 1.5 s, far shorter than the webhooks' 8 s answers: only the background renewal keeps it.
-    trigger = start(setup, "trigger", PLAYBOOK, "--yes", "--json", lease=1.5)
+    # The emails wait until resume has answered: the run is surely still going when it looks.
+    held = HeldAfter(setup.smtp._controller.handler, accepted=0)
+    setup.smtp._controller.handler = held
+    # A lease of 3 s, far shorter than the webhooks' 8 s answers: only the background renewal (every second)
+    # keeps it.
+    trigger = start(setup, "trigger", PLAYBOOK, "--yes", "--json", lease=3)
     try:
         wait_for("every webhook to wait on its answer", lambda: len(setup.sink.requests()) == 2 * len(HOOKS))
         incident = incident_of(setup.db)
@@ -290,6 +336,7 @@ def test_claims_are_renewed_while_every_delivery_waits_on_a_slow_server(
             ledger.close()
         code, _, err = finish(start(setup, "resume", incident))
     finally:
+        held.release()
         done = finish(trigger)
 
     assert (first.owner.pid, later.owner.pid) == (trigger.pid, trigger.pid)

@@ -35,7 +35,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_a_full_disk_ends_the_run_with_one_line_then_resume_finishes_once_there_is_room(
         tmp_path: Path, small_disk: Path) -> None:
     with WebhookSink() as sink, SmtpServer(login=None) as smtp:
@@ -76,7 +76,7 @@ def test_a_full_disk_ends_the_run_with_one_line_then_resume_finishes_once_there_
         assert set(statuses(db).values()) == {"sent"}
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_a_ledger_on_a_read_only_disk_is_one_line_and_nothing_is_sent(tmp_path: Path, small_disk: Path) -> None:
     with WebhookSink() as sink, SmtpServer(login=None) as smtp:
         setup = make_home(tmp_path / "home", sink, smtp, recipients=10)

@@ -88,7 +88,7 @@ def written_files(home: Path) -> list[Path]:
     return sorted(p for p in home.rglob("*") if p.is_file() and p.name != ".env")
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(240)
 def test_no_configured_secret_appears_in_any_output_or_any_file_the_tool_writes(
         home: Path, servers: tuple[WebhookSink, SmtpServer, FakeXApi], monkeypatch: pytest.MonkeyPatch,
         log_handlers: None) -> None:

@@ -30,8 +30,17 @@ EVALUATED = "111105"
 INJECTED = "{{ 12345*9 }}"
 # What a value must not hold: C0 controls but tab and line breaks, DEL and C1 (terminal escapes).
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-# Not characters at all: no XML, JSON or mail header can carry them.
-NOT_TEXT = re.compile("[\ufffe\uffff]")
+# Not characters at all: no XML, JSON or mail header can carry them. Lone surrogates are how bytes that were
+# not UTF-8 reach Python (U+DC80-U+DCFF), or a UTF-16 half on its own.
+NOT_TEXT = re.compile("[\ud800-\udfff\ufffe\uffff]")
+
+
+def not_text_error(char: str) -> str:
+    """What `--var note=...` holding `char` is refused with."""
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"--var note: not UTF-8 text (a byte 0x{code - 0xDC00:02X})"
+    return f"--var note: U+{code:04X} is not a character"
 RUN_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -238,9 +247,10 @@ def test_a_var_value_is_inert_text_in_every_block_or_refused_in_one_line(echo_ho
     as_json = playbook("--home", str(echo_home), "trigger", "echo", "--dry-run", "--json", "--var", f"note={value}")
     on_screen = playbook("--home", str(echo_home), "render", "echo", "--var", f"note={value}")
 
-    if NOT_TEXT.search(value):
+    not_text = NOT_TEXT.search(value)
+    if not_text:
         for said in (as_json, on_screen):
-            assert_one_line_error(said, contains="--var note: U+FFF")
+            assert_one_line_error(said, contains=not_text_error(not_text.group()))
         return
     if CONTROL.search(value):
         for said in (as_json, on_screen):

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import FrameType
 from typing import Any
 
 from playbook.commands.session import Session
@@ -34,8 +38,43 @@ class Outcome:
     closed: bool = False
 
 
+# After Ctrl-C, how long a run may take to unwind (release its claims, close its connections) before it is
+# interrupted a second time, as a user would press Ctrl-C again: a run that stops must never hang.
+UNWIND_SECONDS = 5.0
+
+
 def _run(engine: Engine) -> PostResult:
-    return asyncio.run(engine.run())
+    return asyncio.run(_interruptible(engine))
+
+
+async def _interruptible(engine: Engine) -> PostResult:
+    """The run, with a second interrupt sent to this process if the first has not ended it in time.
+
+    asyncio answers the first Ctrl-C by cancelling the run, which then unwinds. Once, under load, a trigger
+    was still alive and silent 60 s after it (a cancellation lost on the way, it seems): the second
+    interrupt raises KeyboardInterrupt where the run stands, and the command ends as interrupted. What
+    went out is in the ledger either way; `resume` finishes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return await engine.run()
+    asyncios = signal.getsignal(signal.SIGINT)
+    if not callable(asyncios):
+        return await engine.run()
+    again = threading.Timer(UNWIND_SECONDS, os.kill, (os.getpid(), signal.SIGINT))
+    again.daemon = True
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        if again.ident is None:  # the first interrupt: the second one is sent if the run does not end
+            again.start()
+        asyncios(signum, frame)
+
+    signal.signal(signal.SIGINT, interrupted)
+    try:
+        return await engine.run()
+    finally:
+        again.cancel()
+        # asyncio restores the default handler after the run only if it finds its own in place.
+        signal.signal(signal.SIGINT, asyncios)
 
 
 def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detected_at: datetime | str | None,

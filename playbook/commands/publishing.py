@@ -44,24 +44,27 @@ UNWIND_SECONDS = 5.0
 
 
 def _run(engine: Engine) -> PostResult:
-    return asyncio.run(_interruptible(engine))
-
-
-async def _interruptible(engine: Engine) -> PostResult:
     """The run, with a second interrupt sent to this process if the first has not ended it in time.
 
-    asyncio answers the first Ctrl-C by cancelling the run, which then unwinds. Once, under load, a trigger
-    was still alive and silent 60 s after it (a cancellation lost on the way, it seems): the second
-    interrupt raises KeyboardInterrupt where the run stands, and the command ends as interrupted. What
-    went out is in the ledger either way; `resume` finishes.
+    asyncio answers the first Ctrl-C by cancelling the run, which then unwinds. In three of four full runs of
+    the suite, a trigger was still alive and silent long after it (a cancellation lost on the way, it seems):
+    the second interrupt raises KeyboardInterrupt where the run stands, and the command ends as interrupted.
+    What went out is in the ledger either way; `resume` finishes. The guard lasts until asyncio has finished
+    its own clean-up, and no longer: the command's own exit is never interrupted.
     """
-    if threading.current_thread() is not threading.main_thread():
-        return await engine.run()
-    asyncios = signal.getsignal(signal.SIGINT)
-    if not callable(asyncios):
-        return await engine.run()
     again = threading.Timer(UNWIND_SECONDS, os.kill, (os.getpid(), signal.SIGINT))
     again.daemon = True
+    try:
+        return asyncio.run(_interruptible(engine, again))
+    finally:
+        again.cancel()
+
+
+async def _interruptible(engine: Engine, again: threading.Timer) -> PostResult:
+    """`engine.run()`, with `again` started by the first Ctrl-C (asyncio's own handler still answers it)."""
+    asyncios = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(asyncios):
+        return await engine.run()
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
         if again.ident is None:  # the first interrupt: the second one is sent if the run does not end
@@ -72,7 +75,6 @@ async def _interruptible(engine: Engine) -> PostResult:
     try:
         return await engine.run()
     finally:
-        again.cancel()
         # asyncio restores the default handler after the run only if it finds its own in place.
         signal.signal(signal.SIGINT, asyncios)
 

@@ -11,7 +11,7 @@ import typer.main
 from playbook.cli import app
 from tests.conftest import ROOT
 
-# Typer 0.29 carries its own copy of click: the group is typed loosely rather than against a click import.
+# Typer (0.26 and later) carries its own copy of click: the group is typed loosely rather than against a click import.
 GROUP: Any = typer.main.get_command(app)
 COMMANDS: list[tuple[str, Any]] = sorted(GROUP.commands.items())
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations` in the CLI: typer would eval() every annotation string of every
 # command at each start, which doubles the time `playbook --help` spends building the commands.
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -74,6 +75,10 @@ def main() -> None:
     """Entry point: user mistakes become one line and exit 2; only bugs show a traceback (or --debug)."""
     from playbook.errors import PlaybookError
 
+    # pydantic looks for its plugins (observability hooks, none of which this tool uses) by reading the
+    # metadata of every installed package the first time a model is built: a fifth of a read-only
+    # command's start-up. A user who wants a plugin sets the variable to "" (or names the ones to skip).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
     try:
         app()
     except PlaybookError as exc:

@@ -30,7 +30,7 @@ test: $(STAMP)
 	./scripts/install-test-deps
 	$(BIN)/ruff check playbook tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadgroup
 
 ## install: `playbook` on the PATH, from a virtual environment of its own in $(APP) (as `pipx install .` does):
 ## it keeps working when this clone is moved or deleted

@@ -20,6 +20,7 @@ from playbook.home import yamlparse
 from playbook.home.locate import Home
 from playbook.home.yamlfile import load_yaml
 from tests.conftest import run_cli, write
+from tests.fakes.http import WebhookSink, use_webhooks
 
 # Provider clients, the template engine and what only publishing needs.
 HEAVY = ("tweepy", "requests", "atproto", "twilio", "apprise", "aiohttp", "httpx", "mastodon", "jinja2",
@@ -56,14 +57,15 @@ try:
     main()
 except SystemExit as exit:
     code = exit.code
-heavy = sorted({{h for name in sys.modules for h in {heavy!r} if name == h or name.startswith(h + ".")}})
+heavy = sorted({{h for name, module in sys.modules.items() for h in {heavy!r}
+                if module is not None and (name == h or name.startswith(h + "."))}})
 print("\\n" + " ".join(["exit", str(code), *heavy]))
 """
 
 
-def imported(home: Path, *args: str) -> tuple[int, list[str]]:
-    """The exit status of `playbook ARGS` and the heavy modules it imported."""
-    done = subprocess.run([sys.executable, "-c", REPORT.format(heavy=HEAVY), "--home", str(home), *args],
+def imported(home: Path, *args: str, heavy: tuple[str, ...] = HEAVY) -> tuple[int, list[str]]:
+    """The exit status of `playbook ARGS` and which of the `heavy` modules it imported."""
+    done = subprocess.run([sys.executable, "-c", REPORT.format(heavy=heavy), "--home", str(home), *args],
                           capture_output=True, text=True, timeout=60)
     _, code, *heavy = done.stdout.splitlines()[-1].split(" ")
     return int(code), heavy
@@ -88,6 +90,16 @@ def test_read_only_command_imports_no_provider_client_template_engine_or_publish
     code, heavy = imported(home, *(part.format(incident=incident) for part in command))
     assert code == 0
     assert heavy == (CHANNELS_IMPORT if command == ("channels",) else [])
+
+
+def test_a_trigger_loads_httpx_without_its_command_line_client(home: Path, webhook_sink: WebhookSink) -> None:
+    # apprise and atproto install click, and httpx then imports its own CLI (pygments, rich.progress).
+    use_webhooks(home, webhook_sink, ["hook"], languages=["en"])
+    code, heavy = imported(home, "trigger", "whatsapp-outage", "--yes", "--json",
+                           heavy=("httpx", "httpx._main", "click", "pygments"))
+    assert code == 0
+    assert heavy == ["httpx"]
+    assert len(webhook_sink.requests()) == 1
 
 
 def test_channel_check_still_loads_the_provider_client(incident_home: tuple[Path, str]) -> None:

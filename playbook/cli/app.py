@@ -79,6 +79,11 @@ def main() -> None:
     # metadata of every installed package the first time a model is built: a fifth of a read-only
     # command's start-up. A user who wants a plugin sets the variable to "" (or names the ones to skip).
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
+    # httpx imports its own command-line client (click, pygments, rich.progress) whenever click is installed,
+    # and apprise and atproto install it: a tenth of a second on every publishing command, for a program this
+    # one never runs. Marked missing (None in sys.modules, as the import system documents), that optional
+    # import fails as it would without click.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     try:
         app()
     except PlaybookError as exc:

@@ -46,11 +46,11 @@ _WHERE = {
     "Receipt": "playbook.publishers.base",
     "Recipient": "playbook.publishers.base",
     "Stage": "playbook.publishers.base",
+    "host_of": "playbook.publishers.base",
     # The HTTP kit imports httpx: only a plugin that asks for it pays for it.
     "HttpPublisher": "playbook.publishers.http",
     "failure_from_exception": "playbook.publishers.http",
     "failure_from_response": "playbook.publishers.http",
-    "host_of": "playbook.publishers.http",
     "json_of": "playbook.publishers.http",
     "ListedPublisher": "playbook.publishers.listed",
     "DeliveryStatus": "playbook.ledger.contract",
@@ -75,12 +75,12 @@ if TYPE_CHECKING:
         Receipt,
         Recipient,
         Stage,
+        host_of,
     )
     from playbook.publishers.http import (
         HttpPublisher,
         failure_from_exception,
         failure_from_response,
-        host_of,
         json_of,
     )
     from playbook.publishers.limits import Limit, Measure

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,50 +14,21 @@ import pytest
 
 from playbook.channels.bluesky import record_key
 from playbook.publishers.base import Delivery, Message
-from tests.conftest import (
-    Result,
-    channel_check,
-    deliveries,
-    free_port,
-    kill_when,
-    lease_lapsed,
-    ledger_text,
-    run_cli,
-    run_trigger,
-    sent_count,
-    set_short,
-    wait_for,
-)
+from tests.conftest import channel_check, run_cli, set_short
 from tests.fakes.bluesky_api import TID, Answer, FakeBluesky
-from tests.fakes.provider import add_channel
+from tests.fakes.social import BLUESKY
+from tests.fakes.social import BLUESKY_CREATE as CREATE
+from tests.fakes.social import BLUESKY_HANDLE as HANDLE
+from tests.fakes.social import BLUESKY_PASSWORD as PASSWORD
+from tests.fakes.social import BLUESKY_SESSION as SESSION
 
-HANDLE = "example-support.bsky.social"
-PASSWORD = "k7qz-m2xw-p9rt-v4hn"
-ENV = {"BLUESKY_APP_PASSWORD": PASSWORD}
-PASSWORD_REFUSED = ("Bluesky refused the handle or app password (HTTP 401: AuthenticationRequired: Invalid identifier "
-                    "or password): create a new app password in Settings > Privacy and security > App passwords")
-SESSION = "com.atproto.server.createSession"
-CREATE = "com.atproto.repo.createRecord"
+ENV = BLUESKY.env
 
 
 @pytest.fixture
 def bluesky() -> Iterator[FakeBluesky]:
     with FakeBluesky(HANDLE, PASSWORD) as fake:
         yield fake
-
-
-def use_bluesky(home: Path, api_base: str, **settings: Any) -> None:
-    """Add channel `bluesky`, a Bluesky account signing in at `api_base`, to every phase of the starter home."""
-    add_channel(home, "bluesky", {"type": "bluesky", "handle": f"@{HANDLE}", "app_password": "${BLUESKY_APP_PASSWORD}",
-                                  "api_base": api_base, **settings})
-
-
-def trigger(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Result, dict[str, Any]]:
-    return run_trigger(home, *args, env=env or ENV)
-
-
-def posted(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return deliveries(data, "bluesky")
 
 
 def record_of(fake: FakeBluesky, delivery: dict[str, Any]) -> dict[str, Any]:
@@ -71,10 +41,10 @@ def record_of(fake: FakeBluesky, delivery: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_trigger_posts_one_post_per_language_with_its_language_and_links(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
-    result, data = trigger(home)
+    BLUESKY.use(home, bluesky.url)
+    result, data = BLUESKY.trigger(home)
     assert result.code == 0, result.output
-    deliveries = posted(data)
+    deliveries = BLUESKY.posted(data)
     assert set(deliveries) == {"fr", "en"}
     for lang, delivery in deliveries.items():
         record = record_of(bluesky, delivery)
@@ -90,12 +60,12 @@ def test_trigger_posts_one_post_per_language_with_its_language_and_links(home: P
 
 
 def test_link_facets_count_utf8_bytes_not_characters(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
+    BLUESKY.use(home, bluesky.url)
     set_short(home, "fr", "Réponses retardées — désolés ! Écrivez-nous : https://example.com/aide/café, "
                           "suivi sur https://status.example.com.")
-    result, data = trigger(home)
+    result, data = BLUESKY.trigger(home)
     assert result.code == 0, result.output
-    record = record_of(bluesky, posted(data)["fr"])
+    record = record_of(bluesky, BLUESKY.posted(data)["fr"])
     text: str = record["text"]
     raw = text.encode()
     expected = []
@@ -111,11 +81,11 @@ def test_link_facets_count_utf8_bytes_not_characters(home: Path, bluesky: FakeBl
 
 
 def test_one_session_serves_every_post_and_retry_of_the_run(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
+    BLUESKY.use(home, bluesky.url)
     bluesky.script(CREATE, Answer.server_error(503), Answer.rate_limited(time.time() + 1))
-    result, data = trigger(home)
+    result, data = BLUESKY.trigger(home)
     assert result.code == 0, result.output
-    assert sorted(d["attempts"] for d in posted(data).values()) == [2, 2]
+    assert sorted(d["attempts"] for d in BLUESKY.posted(data).values()) == [2, 2]
     assert len(bluesky.requests(CREATE)) == 4 and len(bluesky.records) == 2
     assert len(bluesky.requests(SESSION)) == 1
     session = bluesky.requests(SESSION)[0]
@@ -124,98 +94,50 @@ def test_one_session_serves_every_post_and_retry_of_the_run(home: Path, bluesky:
 
 def test_a_session_close_to_expiry_is_refreshed_not_created_again(home: Path) -> None:
     with FakeBluesky(HANDLE, PASSWORD, access_lifetime=timedelta(minutes=10)) as bluesky:
-        use_bluesky(home, bluesky.url)
-        result, data = trigger(home)
+        BLUESKY.use(home, bluesky.url)
+        result, data = BLUESKY.trigger(home)
         assert result.code == 0, result.output
-        assert all(d["status"] == "sent" for d in posted(data).values())
+        assert all(d["status"] == "sent" for d in BLUESKY.posted(data).values())
         assert len(bluesky.requests(SESSION)) == 1
         assert len(bluesky.requests("com.atproto.server.refreshSession")) >= 2
 
 
 def test_a_session_the_server_ended_is_signed_in_again(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
+    BLUESKY.use(home, bluesky.url)
     bluesky.script(CREATE, Answer.expired_token())
-    result, data = trigger(home)
+    result, data = BLUESKY.trigger(home)
     assert result.code == 0, result.output
-    assert sorted(d["attempts"] for d in posted(data).values()) == [1, 2]
+    assert sorted(d["attempts"] for d in BLUESKY.posted(data).values()) == [1, 2]
     assert len(bluesky.requests(SESSION)) == 2 and len(bluesky.records) == 2
 
 
 def test_later_phases_reply_in_the_thread_of_their_language(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
-    _, first = trigger(home)
+    BLUESKY.use(home, bluesky.url)
+    _, first = BLUESKY.trigger(home)
     update = run_cli("update", first["incident"], "--phase", "identified", "--yes", "--json", home=home, env=ENV)
     assert update.code == 0, update.output
-    for lang, delivery in posted(json.loads(update.stdout)).items():
-        uri, _, cid = posted(first)[lang]["remote_id"].partition("|")
+    for lang, delivery in BLUESKY.posted(json.loads(update.stdout)).items():
+        uri, _, cid = BLUESKY.posted(first)[lang]["remote_id"].partition("|")
         reply = record_of(bluesky, delivery)["reply"]
         assert reply["root"] == reply["parent"]
         assert {k: reply["root"][k] for k in ("uri", "cid")} == {"uri": uri, "cid": cid}
         assert record_of(bluesky, delivery)["langs"] == [lang]
 
 
-def test_rate_limit_is_waited_out_until_the_reset_the_server_names(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
-    reset = int(time.time()) + 2
-    bluesky.script(CREATE, Answer.rate_limited(reset))
-    result, data = trigger(home)
-    assert result.code == 0, result.output
-    assert sorted(d["attempts"] for d in posted(data).values()) == [1, 2]
-    limited, *others = bluesky.requests(CREATE)
-    retried = next(c for c in others if c.params["rkey"] == limited.params["rkey"])
-    assert retried.epoch >= reset - 0.05
-
-
-def test_rate_limit_ending_after_the_deadline_fails_at_once_naming_the_reset(
-        home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
-    reset = int(time.time()) + 3 * 3600
-    bluesky.script(CREATE, Answer.rate_limited(reset), Answer.rate_limited(reset))
-    result, data = trigger(home)
-    assert result.code == 1, result.output
-    for delivery in posted(data).values():
-        assert delivery["status"] == "failed" and delivery["attempts"] == 1
-        assert delivery["error"] == (f"Bluesky rate limit reached (HTTP 429); the provider accepts again at "
-                                     f"{datetime.fromtimestamp(reset, UTC):%H:%M:%S} UTC, after the deadline")
-
-
-def test_server_error_is_retried_until_the_server_accepts(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
-    bluesky.script(CREATE, Answer.server_error(502))
-    result, data = trigger(home)
-    assert result.code == 0, result.output
-    assert sorted(d["attempts"] for d in posted(data).values()) == [1, 2]
-    assert len(bluesky.records) == 2
-
-
-def test_refused_password_fails_fast_with_what_to_do_while_other_channels_deliver(
-        home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
-    result, data = trigger(home, env={"BLUESKY_APP_PASSWORD": "zzzz-yyyy-xxxx-wwww"})
-    assert result.code == 1, result.output
-    for delivery in posted(data).values():
-        assert delivery["status"] == "failed" and delivery["attempts"] == 1
-        assert delivery["error"].startswith(PASSWORD_REFUSED)
-    others = [d for d in data["deliveries"] if d["channel"] != "bluesky"]
-    assert len(others) == 6 and all(d["status"] == "sent" for d in others)
-    # One refusal is enough: asking again for the other language would only spend the sign-in limit.
-    assert len(bluesky.requests(SESSION)) == 1 and bluesky.requests(CREATE) == []
-
-
 def test_invalid_request_reports_the_server_words_and_is_not_retried(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
+    BLUESKY.use(home, bluesky.url)
     refusal = Answer(400, {"error": "InvalidRequest", "message": "Invalid app.bsky.feed.post record: nope"})
     bluesky.script(CREATE, refusal, refusal)
-    result, data = trigger(home)
+    result, data = BLUESKY.trigger(home)
     assert result.code == 1, result.output
-    for delivery in posted(data).values():
+    for delivery in BLUESKY.posted(data).values():
         assert delivery["attempts"] == 1
         assert delivery["error"] == ("Bluesky refused the post (HTTP 400): InvalidRequest: Invalid app.bsky.feed.post "
                                      "record: nope")
 
 
 def test_short_block_over_300_graphemes_stops_everything_before_sending(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
+    BLUESKY.use(home, bluesky.url)
     set_short(home, "en", "Sorry 🙇🏽‍♀️. " * 33 + "https://status.example.com")
     result = run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV)
     assert result.code == 2, result.output
@@ -226,42 +148,13 @@ def test_short_block_over_300_graphemes_stops_everything_before_sending(home: Pa
 
 def test_a_text_under_300_graphemes_but_over_3000_bytes_stops_everything_before_sending(
         home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
+    BLUESKY.use(home, bluesky.url)
     set_short(home, "en", "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466" * 250)  # 25 bytes each
     result = run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV)
     assert result.code == 2, result.output
     assert ("block 'short' is too long for channel 'bluesky': 250/300 graphemes, 6,250/3,000 bytes, over 3,000 "
             "bytes; nothing was sent") in result.stderr
     assert bluesky.requests() == []
-
-
-def test_post_whose_answer_was_lost_is_not_posted_twice(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url, timeout="1s")
-    bluesky.script(CREATE, Answer.slow(4))
-    result, data = trigger(home)
-    assert result.code == 0, result.output
-    assert sorted(d["attempts"] for d in posted(data).values()) == [1, 2]
-    assert len(bluesky.requests(CREATE)) == 3 and len(bluesky.records) == 2
-    with sqlite3.connect(home / ".playbook" / "state.db") as db:
-        notes = [row[0] for row in db.execute("SELECT note FROM deliveries WHERE channel = 'bluesky'")]
-    assert sorted(notes, key=str) == [None, "already posted: found under its record key"]
-
-
-def test_post_left_unconfirmed_by_a_killed_run_is_not_repeated_on_resume(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url, timeout="20s")
-    bluesky.script(CREATE, Answer.slow(30))
-    # Killed once one post is recorded as sent and the other waits on its answer. A short lease, so that
-    # resume may take over soon after the kill (it refuses while the lease is live).
-    kill_when("one post recorded, the other unanswered", lambda: sent_count(home, "bluesky") == 1,
-              "trigger", "whatsapp-outage", "--yes", home=home, env={**ENV, "PLAYBOOK_LEASE_SECONDS": "1"})
-    incident = json.loads(run_cli("status", "--json", home=home, env=ENV).stdout)["incidents"][0]["id"]
-    wait_for("the killed run's lease to lapse", lambda: lease_lapsed(home / ".playbook" / "state.db", incident))
-    resumed = run_cli("resume", incident, "--json", home=home, env=ENV)
-    assert resumed.code == 0, resumed.output
-    redone = posted(json.loads(resumed.stdout))
-    assert sorted(d["status"] for d in redone.values()) == ["already-sent", "sent"]
-    assert len(bluesky.requests(CREATE)) == 3 and len(bluesky.records) == 2
-    assert all(d["remote_id"] for d in redone.values())
 
 
 def delivery(key: str, deadline: datetime) -> Delivery:
@@ -283,7 +176,7 @@ def test_record_key_is_a_tid_fixed_by_the_delivery() -> None:
 
 
 def test_check_signs_in_and_names_the_profile(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
+    BLUESKY.use(home, bluesky.url)
     result, channel = channel_check(home, "bluesky", ENV)
     assert result.code == 0, result.output
     assert channel["check"] == {"ok": True, "detail": f"@{HANDLE} (Example Support)"}
@@ -292,20 +185,13 @@ def test_check_signs_in_and_names_the_profile(home: Path, bluesky: FakeBluesky) 
     assert bluesky.requests()[1].params == {"actor": HANDLE}
 
 
-def test_check_with_a_refused_password_says_what_to_do(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
-    result, channel = channel_check(home, "bluesky", {"BLUESKY_APP_PASSWORD": "old0-pass-word-here"})
-    assert result.code == 1
-    assert not channel["check"]["ok"] and channel["check"]["detail"].startswith(PASSWORD_REFUSED)
-
-
 @pytest.mark.parametrize(("settings", "error"), [
     ("    password: ${BLUESKY_APP_PASSWORD}\n", "has an unknown setting 'password' (did you mean 'app_password'?)"),
     ("    api_base: bsky.social\n", "setting 'api_base': Input should be a valid URL"),
 ])
 def test_wrong_settings_are_named_before_anything_is_sent(home: Path, bluesky: FakeBluesky, settings: str,
                                                           error: str) -> None:
-    use_bluesky(home, bluesky.url)
+    BLUESKY.use(home, bluesky.url)
     channels = home / "channels.yaml"
     text = channels.read_text(encoding="utf-8").replace(f"    api_base: {bluesky.url}\n", settings)
     channels.write_text(text, encoding="utf-8")
@@ -316,35 +202,10 @@ def test_wrong_settings_are_named_before_anything_is_sent(home: Path, bluesky: F
 
 
 def test_empty_handle_is_refused_naming_the_setting(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
+    BLUESKY.use(home, bluesky.url)
     channels = home / "channels.yaml"
     channels.write_text(channels.read_text(encoding="utf-8").replace(f"'@{HANDLE}'", "'@'"), encoding="utf-8")
     result = run_cli("trigger", "whatsapp-outage", "--yes", home=home, env=ENV)
     assert result.code == 2, result.output
     assert ("channel 'bluesky' setting 'handle': is empty: write the account's handle, e.g. example.bsky.social"
             in result.stderr)
-
-
-def test_unreachable_server_is_retried_then_reported_by_host(home: Path) -> None:
-    port = free_port()
-    use_bluesky(home, f"http://127.0.0.1:{port}", retry_for="1s")
-    result, data = trigger(home, "--detected-at", "-40m")
-    assert result.code == 1, result.output
-    for delivery in posted(data).values():
-        assert delivery["attempts"] >= 2
-        assert delivery["error"].startswith(f"cannot reach 127.0.0.1:{port} (gave up after ")
-
-
-def test_app_password_never_appears_in_output_or_ledger(home: Path, bluesky: FakeBluesky) -> None:
-    use_bluesky(home, bluesky.url)
-    results = [run_cli("channels", "--check", home=home, env=ENV), run_cli("channels", "--json", home=home, env=ENV)]
-    first, data = trigger(home)
-    results.append(first)
-    bluesky.script(SESSION, Answer.unauthorized())
-    results.append(run_cli("--debug", "update", data["incident"], "--phase", "identified", "--yes", home=home,
-                           env=ENV))
-    results.append(run_cli("status", "--json", home=home, env=ENV))
-    assert results[-2].code == 1 and "Bluesky refused the handle or app password" in results[-2].output
-    seen = "\n".join(r.output for r in results) + ledger_text(home)
-    assert len(bluesky.records) == 2
-    assert PASSWORD not in seen

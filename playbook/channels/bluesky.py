@@ -7,7 +7,6 @@ import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from atproto import Client, Request, client_utils, models
@@ -15,7 +14,7 @@ from atproto.exceptions import AtProtocolError, InvokeTimeoutError, RateLimitExc
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from playbook import secrets
-from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt
+from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt, host_of
 from playbook.publishers.limits import BlueskyText, Limit
 
 POST_URL = "https://bsky.app/profile/{handle}/post/{rkey}"
@@ -70,7 +69,7 @@ class BlueskyPublisher(Publisher[BlueskyConfig]):
 
     @property
     def host(self) -> str:
-        return urlsplit(str(self.config.api_base)).netloc
+        return host_of(str(self.config.api_base))
 
     def client(self) -> Any:
         """An atproto client for `api_base`, each request bounded by `timeout`."""

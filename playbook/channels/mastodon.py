@@ -20,7 +20,7 @@ from mastodon import (
 )
 from pydantic import AnyHttpUrl, Field, SecretStr
 
-from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt
+from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt, host_of
 from playbook.publishers.limits import Limit, MastodonLength
 
 # Mastodon's own default; an instance may set another, which it publishes in /api/v2/instance.
@@ -90,7 +90,7 @@ class MastodonPublisher(Publisher[MastodonConfig]):
 
     @property
     def host(self) -> str:
-        return urlsplit(str(self.config.api_base)).netloc
+        return host_of(str(self.config.api_base))
 
     def client(self) -> tuple[Any, RecordingSession]:
         """A Mastodon.py client for this account that never calls out on its own: no version check, no waiting."""

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr
 
-from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt
+from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Publisher, Receipt, host_of
 from playbook.publishers.limits import Limit, XWeighted
 
 # The host tweepy writes into every URL it builds; it has no setting for another one.
@@ -42,7 +41,7 @@ class XPublisher(Publisher[XConfig]):
 
     @property
     def host(self) -> str:
-        return urlsplit(str(self.config.api_base)).netloc
+        return host_of(str(self.config.api_base))
 
     def _new_client(self) -> Any:
         """A tweepy Client for this account, routed to `api_base`, each request bounded by `timeout`."""

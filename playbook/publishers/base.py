@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -163,6 +164,11 @@ class Budget:
     # What sets the figure: "parallel" (connections x latency), "rate" (the `rate` cap) or "provider".
     bound: str = "parallel"
     messages: int = 0
+
+
+def host_of(url: str) -> str:
+    """The host (and port) of a URL: what an error may name, unlike a path or query that may hold a token."""
+    return urlsplit(url).netloc.rpartition("@")[2] or "the server"
 
 
 @dataclass

@@ -7,12 +7,12 @@ import ssl
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from playbook import secrets
 from playbook.publishers.base import C, Failure, Publisher
+from playbook.publishers.base import host_of as host_of
 
 
 @functools.cache
@@ -26,11 +26,6 @@ def client(timeout: timedelta, **options: Any) -> httpx.AsyncClient:
     (a redirected POST could publish twice, or somewhere else)."""
     return httpx.AsyncClient(timeout=timeout.total_seconds(), follow_redirects=False, verify=tls_context(),
                              **options)
-
-
-def host_of(url: str) -> str:
-    """The host (and port) of a URL: what an error may name, unlike a path or query that may hold a token."""
-    return urlsplit(url).netloc.rpartition("@")[2] or "the server"
 
 
 def json_of(response: httpx.Response) -> Any:

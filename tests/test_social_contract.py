@@ -115,8 +115,10 @@ def test_check_with_any_refused_secret_says_what_to_do(home: Path, provider: Pro
 
 @pytest.mark.parametrize("provider", DEDUPLICATING, ids=ids(DEDUPLICATING))
 def test_post_whose_answer_was_lost_is_not_posted_twice(home: Path, provider: Provider, fake: Any) -> None:
-    provider.use(home, fake.url, timeout="1s")
-    fake.script(provider.post_route, Answer.slow(4))
+    # The other language's post must be answered inside the timeout on a loaded machine (a 1 s timeout was
+    # missed under a load of 8), and the slow answer must come well after it, never in the same wake-up.
+    provider.use(home, fake.url, timeout="3s")
+    fake.script(provider.post_route, Answer.slow(10))
     result, data = provider.trigger(home)
     assert result.code == 0, result.output
     assert sorted(d["attempts"] for d in provider.posted(data).values()) == [1, 2]

@@ -22,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,7 +105,9 @@ class PostgresServer:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def url(self, database: str, password: str | None = None) -> str:
-        return f"postgresql://{USER}:{password or self.password}@127.0.0.1:{self.port}/{database}"
+        """The database's URL with `password` (the superuser's unless given; "" for none at all)."""
+        secret = self.password if password is None else password
+        return f"postgresql://{USER}{':' + secret if secret else ''}@127.0.0.1:{self.port}/{database}"
 
     def admin(self, sql: str) -> None:
         """Run one statement outside a transaction (CREATE or DROP DATABASE), as the superuser."""
@@ -138,9 +142,34 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.stop()
 
 
+@dataclass(frozen=True)
+class Database:
+    """A test's own database on the server."""
+
+    server: PostgresServer
+    name: str
+
+    def url(self, password: str | None = None) -> str:
+        return self.server.url(self.name, password)
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Run one statement in the database as the superuser, behind the ledger's back: its rows."""
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            cursor = connection.execute(sql.encode(), args)
+            return cursor.fetchall() if cursor.description else []
+
+
 @pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
-    """The URL of a new, empty database for this test (password included), dropped once the test ends."""
+def postgres_database(postgres_server: PostgresServer) -> Iterator[Database]:
+    """A new, empty database for this test, dropped once the test ends."""
     name = postgres_server.new_database()
-    yield postgres_server.url(name)
+    yield Database(postgres_server, name)
     postgres_server.admin(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def postgres_url(postgres_database: Database) -> str:
+    """The URL of a new, empty database for this test, password included."""
+    return postgres_database.url()

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 from playbook.errors import PlaybookError
 from playbook.home.locate import Home
 from playbook.home.model import Playbook
-from playbook.ledger import open_ledger
+from playbook.ledger import open_existing, open_ledger
 from playbook.ledger.contract import UNFINISHED, DeliveryStatus, Incident, Ledger, utcnow
-from playbook.ledger.sqlite_file import created_marker
 
 if TYPE_CHECKING:
     from playbook.commands.review import Review
@@ -123,7 +122,7 @@ class RehearsalView:
 
 def rehearsal_status(home: Home) -> list[RehearsalView]:
     """When each playbook was last rehearsed, and whether that is older than its `rehearse_every`."""
-    ledger = open_ledger(home.state_path, readonly=True) if home.state_path.exists() else None
+    ledger = open_existing(home.state, readonly=True, environ=home.env)
     views = []
     try:
         for playbook_id in home.playbook_ids():
@@ -143,7 +142,7 @@ def review(home: Home, incident_id: str, now: datetime | None = None) -> Review:
     """The post-incident review of one incident (see playbook.commands.review), read from the ledger."""
     from playbook.commands.review import build_review
 
-    ledger = open_ledger(home.state_path, readonly=True)
+    ledger = open_ledger(home.state, readonly=True, environ=home.env)
     try:
         return build_review(home, ledger, incident_id, now)
     finally:
@@ -151,11 +150,11 @@ def review(home: Home, incident_id: str, now: datetime | None = None) -> Review:
 
 
 def status(home: Home, incident_id: str | None) -> list[IncidentView]:
-    path = home.state_path
-    # A ledger that has disappeared must say so (Ledger does): "no open incident" would be a silent lie.
-    if not path.exists() and not created_marker(path).exists() and incident_id is None:
+    # A ledger that has disappeared must say so (open_existing does): "no open incident" would be a silent lie.
+    ledger = (open_existing(home.state, readonly=True, environ=home.env) if incident_id is None else
+              open_ledger(home.state, readonly=True, environ=home.env))
+    if ledger is None:
         return []
-    ledger = open_ledger(path, readonly=True)
     try:
         incidents = [ledger.incident(incident_id)] if incident_id else ledger.open_incidents()
         return [incident_view(home, ledger, i) for i in incidents]

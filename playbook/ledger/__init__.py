@@ -15,8 +15,9 @@ from pathlib import Path
 from playbook.ledger.contract import Ledger, Owner
 from playbook.ledger.location import is_database_url, resolve_url
 from playbook.ledger.sqlite import SqliteLedger
+from playbook.ledger.sqlite_file import created_marker
 
-__all__ = ["open_ledger"]
+__all__ = ["open_existing", "open_ledger"]
 
 
 def open_ledger(state: Path | str, *, create: bool = True, readonly: bool = False,
@@ -34,3 +35,20 @@ def open_ledger(state: Path | str, *, create: bool = True, readonly: bool = Fals
         url = resolve_url(str(state), os.environ if environ is None else environ)
         return PostgresLedger(url, create=create, readonly=readonly, clock=clock, owner=owner, lease=lease)
     return SqliteLedger(Path(state), create=create, readonly=readonly, clock=clock, owner=owner, lease=lease)
+
+
+def open_existing(state: Path | str, *, readonly: bool = False,
+                  environ: Mapping[str, str] | None = None) -> Ledger | None:
+    """The ledger at `state`, or None when nothing was ever recorded there (no file, a database without its
+    tables). A ledger that was made and is now lost or damaged is still a LedgerError, never None."""
+    if is_database_url(state):
+        from playbook.ledger.postgres_schema import NoLedgerYet
+
+        try:
+            return open_ledger(state, create=False, readonly=readonly, environ=environ)
+        except NoLedgerYet:
+            return None
+    path = Path(state)
+    if not path.exists() and not created_marker(path).exists():
+        return None
+    return open_ledger(path, create=False, readonly=readonly)

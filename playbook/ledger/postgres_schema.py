@@ -93,6 +93,10 @@ CREATE TABLE rehearsals (
 """
 
 
+class NoLedgerYet(LedgerError):
+    """The database is reachable and has no ledger's tables: nothing was ever published to it."""
+
+
 def connect(url: str, *, create: bool, readonly: bool) -> Connection:
     """A connection to the ledger's database (in autocommit: each write opens its own transaction), once its
     schema is one this version knows; the tables are created first when the database has none and `create`.
@@ -138,7 +142,7 @@ def _prepare(db: Connection, url: str, *, create: bool) -> None:
                 db.execute("INSERT INTO meta VALUES ('schema', %s)", (str(SCHEMA_VERSION),))
         found = _tables(db)
     if not found:
-        raise LedgerError(f"no ledger in the database {where}: nothing has been published to it yet (the first "
+        raise NoLedgerYet(f"no ledger in the database {where}: nothing has been published to it yet (the first "
                           "trigger creates its tables)")
     missing = [name for name in TABLES if name not in found]
     if missing:

@@ -160,6 +160,24 @@ def test_a_reader_cannot_write(postgres_database: Database) -> None:
     assert postgres_database.query("SELECT open FROM incidents") == [(True,)]
 
 
+def test_a_connection_lost_mid_run_is_a_clear_error_on_the_next_write_and_read(postgres_database: Database) -> None:
+    ledger = open_ledger(postgres_database.url())
+    try:
+        incident, _ = ledger.create_incident(PLAYBOOK, datetime.now(UTC), first_post(), drill=False,
+                                             allow_concurrent=False)
+        # The server ends the session, as a restart or a failover would.
+        postgres_database.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
+                                " current_database() AND pid <> pg_backend_pid()")
+        with pytest.raises(LedgerError, match=r"the ledger postgresql://playbook:\*\*\*@127.0.0.1:\d+/ledger_\d+ "
+                                              r"cannot be written \(.*terminat"):
+            ledger.close_incident(incident.id)
+        with pytest.raises(LedgerError, match=r"the ledger postgresql://playbook:\*\*\*@.* cannot be read"):
+            ledger.all_incidents()
+    finally:
+        ledger.close()
+    assert postgres_database.query("SELECT open FROM incidents") == [(True,)]
+
+
 # -- machines at the same instant (processes, each with its own connection)
 
 def _open_and_trigger(url: str, start: Any, outcomes: Any) -> None:

@@ -11,13 +11,17 @@ import os
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from playbook.ledger.contract import Ledger, Owner
 from playbook.ledger.location import is_database_url, resolve_url
 from playbook.ledger.sqlite import SqliteLedger
 from playbook.ledger.sqlite_file import created_marker
 
-__all__ = ["open_existing", "open_ledger"]
+if TYPE_CHECKING:
+    from playbook.ledger.archive import Store
+
+__all__ = ["open_existing", "open_ledger", "open_store"]
 
 
 def open_ledger(state: Path | str, *, create: bool = True, readonly: bool = False,
@@ -28,6 +32,14 @@ def open_ledger(state: Path | str, *, create: bool = True, readonly: bool = Fals
     `create`: a missing store is made (not when `readonly`); LedgerError if it cannot be trusted. A URL's
     ${NAME} references are read from `environ` (the process's environment unless given).
     """
+    return open_store(state, create=create, readonly=readonly, clock=clock, owner=owner, lease=lease,
+                      environ=environ)
+
+
+def open_store(state: Path | str, *, create: bool = True, readonly: bool = False,
+               clock: Callable[[], datetime] | None = None, owner: Owner | None = None,
+               lease: timedelta | None = None, environ: Mapping[str, str] | None = None) -> Store:
+    """open_ledger, typed as the store it is: for what only moving a whole ledger needs (archive.py)."""
     if is_database_url(state):
         # Imported here: psycopg is loaded only by the commands that open a PostgreSQL ledger.
         from playbook.ledger.postgres import PostgresLedger

@@ -77,7 +77,7 @@ class PostgresLedger:
         except psycopg.OperationalError as exc:
             raise LedgerError(f"the ledger {self.where} cannot be read ({describe(exc)})") from None
 
-    def _write(self, work: Callable[[Connection], T]) -> T:
+    def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one transaction; again if the server chose it as a deadlock's or a conflict's victim."""
         for attempt in range(1, ATTEMPTS + 1):
             try:
@@ -138,11 +138,11 @@ class PostgresLedger:
             )
             return incident_id, self._insert_post(db, incident_id, first)
 
-        incident_id, seq = self._write(work)
+        incident_id, seq = self.write(work)
         return self.incident(incident_id), self.post(incident_id, seq)
 
     def close_incident(self, incident_id: str) -> None:
-        self._write(lambda db: db.execute("UPDATE incidents SET open=false, closed_at=%s WHERE id=%s",
+        self.write(lambda db: db.execute("UPDATE incidents SET open=false, closed_at=%s WHERE id=%s",
                                           (utcnow(), incident_id)))
 
     # -- posts ---------------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ class PostgresLedger:
                 )
             return self._insert_post(db, incident_id, new)
 
-        return self.post(incident_id, self._write(work))
+        return self.post(incident_id, self.write(work))
 
     def _insert_post(self, db: Connection, incident_id: str, new: NewPost) -> int:
         """Insert the post and its intents, claimed by this owner: no other machine may start on them."""
@@ -191,7 +191,7 @@ class PostgresLedger:
         return seq
 
     def record_texts(self, incident_id: str, seq: int, texts: dict[str, Any]) -> None:
-        self._write(lambda db: db.execute("UPDATE posts SET texts=%s::json WHERE incident=%s AND seq=%s",
+        self.write(lambda db: db.execute("UPDATE posts SET texts=%s::json WHERE incident=%s AND seq=%s",
                                           (texts_json(texts), incident_id, seq)))
 
     def post(self, incident_id: str, seq: int) -> Post:
@@ -205,7 +205,7 @@ class PostgresLedger:
 
     # -- deliveries ----------------------------------------------------------------------------------
     def record_intents(self, post: Post, items: Iterable[tuple[str, str, str | None]]) -> None:
-        self._write(lambda db: _insert_intents(db, post.incident, post.seq, post.phase, items))
+        self.write(lambda db: _insert_intents(db, post.incident, post.seq, post.phase, items))
 
     def mark_sending(self, key: str, *, confirmed: Confirmation | None = None) -> int | None:
         def work(db: Connection) -> int | None:
@@ -218,22 +218,22 @@ class PostgresLedger:
             ).fetchone()
             return int(row["attempts"]) if row else None
 
-        return self._write(work)
+        return self.write(work)
 
     def mark_sent(self, confirmed: Confirmation) -> None:
-        self._write(lambda db: _record_sent(db, confirmed))
+        self.write(lambda db: _record_sent(db, confirmed))
 
     def mark_failed(self, key: str, error: str, *, rejected: bool = False) -> None:
         self.mark_all_failed([key], error, rejected=rejected)
 
     def mark_all_failed(self, keys: Sequence[str], error: str, *, rejected: bool = False) -> None:
         status = DeliveryStatus.REJECTED if rejected else DeliveryStatus.FAILED
-        self._write(lambda db: db.execute(
+        self.write(lambda db: db.execute(
             f"UPDATE deliveries SET status=%s, error=%s, finished_at=%s, {CLEAR_CLAIM} WHERE key = ANY(%s)"
             " AND claim_owner=%s", (status, secrets.redact(error), utcnow(), sorted(keys), self.owner.token)))
 
     def note_error(self, key: str, error: str) -> None:
-        self._write(lambda db: db.execute("UPDATE deliveries SET error=%s WHERE key=%s AND claim_owner=%s",
+        self.write(lambda db: db.execute("UPDATE deliveries SET error=%s WHERE key=%s AND claim_owner=%s",
                                           (secrets.redact(error), key, self.owner.token)))
 
     # -- claims --------------------------------------------------------------------------------------
@@ -247,7 +247,7 @@ class PostgresLedger:
             db.execute("UPDATE posts SET claim_owner=%s, claim_host=%s, claim_pid=%s, claim_until=%s"
                        " WHERE incident=%s AND seq=%s", (*self._claim_values(), incident_id, seq))
 
-        self._write(work)
+        self.write(work)
 
     def claim(self, keys: Sequence[str]) -> Claim:
         now = self.clock()
@@ -275,7 +275,7 @@ class PostgresLedger:
                 taken += mine
             return Claim(frozenset(taken), held, finished)
 
-        return self._write(work)
+        return self.write(work)
 
     def renew(self) -> int:
         until = self.clock() + self.lease
@@ -287,7 +287,7 @@ class PostgresLedger:
                                     (until, self.owner.token))
             return renewed + deliveries.rowcount
 
-        return self._write(work)
+        return self.write(work)
 
     def release(self, keys: Sequence[str] | None = None) -> None:
         def work(db: Connection) -> None:
@@ -298,7 +298,7 @@ class PostgresLedger:
                 db.execute(f"UPDATE deliveries SET {CLEAR_CLAIM} WHERE key = ANY(%s) AND claim_owner=%s",
                            (sorted(keys), self.owner.token))
 
-        self._write(work)
+        self.write(work)
 
     def holders(self, incident_id: str) -> list[Holder]:
         try:
@@ -383,7 +383,7 @@ class PostgresLedger:
 
     # -- rehearsals ----------------------------------------------------------------------------------
     def record_rehearsal(self, playbook: str, passed: bool, summary: dict[str, Any]) -> None:
-        self._write(lambda db: db.execute("INSERT INTO rehearsals (playbook, at, passed, summary) VALUES (%s, %s,"
+        self.write(lambda db: db.execute("INSERT INTO rehearsals (playbook, at, passed, summary) VALUES (%s, %s,"
                                           " %s, %s::json)",
                                           (playbook, utcnow(), passed, secrets.redact(json.dumps(summary)))))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from playbook.errors import IncidentError, LedgerError
 from playbook.ledger import open_store
 from playbook.ledger.archive import copy, info, records
 from playbook.ledger.contract import Confirmation, NewPost, Owner, delivery_key
+from tests.conftest import run_cli
+from tests.fakes.http import SECRET as WEBHOOK_SECRET
+from tests.fakes.http import WebhookSink, use_webhooks
 from tests.fakes.postgres import Database
 
 T0 = datetime(2026, 11, 30, 9, 0, 12, 345000, tzinfo=UTC)
@@ -134,3 +138,53 @@ def test_info_names_the_store_its_schema_size_and_counts_never_the_password(
     assert dict(described.counts) == {"incident": 4, "post": 5, "delivery": 4, "rehearsal": 2}
     assert described.size > 0
     assert postgres_database.server.password not in json.dumps(described.as_json())
+
+
+# -- through the command line: a laptop's ledger moved to the team's database
+
+def test_ledger_migrate_moves_a_laptops_history_to_postgresql_where_the_team_carries_on(
+        home: Path, webhook_sink: WebhookSink, postgres_database: Database) -> None:
+    use_webhooks(home, webhook_sink, ["ops", "partners"])
+    triggered = run_cli("trigger", "whatsapp-outage", "--yes", "--json", home=home)
+    incident = json.loads(triggered.stdout)["incident"]
+    secret = postgres_database.server.password
+
+    moved = run_cli("ledger", "migrate", "--to", postgres_database.url(), home=home)
+
+    assert moved.code == 0, moved.output
+    where = f"postgresql://playbook:***@127.0.0.1:{postgres_database.server.port}/{postgres_database.name}"
+    assert moved.stdout.splitlines()[0] == f"Copied 1 incident, 1 post, 4 deliveries, 0 rehearsals into {where}."
+    assert secret not in moved.output
+    team = {"PLAYBOOK_STATE": postgres_database.url(password="${LEDGER_PASSWORD}"), "LEDGER_PASSWORD": secret}
+    status = run_cli("status", "--json", home=home, env=team)
+    assert [i["id"] for i in json.loads(status.stdout)["incidents"]] == [incident]
+    described = run_cli("ledger", "info", "--json", home=home, env=team)
+    assert json.loads(described.stdout)["counts"] == {"incident": 1, "post": 1, "delivery": 4, "rehearsal": 0}
+    assert json.loads(described.stdout)["where"] == where
+    # The laptop's file is left as it was; moving again into the same database is refused, nothing merged.
+    again = run_cli("ledger", "migrate", "--to", postgres_database.url(), home=home)
+    assert again.code == 2
+    assert again.stderr.startswith(f"error: the ledger {where} already holds records (1 incident, 1 post, 4 "
+                                   "deliveries): a copy never merges two histories")
+    assert secret not in again.output
+
+
+def test_ledger_export_writes_every_record_as_json_lines_to_a_private_file(
+        home: Path, webhook_sink: WebhookSink, tmp_path: Path) -> None:
+    use_webhooks(home, webhook_sink, ["ops"])
+    run_cli("trigger", "whatsapp-outage", "--yes", "--json", home=home)
+    run_cli("rehearse", "--offline", home=home)
+    target = tmp_path / "archive" / "ledger.jsonl"
+    target.parent.mkdir()
+
+    done = run_cli("ledger", "export", "--output", str(target), home=home)
+
+    assert done.code == 0, done.output
+    assert done.stderr.strip() == "Exported 1 incident, 1 post, 2 deliveries, 1 rehearsal."
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    lines = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    assert [line["record"] for line in lines] == ["incident", "post", "delivery", "delivery", "rehearsal"]
+    assert {line["status"] for line in lines if line["record"] == "delivery"} == {"sent"}
+    assert WEBHOOK_SECRET not in target.read_text(encoding="utf-8")
+    # On standard output, the same lines.
+    assert run_cli("ledger", "export", home=home).stdout == target.read_text(encoding="utf-8")

@@ -94,7 +94,8 @@ def test_a_sqlite_ledger_copied_to_postgresql_and_back_keeps_its_whole_history(
             "outage-20261130-1100", "outage-20261130-1200"]
         with pytest.raises(IncidentError, match="already has an open incident: outage-20261130-1100"):
             shared.create_incident("outage", T0, post_at("investigating", 0), drill=False, allow_concurrent=False)
-        assert shared.last_rehearsal("outage") is not None and shared.last_rehearsal("outage")[1] is True
+        last = shared.last_rehearsal("outage")
+        assert last is not None and last[1] is True
     finally:
         shared.close()
 

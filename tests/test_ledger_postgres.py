@@ -21,7 +21,7 @@ from playbook.ledger import open_ledger
 from playbook.ledger.contract import NewPost, Owner, delivery_key
 from playbook.ledger.location import is_database_url, shown
 from tests.conftest import free_port
-from tests.fakes.postgres import USER, Database
+from tests.fakes.postgres import USER, Database, binaries
 
 PLAYBOOK = "whatsapp-outage"
 
@@ -40,6 +40,21 @@ def opens_and_records(url: str, environ: dict[str, str] | None = None) -> str:
         return incident.id
     finally:
         ledger.close()
+
+
+# -- the test server itself
+
+def test_the_test_server_is_found_in_the_newest_debian_folder_or_named_as_missing(tmp_path: Path) -> None:
+    for version in ("9", "15", "16"):
+        folder = tmp_path / version / "bin"
+        folder.mkdir(parents=True)
+        for program in ("initdb", "pg_ctl"):
+            (folder / program).write_text("")
+    (tmp_path / "16" / "bin" / "pg_ctl").unlink()
+
+    assert binaries("", str(tmp_path / "*" / "bin")) == tmp_path / "15" / "bin"
+    with pytest.raises(RuntimeError, match=r"PostgreSQL is not installed: .* run \./scripts/install-test-deps"):
+        binaries("", str(tmp_path / "none" / "*" / "bin"))
 
 
 # -- the URL and its password

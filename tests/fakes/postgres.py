@@ -44,11 +44,11 @@ shutil.rmtree(sys.argv[1], ignore_errors=True)
 """
 
 
-def binaries() -> Path:
+def binaries(search_path: str | None = None, installed: str = "/usr/lib/postgresql/*/bin") -> Path:
     """The folder holding initdb and pg_ctl: PATH first, then Debian's /usr/lib/postgresql/VERSION/bin, newest."""
-    on_path = shutil.which("initdb")
+    on_path = shutil.which("initdb", path=search_path)
     candidates = [Path(on_path).resolve().parent] if on_path else []
-    candidates += sorted((Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")),
+    candidates += sorted((Path(p) for p in glob.glob(installed)),
                          key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True)
     for folder in candidates:
         if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file():

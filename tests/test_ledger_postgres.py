@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,11 @@ from typing import Any
 import pytest
 
 from playbook import secrets
-from playbook.errors import LedgerError, PlaybookError
+from playbook.errors import LedgerError, LedgerWriteError, PlaybookError
 from playbook.ledger import open_ledger
-from playbook.ledger.contract import NewPost, Owner, delivery_key
-from playbook.ledger.location import is_database_url, shown
+from playbook.ledger.contract import Confirmation, NewPost, Owner, delivery_key
+from playbook.ledger.location import is_database_url, resolve_url, shown
+from playbook.ledger.postgres import PostgresLedger
 from tests.conftest import free_port
 from tests.fakes.postgres import USER, Database, binaries
 
@@ -175,19 +177,60 @@ def test_a_reader_cannot_write(postgres_database: Database) -> None:
     assert postgres_database.query("SELECT open FROM incidents") == [(True,)]
 
 
-def test_a_connection_lost_mid_run_is_a_clear_error_on_the_next_write_and_read(postgres_database: Database) -> None:
+def test_a_connection_the_server_ended_is_made_again_and_the_work_goes_on(postgres_database: Database) -> None:
     ledger = open_ledger(postgres_database.url())
     try:
         incident, _ = ledger.create_incident(PLAYBOOK, datetime.now(UTC), first_post(), drill=False,
                                              allow_concurrent=False)
-        # The server ends the session, as a restart or a failover would.
+        # The server ends the session, as a failover would; the next write and read find a new connection.
         postgres_database.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
                                 " current_database() AND pid <> pg_backend_pid()")
-        with pytest.raises(LedgerError, match=r"the ledger postgresql://playbook:\*\*\*@127.0.0.1:\d+/ledger_\d+ "
-                                              r"cannot be written \(.*terminat"):
-            ledger.close_incident(incident.id)
-        with pytest.raises(LedgerError, match=r"the ledger postgresql://playbook:\*\*\*@.* cannot be read"):
-            ledger.all_incidents()
+        ledger.close_incident(incident.id)
+        assert ledger.incident(incident.id).open is False
+        # A new incident too: the connection was lost before its COMMIT, so nothing can be recorded twice.
+        postgres_database.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
+                                " current_database() AND pid <> pg_backend_pid()")
+        opened, _ = ledger.create_incident(PLAYBOOK, datetime.now(UTC), first_post(), drill=False,
+                                           allow_concurrent=False)
+    finally:
+        ledger.close()
+    assert postgres_database.query("SELECT id, open FROM incidents ORDER BY open") == [(incident.id, False),
+                                                                                      (opened.id, True)]
+
+
+def test_a_write_while_the_server_restarts_waits_for_it_and_goes_through(postgres_database: Database) -> None:
+    ledger = open_ledger(postgres_database.url())
+    try:
+        incident, _ = ledger.create_incident(PLAYBOOK, datetime.now(UTC), first_post((("x", "en", None),)),
+                                             drill=False, allow_concurrent=False)
+        key = delivery_key(incident.id, 1, "investigating", "x", "en")
+        postgres_database.server.halt()
+        coming_back = threading.Thread(target=postgres_database.server.launch)
+        coming_back.start()
+        try:
+            ledger.mark_sent(Confirmation(key, "tweet-1", None, None, datetime.now(UTC)))
+        finally:
+            coming_back.join(timeout=90)
+    finally:
+        ledger.close()
+    assert postgres_database.query("SELECT status, remote_id FROM deliveries") == [("sent", "tweet-1")]
+
+
+def test_a_server_away_longer_than_the_patience_stops_the_write_with_one_clear_error(
+        postgres_database: Database) -> None:
+    ledger = PostgresLedger(resolve_url(postgres_database.url(), {}), patience=timedelta(seconds=1))
+    try:
+        incident, _ = ledger.create_incident(PLAYBOOK, datetime.now(UTC), first_post(), drill=False,
+                                             allow_concurrent=False)
+        postgres_database.server.halt()
+        try:
+            with pytest.raises(LedgerWriteError, match=r"the ledger postgresql://playbook:\*\*\*@127.0.0.1:\d+/"
+                                                       r"ledger_\d+ went away \(.*\) and did not come back within "
+                                                       r"1 s; nothing more was sent. Once it is back, 'playbook "
+                                                       r"resume' sends the rest"):
+                ledger.close_incident(incident.id)
+        finally:
+            postgres_database.server.launch()
     finally:
         ledger.close()
     assert postgres_database.query("SELECT open FROM incidents") == [(True,)]

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from playbook.errors import LedgerError
 from playbook.ledger.sqlite import SqliteLedger
+from playbook.ledger.sqlite_file import iso as written
 
 if TYPE_CHECKING:
     from playbook.ledger.postgres import PostgresLedger
@@ -62,7 +63,7 @@ def iso(moment: datetime | str | None) -> str | None:
     """A moment in the records' form (SQLite already writes it so)."""
     if moment is None or isinstance(moment, str):
         return moment
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    return written(moment)
 
 
 def records(store: Store) -> Iterator[Record]:

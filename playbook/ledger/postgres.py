@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg import errors
 from psycopg.rows import DictRow
 
 from playbook import secrets
-from playbook.errors import IncidentError, LedgerError, LedgerWriteError
+from playbook.errors import IncidentError
 from playbook.ledger.contract import (
     UNFINISHED,
     Claim,
@@ -37,17 +35,17 @@ from playbook.ledger.contract import (
     publishing,
     utcnow,
 )
-from playbook.ledger.location import shown
-from playbook.ledger.postgres_schema import connect, describe
+from playbook.ledger.postgres_link import PATIENCE, Link
+from playbook.ledger.postgres_rows import delivery_of, incident_of, post_of
+
+# Written as the SQLite store writes them, so that both stores' records and messages read alike.
+from playbook.ledger.sqlite_file import iso
 from playbook.ledger.sqlite_rows import texts_json
 
 if TYPE_CHECKING:
     from playbook.ledger.postgres_schema import Connection
 
-T = TypeVar("T")
 ClaimValues = tuple[str, str, int, datetime] | tuple[None, None, None, None]
-# A transaction that met a deadlock or a serialisation failure is run again, this many times in all.
-ATTEMPTS = 5
 CLEAR_CLAIM = "claim_owner=NULL, claim_host=NULL, claim_pid=NULL, claim_until=NULL"
 
 
@@ -60,44 +58,27 @@ class PostgresLedger:
 
     def __init__(self, url: str, *, create: bool = True, readonly: bool = False,
                  clock: Callable[[], datetime] | None = None, owner: Owner | None = None,
-                 lease: timedelta | None = None) -> None:
-        self.where = shown(url)
-        self.readonly = readonly
+                 lease: timedelta | None = None, patience: timedelta = PATIENCE) -> None:
+        self.link = Link(url, create=create, readonly=readonly, patience=patience)
+        self.where = self.link.where
         self.clock = clock or utcnow
         self.owner = owner or Owner.this_process()
         self.lease = lease or lease_from_env()
-        self.db = connect(url, create=create, readonly=readonly)
 
     def close(self) -> None:
-        self.db.close()
+        self.link.close()
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[DictRow]:
-        try:
-            return self.db.execute(sql, args).fetchall()
-        except psycopg.OperationalError as exc:
-            raise LedgerError(f"the ledger {self.where} cannot be read ({describe(exc)})") from None
-
-    def write(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in one transaction; again if the server chose it as a deadlock's or a conflict's victim."""
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                with self.db.transaction():
-                    return work(self.db)
-            except (errors.DeadlockDetected, errors.SerializationFailure):
-                if attempt == ATTEMPTS:
-                    raise LedgerWriteError(f"the ledger {self.where} stayed too busy to write") from None
-            except (psycopg.OperationalError, psycopg.IntegrityError, psycopg.InternalError) as exc:
-                raise LedgerWriteError(f"the ledger {self.where} cannot be written ({describe(exc)})") from None
-        raise AssertionError("unreachable")
+        return self.link.read(lambda db: db.execute(sql, args).fetchall())
 
     # -- incidents -----------------------------------------------------------------------------------
     def open_incidents(self, playbook: str | None = None, *, drill: bool | None = None) -> list[Incident]:
         rows = self._read("SELECT * FROM incidents WHERE open AND (%s::text IS NULL OR playbook=%s) AND"
                           " (%s::boolean IS NULL OR drill=%s) ORDER BY opened_at", (playbook, playbook, drill, drill))
-        return [_incident(r) for r in rows]
+        return [incident_of(r) for r in rows]
 
     def all_incidents(self) -> list[Incident]:
-        return [_incident(r) for r in self._read("SELECT * FROM incidents ORDER BY opened_at")]
+        return [incident_of(r) for r in self._read("SELECT * FROM incidents ORDER BY opened_at")]
 
     def incident(self, incident_id: str) -> Incident:
         rows = self._read("SELECT * FROM incidents WHERE id=%s", (incident_id,))
@@ -105,7 +86,7 @@ class PostgresLedger:
             known = [r["id"] for r in self._read("SELECT id FROM incidents ORDER BY opened_at DESC LIMIT 5")]
             hint = f"; recent: {', '.join(known)}" if known else "; no incident recorded yet"
             raise IncidentError(f"no incident '{incident_id}' in the ledger {self.where}{hint}")
-        return _incident(rows[0])
+        return incident_of(rows[0])
 
     def create_incident(self, playbook: str, detected_at: datetime, first: NewPost, *, drill: bool,
                         allow_concurrent: bool, zone: tzinfo = UTC) -> tuple[Incident, Post]:
@@ -120,7 +101,7 @@ class PostgresLedger:
                     kind = "drill" if drill else "incident"
                     raise IncidentError(
                         f"playbook '{playbook}' already has an open {kind}: {existing['id']} (opened "
-                        f"{_iso(existing['opened_at'])}); follow it with 'playbook update {existing['id']} --phase"
+                        f"{iso(existing['opened_at'])}); follow it with 'playbook update {existing['id']} --phase"
                         " ...', or pass --new to open a second one"
                     )
             base = f"{playbook}-{'drill-' if drill else ''}{detected_at.astimezone(zone):%Y%m%d-%H%M}"
@@ -138,11 +119,11 @@ class PostgresLedger:
             )
             return incident_id, self._insert_post(db, incident_id, first)
 
-        incident_id, seq = self.write(work)
+        incident_id, seq = self.link.write(work, again=False)
         return self.incident(incident_id), self.post(incident_id, seq)
 
     def close_incident(self, incident_id: str) -> None:
-        self.write(lambda db: db.execute("UPDATE incidents SET open=false, closed_at=%s WHERE id=%s",
+        self.link.write(lambda db: db.execute("UPDATE incidents SET open=false, closed_at=%s WHERE id=%s",
                                           (utcnow(), incident_id)))
 
     # -- posts ---------------------------------------------------------------------------------------
@@ -170,7 +151,7 @@ class PostgresLedger:
                 )
             return self._insert_post(db, incident_id, new)
 
-        return self.post(incident_id, self.write(work))
+        return self.post(incident_id, self.link.write(work, again=False))
 
     def _insert_post(self, db: Connection, incident_id: str, new: NewPost) -> int:
         """Insert the post and its intents, claimed by this owner: no other machine may start on them."""
@@ -191,21 +172,21 @@ class PostgresLedger:
         return seq
 
     def record_texts(self, incident_id: str, seq: int, texts: dict[str, Any]) -> None:
-        self.write(lambda db: db.execute("UPDATE posts SET texts=%s::json WHERE incident=%s AND seq=%s",
+        self.link.write(lambda db: db.execute("UPDATE posts SET texts=%s::json WHERE incident=%s AND seq=%s",
                                           (texts_json(texts), incident_id, seq)))
 
     def post(self, incident_id: str, seq: int) -> Post:
         rows = self._read("SELECT * FROM posts WHERE incident=%s AND seq=%s", (incident_id, seq))
         if not rows:
             raise IncidentError(f"incident {incident_id} has no post {seq} in the ledger {self.where}")
-        return _post(rows[0])
+        return post_of(rows[0])
 
     def posts(self, incident_id: str) -> list[Post]:
-        return [_post(r) for r in self._read("SELECT * FROM posts WHERE incident=%s ORDER BY seq", (incident_id,))]
+        return [post_of(r) for r in self._read("SELECT * FROM posts WHERE incident=%s ORDER BY seq", (incident_id,))]
 
     # -- deliveries ----------------------------------------------------------------------------------
     def record_intents(self, post: Post, items: Iterable[tuple[str, str, str | None]]) -> None:
-        self.write(lambda db: _insert_intents(db, post.incident, post.seq, post.phase, items))
+        self.link.write(lambda db: _insert_intents(db, post.incident, post.seq, post.phase, items))
 
     def mark_sending(self, key: str, *, confirmed: Confirmation | None = None) -> int | None:
         def work(db: Connection) -> int | None:
@@ -218,22 +199,22 @@ class PostgresLedger:
             ).fetchone()
             return int(row["attempts"]) if row else None
 
-        return self.write(work)
+        return self.link.write(work)
 
     def mark_sent(self, confirmed: Confirmation) -> None:
-        self.write(lambda db: _record_sent(db, confirmed))
+        self.link.write(lambda db: _record_sent(db, confirmed))
 
     def mark_failed(self, key: str, error: str, *, rejected: bool = False) -> None:
         self.mark_all_failed([key], error, rejected=rejected)
 
     def mark_all_failed(self, keys: Sequence[str], error: str, *, rejected: bool = False) -> None:
         status = DeliveryStatus.REJECTED if rejected else DeliveryStatus.FAILED
-        self.write(lambda db: db.execute(
+        self.link.write(lambda db: db.execute(
             f"UPDATE deliveries SET status=%s, error=%s, finished_at=%s, {CLEAR_CLAIM} WHERE key = ANY(%s)"
             " AND claim_owner=%s", (status, secrets.redact(error), utcnow(), sorted(keys), self.owner.token)))
 
     def note_error(self, key: str, error: str) -> None:
-        self.write(lambda db: db.execute("UPDATE deliveries SET error=%s WHERE key=%s AND claim_owner=%s",
+        self.link.write(lambda db: db.execute("UPDATE deliveries SET error=%s WHERE key=%s AND claim_owner=%s",
                                           (secrets.redact(error), key, self.owner.token)))
 
     # -- claims --------------------------------------------------------------------------------------
@@ -247,7 +228,7 @@ class PostgresLedger:
             db.execute("UPDATE posts SET claim_owner=%s, claim_host=%s, claim_pid=%s, claim_until=%s"
                        " WHERE incident=%s AND seq=%s", (*self._claim_values(), incident_id, seq))
 
-        self.write(work)
+        self.link.write(work)
 
     def claim(self, keys: Sequence[str]) -> Claim:
         now = self.clock()
@@ -275,7 +256,7 @@ class PostgresLedger:
                 taken += mine
             return Claim(frozenset(taken), held, finished)
 
-        return self.write(work)
+        return self.link.write(work)
 
     def renew(self) -> int:
         until = self.clock() + self.lease
@@ -287,7 +268,7 @@ class PostgresLedger:
                                     (until, self.owner.token))
             return renewed + deliveries.rowcount
 
-        return self.write(work)
+        return self.link.write(work)
 
     def release(self, keys: Sequence[str] | None = None) -> None:
         def work(db: Connection) -> None:
@@ -298,13 +279,10 @@ class PostgresLedger:
                 db.execute(f"UPDATE deliveries SET {CLEAR_CLAIM} WHERE key = ANY(%s) AND claim_owner=%s",
                            (sorted(keys), self.owner.token))
 
-        self.write(work)
+        self.link.write(work)
 
     def holders(self, incident_id: str) -> list[Holder]:
-        try:
-            return self._holders(self.db, incident_id)
-        except psycopg.OperationalError as exc:
-            raise LedgerError(f"the ledger {self.where} cannot be read ({describe(exc)})") from None
+        return self.link.read(lambda db: self._holders(db, incident_id))
 
     def _holders(self, db: Connection, incident_id: str) -> list[Holder]:
         rows = db.execute(
@@ -325,7 +303,7 @@ class PostgresLedger:
         rows = self._read("SELECT * FROM deliveries WHERE incident=%s AND (%s::integer IS NULL OR seq=%s)"
                           " AND (%s OR recipient IS NULL) ORDER BY seq, channel, lang, recipient",
                           (incident_id, seq, seq, recipients))
-        return [_delivery(r) for r in rows]
+        return [delivery_of(r) for r in rows]
 
     def delivery_counts(self, incident_id: str,
                         seq: int | None = None) -> list[tuple[int, str, str, DeliveryStatus, int]]:
@@ -341,10 +319,7 @@ class PostgresLedger:
         return {(r["seq"], r["channel"], r["lang"]): r["last"] for r in rows}
 
     def unfinished_posts(self, incident_id: str) -> list[int]:
-        try:
-            return self._unfinished(self.db, incident_id)
-        except psycopg.OperationalError as exc:
-            raise LedgerError(f"the ledger {self.where} cannot be read ({describe(exc)})") from None
+        return self.link.read(lambda db: self._unfinished(db, incident_id))
 
     @staticmethod
     def _unfinished(db: Connection, incident_id: str) -> list[int]:
@@ -356,7 +331,7 @@ class PostgresLedger:
         rows = self._read("SELECT * FROM deliveries WHERE incident=%s AND channel=%s AND lang=%s AND recipient IS"
                           " NULL AND status=%s AND remote_id IS NOT NULL ORDER BY seq LIMIT 1",
                           (incident_id, channel, lang, DeliveryStatus.SENT))
-        return _delivery(rows[0]) if rows else None
+        return delivery_of(rows[0]) if rows else None
 
     def first_sent_at(self, incident_id: str, seq: int = 1) -> datetime | None:
         rows = self._read("SELECT min(finished_at) AS first FROM deliveries WHERE incident=%s AND seq=%s AND"
@@ -383,9 +358,10 @@ class PostgresLedger:
 
     # -- rehearsals ----------------------------------------------------------------------------------
     def record_rehearsal(self, playbook: str, passed: bool, summary: dict[str, Any]) -> None:
-        self.write(lambda db: db.execute("INSERT INTO rehearsals (playbook, at, passed, summary) VALUES (%s, %s,"
-                                          " %s, %s::json)",
-                                          (playbook, utcnow(), passed, secrets.redact(json.dumps(summary)))))
+        self.link.write(lambda db: db.execute("INSERT INTO rehearsals (playbook, at, passed, summary) VALUES (%s, %s,"
+                                              " %s, %s::json)",
+                                              (playbook, utcnow(), passed, secrets.redact(json.dumps(summary)))),
+                        again=False)
 
     def last_rehearsal(self, playbook: str) -> tuple[datetime, bool] | None:
         rows = self._read("SELECT at, passed FROM rehearsals WHERE playbook=%s ORDER BY id DESC LIMIT 1",
@@ -418,30 +394,4 @@ def _insert_intents(db: Connection, incident: str, seq: int, phase: str, items: 
         " claim_host, claim_pid, claim_until) SELECT k, %s, %s, %s, c, l, r, %s, %s, %s, %s, %s, %s FROM"
         " unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(k, c, l, r) ON CONFLICT (key) DO NOTHING",
         (incident, seq, phase, DeliveryStatus.PENDING, utcnow(), *claim, keys, channels, langs, recipients),
-    )
-
-
-def _iso(moment: datetime) -> str:
-    """A moment as the SQLite store writes it, so that both stores' messages read alike."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
-def _incident(row: DictRow) -> Incident:
-    return Incident(id=row["id"], playbook=row["playbook"], drill=row["drill"], open=row["open"],
-                    detected_at=row["detected_at"], opened_at=row["opened_at"], closed_at=row["closed_at"],
-                    phase=row["phase"], vars=row["vars"], operator=row["operator"])
-
-
-def _post(row: DictRow) -> Post:
-    return Post(incident=row["incident"], seq=row["seq"], phase=row["phase"], issued_at=row["issued_at"],
-                deadline=row["deadline"], next_update_at=row["next_update_at"], vars=row["vars"],
-                operator=row["operator"], texts=row["texts"])
-
-
-def _delivery(row: DictRow) -> DeliveryRow:
-    return DeliveryRow(
-        key=row["key"], incident=row["incident"], seq=row["seq"], phase=row["phase"], channel=row["channel"],
-        lang=row["lang"], recipient=row["recipient"], status=DeliveryStatus(row["status"]), attempts=row["attempts"],
-        remote_id=row["remote_id"], url=row["url"], note=row["note"], error=row["error"],
-        created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
     )

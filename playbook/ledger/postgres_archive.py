@@ -17,10 +17,10 @@ if TYPE_CHECKING:
 
 def records(store: PostgresLedger) -> Iterator[Record]:
     # One snapshot for the whole export: incidents opened meanwhile by another machine are all in, or all out.
-    with store.db.transaction():
-        store.db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    with store.link.db.transaction():
+        store.link.db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         for kind, (table, columns) in KINDS.items():
-            cursor = store.db.cursor()
+            cursor = store.link.db.cursor()
             for row in cursor.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {ORDER[kind]}"):
                 yield {"record": kind, **{c: iso(row[c]) if c in TIMES else row[c] for c in columns}}
 
@@ -47,19 +47,19 @@ def load(store: PostgresLedger, items: Iterable[Record]) -> dict[str, int]:
             counts[kind] += 1
         return {kind: counts[kind] for kind in KINDS}
 
-    return store.write(work)
+    return store.link.write(work, again=False)
 
 
 def info(store: PostgresLedger) -> StoreInfo:
     tables = [table for table, _ in KINDS.values()]
-    row = store.db.execute(
+    row = store.link.db.execute(
         "SELECT (SELECT value FROM meta WHERE key='schema') AS schema, current_setting('server_version') AS server,"
         " (SELECT sum(pg_total_relation_size(t::regclass)) FROM unnest(%s::text[] || 'meta'::text) AS t) AS size",
         (tables,)).fetchone()
     assert row is not None
     counts = {}
     for kind, (table, _) in KINDS.items():
-        found = store.db.execute(f"SELECT count(*) AS n FROM {table}").fetchone()
+        found = store.link.db.execute(f"SELECT count(*) AS n FROM {table}").fetchone()
         counts[kind] = int(found["n"]) if found else 0
     return StoreInfo("PostgreSQL", store.where, int(row["schema"]), int(row["size"] or 0), counts,
                      f"PostgreSQL {row['server']}")

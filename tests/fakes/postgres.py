@@ -87,12 +87,20 @@ class PostgresServer:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = int(sock.getsockname()[1])
+        self.launch()
+
+    def launch(self) -> None:
+        """Start the server (again), and return once it accepts connections."""
         # Durability is the machine's concern, not the tests': no fsync, and a small cluster.
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder}"
                    " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=16MB"
                    " -c max_connections=60 -c max_wal_size=64MB -c log_min_messages=warning")
         self._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.folder / "server.log"), "-w", "-t", "60",
                   "-o", options)
+
+    def halt(self) -> None:
+        """Stop the server as a restart or a failover would (every connection ends), and return once it is down."""
+        self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w", "-t", "60")
 
     def stop(self) -> None:
         """Stop the server and remove its folder (the watchdog does it once its input closes)."""

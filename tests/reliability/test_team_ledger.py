@@ -2,7 +2,8 @@
 
 Real `playbook` processes against a real PostgreSQL server, aiosmtpd and a webhook receiver, counted at the
 receiving servers: two triggers at the same instant open one incident and post each message once; a trigger
-killed (kill -9) on one laptop is finished by `resume`, run on both laptops at once once its lease lapsed.
+killed (kill -9) on one laptop is finished by `resume`, run on both laptops at once once its lease lapsed; a
+database restarting in the middle of a trigger is waited for, and the trigger finishes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tests.conftest import run_cli, wait_for
 from tests.fakes.http import WebhookSink
 from tests.fakes.postgres import Database
 from tests.fakes.smtp import SmtpServer
-from tests.reliability.test_claims import CONNECTIONS, HOST, PLAYBOOK, Setup, finish, make_home
+from tests.reliability.test_claims import CONNECTIONS, HOST, PLAYBOOK, HeldAfter, Setup, finish, make_home
 
 GIT = ["git", "-c", "user.name=On-call", "-c", "user.email=oncall@example.com"]
 
@@ -133,3 +134,30 @@ def test_a_trigger_killed_on_one_laptop_is_finished_by_resume_on_both_at_once_ea
     assert all(mailed[address] == 2 and at_kill.get(address) == "sending" for address in twice), twice
     assert len(twice) <= CONNECTIONS
     assert set(statuses(url).values()) == {"sent"}
+
+
+@pytest.mark.timeout(240)
+def test_the_database_restarting_mid_trigger_is_waited_for_and_every_customer_is_mailed_once(
+        team: tuple[Setup, list[Path], Database]) -> None:
+    setup, laptops, database = team
+    # The mail server holds every message after the first 150 until the database has gone down.
+    held = HeldAfter(setup.smtp._controller.handler, accepted=150)
+    setup.smtp._controller.handler = held
+    trigger = start(laptops[0], database.url(), "trigger", PLAYBOOK, "--yes", "--json")
+    try:
+        wait_for("the trigger to be sending", lambda: sent(database) >= held.accepted, timeout=120)
+        database.server.halt()
+        held.release()
+        database.server.launch()
+    finally:
+        held.release()
+        code, out, err = finish(trigger)
+
+    assert code == 0, (err, out)
+    # It did lose the database, and waited for it (the log is in the laptop's home: the ledger is not a file).
+    log = (laptops[0] / ".playbook" / "playbook.log").read_text(encoding="utf-8")
+    assert "went away" in log and "is back" in log
+    assert database.server.password not in log
+    assert setup.mailed() == dict.fromkeys(setup.customers, 1)
+    assert set(setup.sink.keys().values()) == {1}
+    assert set(statuses(database.url()).values()) == {"sent"}

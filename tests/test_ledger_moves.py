@@ -189,3 +189,21 @@ def test_ledger_export_writes_every_record_as_json_lines_to_a_private_file(
     assert WEBHOOK_SECRET not in target.read_text(encoding="utf-8")
     # On standard output, the same lines.
     assert run_cli("ledger", "export", home=home).stdout == target.read_text(encoding="utf-8")
+
+
+def test_a_database_lost_while_its_records_are_read_is_an_error_not_a_shorter_history(
+        postgres_database: Database) -> None:
+    fill(postgres_database.url())
+    store = open_store(postgres_database.url(), readonly=True)
+    try:
+        reading = records(store)
+        assert next(reading)["record"] == "incident"
+        postgres_database.server.halt()
+        try:
+            with pytest.raises(LedgerError, match=r"the ledger postgresql://playbook:\*\*\*@.* went away while its "
+                                                  r"records were read \(.*\); read them again once it is back"):
+                list(reading)
+        finally:
+            postgres_database.server.launch()
+    finally:
+        store.close()

@@ -6,23 +6,31 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
+import psycopg
 from psycopg.types.json import Json
 
+from playbook.errors import LedgerError
 from playbook.ledger.archive import KINDS, OBJECTS, ORDER, TIMES, Record, StoreInfo, iso
 from playbook.ledger.postgres import PostgresLedger
+from playbook.ledger.postgres_schema import describe
 
 if TYPE_CHECKING:
     from playbook.ledger.postgres_schema import Connection
 
 
 def records(store: PostgresLedger) -> Iterator[Record]:
-    # One snapshot for the whole export: incidents opened meanwhile by another machine are all in, or all out.
-    with store.link.db.transaction():
-        store.link.db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        for kind, (table, columns) in KINDS.items():
-            cursor = store.link.db.cursor()
-            for row in cursor.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {ORDER[kind]}"):
-                yield {"record": kind, **{c: iso(row[c]) if c in TIMES else row[c] for c in columns}}
+    db = store.link.db
+    try:
+        # One snapshot for the whole export: what another machine records meanwhile is all in, or all out.
+        with db.transaction():
+            db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            for kind, (table, columns) in KINDS.items():
+                for row in db.cursor().execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {ORDER[kind]}"):
+                    yield {"record": kind, **{c: iso(row[c]) if c in TIMES else row[c] for c in columns}}
+    except psycopg.OperationalError as exc:
+        # Half an archive is worse than none: the caller is told, never handed a shorter history.
+        raise LedgerError(f"the ledger {store.where} went away while its records were read ({describe(exc)}); "
+                          "read them again once it is back") from None
 
 
 def load(store: PostgresLedger, items: Iterable[Record]) -> dict[str, int]:

@@ -49,13 +49,14 @@ class Link:
 
     def read(self, work: Callable[[Connection], T]) -> T:
         """`work`'s reading, run again on a new connection if the server went away and came back."""
-        try:
-            return work(self.db)
-        except psycopg.OperationalError as exc:
-            if not self._lost():
-                raise LedgerError(f"the ledger {self.where} cannot be read ({describe(exc)})") from None
-            self._reconnect(exc)
-        return work(self.db)
+        for attempt in (1, 2):
+            try:
+                return work(self.db)
+            except psycopg.OperationalError as exc:
+                if not self._lost() or attempt == 2:
+                    raise LedgerError(f"the ledger {self.where} cannot be read ({describe(exc)})") from None
+                self._reconnect(exc)
+        raise AssertionError("unreachable")
 
     def write(self, work: Callable[[Connection], T], *, again: bool = True) -> T:
         """Run `work` in one transaction; again if the server chose it as a deadlock's victim, or once the

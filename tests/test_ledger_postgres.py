@@ -10,10 +10,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from playbook import secrets
@@ -234,6 +236,56 @@ def test_a_server_away_longer_than_the_patience_stops_the_write_with_one_clear_e
     finally:
         ledger.close()
     assert postgres_database.query("SELECT open FROM incidents") == [(True,)]
+
+
+# -- a role with only the rights it needs
+
+@pytest.fixture
+def oncall(postgres_database: Database) -> Iterator[str]:
+    """A login role of its own that may read, add and change rows (no DELETE, no CREATE): its URL."""
+    role = f"oncall_{postgres_database.name}"
+    postgres_database.query(f"CREATE ROLE {role} LOGIN PASSWORD 'oncall-pw-5521'")
+    postgres_database.query(f"GRANT CONNECT ON DATABASE {postgres_database.name} TO {role}")
+    postgres_database.query(f"GRANT USAGE ON SCHEMA public TO {role}")
+    # The tables do not exist yet: the owner's future tables are granted.
+    postgres_database.query(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE ON TABLES "
+                            f"TO {role}")
+    yield postgres_database.url().replace(f"//{USER}:{postgres_database.server.password}@",
+                                          f"//{role}:oncall-pw-5521@")
+    postgres_database.query(f"DROP OWNED BY {role}")
+    postgres_database.query(f"DROP ROLE {role}")
+
+
+def test_a_role_that_may_not_create_tables_is_told_how_to_start_the_ledger(
+        postgres_database: Database, oncall: str) -> None:
+    with pytest.raises(LedgerError, match=r"cannot create the ledger's tables in postgresql://oncall_ledger_\d+:\*\*\*@"
+                                          r".*permission denied for schema public.*; nothing was sent. Run the "
+                                          r"first command once as a role that may create tables"):
+        open_ledger(oncall)
+    assert postgres_database.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+
+def test_a_role_that_may_only_select_insert_and_update_runs_the_ledger_and_cannot_delete_its_history(
+        postgres_database: Database, oncall: str) -> None:
+    opens_and_records(postgres_database.url())
+
+    ledger = open_ledger(oncall)
+    try:
+        incident, post = ledger.create_incident(PLAYBOOK, datetime.now(UTC), first_post(), drill=True,
+                                                allow_concurrent=False)
+        ledger.record_intents(post, [("customers", "en", "c0@example.com")])
+        key = delivery_key(incident.id, 1, "investigating", "customers", "en", "c0@example.com")
+        assert ledger.claim([key]).taken == {key}
+        assert ledger.mark_sending(key) == 1
+        ledger.mark_sent(Confirmation(key, "<m0@example.com>", None, None, datetime.now(UTC)))
+        ledger.record_rehearsal(PLAYBOOK, True, {})
+        ledger.release()
+        ledger.close_incident(incident.id)
+    finally:
+        ledger.close()
+    with psycopg.connect(oncall) as connection, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        connection.execute("DELETE FROM deliveries")
+    assert postgres_database.query("SELECT count(*) FROM deliveries WHERE status = 'sent'") == [(1,)]
 
 
 # -- machines at the same instant (processes, each with its own connection)

@@ -133,13 +133,20 @@ def _prepare(db: Connection, url: str, *, create: bool) -> None:
     where = shown(url)
     found = _tables(db)
     if not found and create:
-        with db.transaction():
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            # Another machine may have created them while this one waited for the lock.
-            if not _tables(db):
-                for statement in SCHEMA.split(";"):
-                    db.execute(statement.encode())
-                db.execute("INSERT INTO meta VALUES ('schema', %s)", (str(SCHEMA_VERSION),))
+        try:
+            with db.transaction():
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                # Another machine may have created them while this one waited for the lock.
+                if not _tables(db):
+                    for statement in SCHEMA.split(";"):
+                        db.execute(statement.encode())
+                    db.execute("INSERT INTO meta VALUES ('schema', %s)", (str(SCHEMA_VERSION),))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise LedgerError(
+                f"cannot create the ledger's tables in {where} ({describe(exc)}); nothing was sent. Run the first "
+                "command once as a role that may create tables in the database (its owner), or grant this one "
+                "CREATE on its schema"
+            ) from None
         found = _tables(db)
     if not found:
         raise NoLedgerYet(f"no ledger in the database {where}: nothing has been published to it yet (the first "

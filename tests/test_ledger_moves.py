@@ -207,3 +207,19 @@ def test_a_database_lost_while_its_records_are_read_is_an_error_not_a_shorter_hi
             postgres_database.server.launch()
     finally:
         store.close()
+
+
+def test_ledger_init_creates_the_tables_as_the_owner_once_and_changes_nothing_after(
+        home: Path, postgres_database: Database) -> None:
+    owner = {"PLAYBOOK_STATE": postgres_database.url()}
+
+    first = run_cli("ledger", "init", "--json", home=home, env=owner)
+    described = run_cli("ledger", "info", "--json", home=home, env=owner)
+    again = run_cli("ledger", "init", home=home, env=owner)
+
+    assert first.code == 0, first.output
+    assert json.loads(first.stdout)["schema"] == 1
+    assert json.loads(first.stdout)["counts"] == {"incident": 0, "post": 0, "delivery": 0, "rehearsal": 0}
+    assert json.loads(described.stdout)["store"] == "PostgreSQL"
+    assert again.code == 0 and "records: 0 incidents, 0 posts, 0 deliveries, 0 rehearsals" in again.stdout
+    assert postgres_database.query("SELECT value FROM meta") == [("1",)]

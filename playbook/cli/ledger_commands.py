@@ -34,6 +34,15 @@ def info(json_: Json = False) -> None:
 
 
 @ledger_app.command()
+def init(json_: Json = False) -> None:
+    """Create the ledger now (its file, or its tables in a PostgreSQL database) rather than at the first trigger."""
+    from playbook.commands.ledger import create
+    from playbook.output.ledger import store_info
+
+    store_info(create(load_home()), as_json=json_)
+
+
+@ledger_app.command()
 def export(
     format_: Annotated[ExportFormat, typer.Option("--format", help="jsonl: one JSON object a line, each with "
                                                                    "its 'record' kind (incident, post, delivery, "

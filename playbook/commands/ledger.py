@@ -21,6 +21,15 @@ def describe(home: Home) -> StoreInfo:
         store.close()
 
 
+def create(home: Home) -> StoreInfo:
+    """Make the home's ledger if it does not exist yet (a file, or the tables in a database): its description."""
+    store = open_store(home.state, environ=home.env)
+    try:
+        return info(store)
+    finally:
+        store.close()
+
+
 def export(home: Home, write: Callable[[str], object]) -> dict[str, int]:
     """Every record of the home's ledger as JSON Lines, one `write` a line: how many of each kind."""
     store = open_store(home.state, create=False, readonly=True, environ=home.env)

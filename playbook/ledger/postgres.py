@@ -38,7 +38,7 @@ from playbook.ledger.contract import (
 from playbook.ledger.postgres_link import PATIENCE, Link
 from playbook.ledger.postgres_rows import delivery_of, incident_of, post_of
 
-# Written as the SQLite store writes them, so that both stores' records and messages read alike.
+# Times in messages, and masked texts, as the SQLite store writes them: both stores read alike.
 from playbook.ledger.sqlite_file import iso
 from playbook.ledger.sqlite_rows import texts_json
 
@@ -53,7 +53,8 @@ class PostgresLedger:
     """One PostgreSQL database, opened by one owner over one connection.
 
     `clock` dates claims and their leases (tests inject one to expire a lease); `owner` is who this ledger
-    claims for (this process, unless a test plays two); `lease` how long a claim lives unless renewed.
+    claims for (this process, unless a test plays two); `lease` how long a claim lives unless renewed;
+    `patience` how long a write waits for a server that went away (postgres_link.py).
     """
 
     def __init__(self, url: str, *, create: bool = True, readonly: bool = False,

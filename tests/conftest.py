@@ -26,8 +26,8 @@ from playbook import secrets
 from playbook.home.starter import write_starter
 from playbook.publishers import registry
 
-# The local protocol servers' fixtures (webhook_sink), shared by every test module.
-pytest_plugins = ("tests.fakes.http",)
+# The local servers' fixtures (webhook_sink, postgres_url), shared by every test module.
+pytest_plugins = ("tests.fakes.http", "tests.fakes.postgres")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_HOME = ROOT / "examples" / "home"

@@ -266,16 +266,19 @@ LEASE = timedelta(seconds=30)
 ANNA = Owner("laptop-anna", 8812, "laptop-anna:8812:a")
 BOB = Owner("desk-bob", 4242, "desk-bob:4242:b")
 
-# Where each store lives in a test (from the test's folder): one entry more, a PostgreSQL database, runs the
-# whole contract on that store.
-STORES: dict[str, Callable[[Path], Path]] = {"sqlite": lambda folder: folder / "state.db"}
+# Where each store lives in a test: a file in the test's folder, or a new database on the test process's
+# PostgreSQL server (started on first use); every contract test below runs on each.
+STORES: dict[str, Callable[[pytest.FixtureRequest, Path], Path | str]] = {
+    "sqlite": lambda request, folder: folder / "state.db",
+    "postgresql": lambda request, folder: str(request.getfixturevalue("postgres_url")),
+}
 Opener = Callable[[Owner, Callable[[], datetime]], Ledger]
 
 
 @pytest.fixture(params=sorted(STORES))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     """Opens one new, empty store as seen by an owner with a clock; every ledger it opened is closed at the end."""
-    location = STORES[request.param](tmp_path)
+    location = STORES[request.param](request, tmp_path)
     opened: list[Ledger] = []
 
     def open_as(owner: Owner, clock: Callable[[], datetime]) -> Ledger:

@@ -28,7 +28,9 @@ HEAVY = ("tweepy", "requests", "atproto", "twilio", "apprise", "aiohttp", "httpx
          "playbook.planning", "playbook.rendering.templates", "playbook.rendering.messages",
          # Babel's locale data (a language code is checked against its files), the event loop, PyYAML's parser
          # (a playbook parsed before comes from the cache; channels.yaml is never cached, it may hold a secret).
-         "babel", "asyncio", "yaml")
+         "babel", "asyncio", "yaml",
+         # The PostgreSQL driver: only a postgresql:// ledger loads it.
+         "psycopg")
 # The starter's channels are `file` channels, whose module imports asyncio.
 CHANNELS_IMPORT = ["asyncio", "yaml"]
 

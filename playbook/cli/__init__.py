@@ -7,6 +7,7 @@ global options and the error handler (`main`); the commands live with the ones t
 
 from playbook.cli import check_commands, home_commands, incident_commands
 from playbook.cli.app import app, main
+from playbook.cli.ledger_commands import ledger_app
 
 # typer takes the name from the function, except for `list`, whose function may not shadow the builtin.
 for command in (home_commands.init, home_commands.list_playbooks, home_commands.show, check_commands.validate,
@@ -15,5 +16,6 @@ for command in (home_commands.init, home_commands.list_playbooks, home_commands.
                 incident_commands.resume, incident_commands.status, incident_commands.timeline,
                 check_commands.rehearse):
     app.command("list" if command is home_commands.list_playbooks else None)(command)
+app.add_typer(ledger_app)
 
 __all__ = ["app", "main"]

@@ -27,7 +27,7 @@ app = typer.Typer(
 
 class _State:
     home: Path | None = None
-    state: Path | None = None
+    state: str | None = None
     debug: bool = False
     # The interruption was already explained, with the incident's id.
     told_interrupt: bool = False
@@ -48,8 +48,9 @@ def _version(value: bool) -> None:
 def main_options(
     home: Annotated[Path | None, typer.Option("--home", help="The playbook home (default: $PLAYBOOK_HOME, "
                                                              "else the current folder).")] = None,
-    state: Annotated[Path | None, typer.Option("--state", help="The ledger file (default: $PLAYBOOK_STATE, "
-                                                               "else HOME/.playbook/state.db).")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="The ledger: a file, or a postgresql:// URL a team "
+                                                              "shares (default: $PLAYBOOK_STATE, else "
+                                                              "HOME/.playbook/state.db).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (secrets still masked).")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,

@@ -18,7 +18,6 @@ from playbook.errors import IncidentError, PlaybookError, did_you_mean
 from playbook.home.locate import Home
 from playbook.ledger import open_ledger
 from playbook.ledger.contract import ClaimHeld, Incident, Ledger, NewPost, publishing, utcnow
-from playbook.ledger.sqlite_file import created_marker
 from playbook.planning.plan import PostPlan, build_plan
 from playbook.rendering.variables import resolve
 from playbook.timeparse import parse_detection
@@ -103,9 +102,8 @@ def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detect
     plan = build_plan(session.load_channels(), playbook, phase, variables, provisional, detected, deadline,
                       drill=drill, offline=False)
     # A declined confirmation leaves no trace, not even an empty ledger: it is created only once confirmed.
-    state = session.home.state_path
-    if not new and (state.exists() or created_marker(state).exists()):
-        _refuse_if_open(session.ledger(), playbook.id, drill)
+    if not new and (existing := session.existing_ledger()) is not None:
+        _refuse_if_open(existing, playbook.id, drill)
     if confirm is not None and not confirm(plan):
         return Outcome(plan, cancelled=True)
     ledger = session.ledger(create=True)
@@ -227,7 +225,7 @@ def publish_phase(session: Session, incident_id: str, phase: str | None, given: 
 
 def close_drill(home: Home, incident_id: str) -> None:
     """A rehearsal's drill is over once published: close it so it never blocks the next one."""
-    ledger = open_ledger(home.state_path, create=False)
+    ledger = open_ledger(home.state, create=False, environ=home.env)
     try:
         if ledger.incident(incident_id).drill:
             ledger.close_incident(incident_id)

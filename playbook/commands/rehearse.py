@@ -18,7 +18,7 @@ from playbook.errors import PlaybookError
 from playbook.home.channel_config import Channels, load_channels
 from playbook.home.locate import Home
 from playbook.home.model import Playbook
-from playbook.ledger import open_ledger
+from playbook.ledger import open_existing, open_ledger
 from playbook.ledger.contract import DeliveryStatus, utcnow
 from playbook.publishers.base import Budget, Publisher
 from playbook.publishers.limits import URL
@@ -105,7 +105,7 @@ def rehearse(home: Home, ids: Sequence[str], *, offline: bool = False, check_lin
     results = []
     for playbook_id in ids or home.playbook_ids():
         results.append(_rehearse_one(home, playbook_id, offline=offline, check_links=check_links, drill=drill))
-    ledger = open_ledger(home.state_path, create=True)
+    ledger = open_ledger(home.state, create=True, environ=home.env)
     try:
         for result in results:
             ledger.record_rehearsal(result.playbook, result.ok, result.summary())
@@ -350,9 +350,9 @@ def _fix(budget: Budget, window: float) -> str:
 
 
 def _paces(home: Home) -> dict[str, Pace]:
-    if not home.state_path.exists():
+    ledger = open_existing(home.state, readonly=True, environ=home.env)
+    if ledger is None:
         return {}
-    ledger = open_ledger(home.state_path, create=False, readonly=True)
     try:
         return ledger.channel_paces()
     finally:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from playbook import logs
 from playbook.home.channel_config import Channels, load_channels
 from playbook.home.locate import Home
-from playbook.ledger import open_ledger
+from playbook.ledger import open_existing, open_ledger
 from playbook.ledger.contract import Ledger
 
 
@@ -20,11 +20,19 @@ class Session:
     _ledger: Ledger | None = field(default=None, repr=False)
 
     def ledger(self, *, create: bool = False, readonly: bool = False) -> Ledger:
-        """The ledger; a writable one also opens the log file beside it (`playbook.log`)."""
+        """The ledger; a writable one also opens the log file (`playbook.log`, beside a ledger file)."""
         if self._ledger is None:
-            self._ledger = open_ledger(self.home.state_path, create=create, readonly=readonly)
+            self._ledger = open_ledger(self.home.state, create=create, readonly=readonly, environ=self.home.env)
             if not readonly:
-                logs.attach(self.home.state_path.with_name("playbook.log"))
+                logs.attach(self.home.log_path)
+        return self._ledger
+
+    def existing_ledger(self) -> Ledger | None:
+        """The ledger, writable, if anything was ever recorded in it; None before the first trigger."""
+        if self._ledger is None:
+            self._ledger = open_existing(self.home.state, environ=self.home.env)
+            if self._ledger is not None:
+                logs.attach(self.home.log_path)
         return self._ledger
 
     def load_channels(self) -> Channels:

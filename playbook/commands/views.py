@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 from playbook.errors import PlaybookError
 from playbook.home.locate import Home
 from playbook.home.model import Playbook
-from playbook.ledger import open_ledger
+from playbook.ledger import open_existing, open_ledger
 from playbook.ledger.contract import UNFINISHED, DeliveryStatus, Incident, Ledger, utcnow
-from playbook.ledger.sqlite_file import created_marker
 
 if TYPE_CHECKING:
     from playbook.commands.review import Review
@@ -121,21 +120,16 @@ class RehearsalView:
                 "passed": self.passed, "stale": self.stale}
 
 
-def rehearsal_status(home: Home) -> list[RehearsalView]:
+def rehearsal_status(home: Home, ledger: Ledger | None) -> list[RehearsalView]:
     """When each playbook was last rehearsed, and whether that is older than its `rehearse_every`."""
-    ledger = open_ledger(home.state_path, readonly=True) if home.state_path.exists() else None
     views = []
-    try:
-        for playbook_id in home.playbook_ids():
-            try:
-                every = home.load_playbook(playbook_id).rehearse_every
-            except PlaybookError:
-                continue
-            last = ledger.last_rehearsal(playbook_id) if ledger else None
-            views.append(RehearsalView(playbook_id, last[0] if last else None, last[1] if last else None, every))
-    finally:
-        if ledger is not None:
-            ledger.close()
+    for playbook_id in home.playbook_ids():
+        try:
+            every = home.load_playbook(playbook_id).rehearse_every
+        except PlaybookError:
+            continue
+        last = ledger.last_rehearsal(playbook_id) if ledger else None
+        views.append(RehearsalView(playbook_id, last[0] if last else None, last[1] if last else None, every))
     return views
 
 
@@ -143,22 +137,9 @@ def review(home: Home, incident_id: str, now: datetime | None = None) -> Review:
     """The post-incident review of one incident (see playbook.commands.review), read from the ledger."""
     from playbook.commands.review import build_review
 
-    ledger = open_ledger(home.state_path, readonly=True)
+    ledger = open_ledger(home.state, readonly=True, environ=home.env)
     try:
         return build_review(home, ledger, incident_id, now)
-    finally:
-        ledger.close()
-
-
-def status(home: Home, incident_id: str | None) -> list[IncidentView]:
-    path = home.state_path
-    # A ledger that has disappeared must say so (Ledger does): "no open incident" would be a silent lie.
-    if not path.exists() and not created_marker(path).exists() and incident_id is None:
-        return []
-    ledger = open_ledger(path, readonly=True)
-    try:
-        incidents = [ledger.incident(incident_id)] if incident_id else ledger.open_incidents()
-        return [incident_view(home, ledger, i) for i in incidents]
     finally:
         ledger.close()
 
@@ -175,8 +156,19 @@ class StatusReport:
 
 def status_report(home: Home, incident_id: str | None) -> StatusReport:
     """One incident, or every open one with the rehearsals, and the zones their times are shown in."""
-    incidents = status(home, incident_id)
-    rehearsals = rehearsal_status(home) if incident_id is None else []
+    # One ledger for the whole report: a PostgreSQL ledger is a connection, not a file to reopen for free. A
+    # ledger that has disappeared must say so (open_existing does): "no open incident" would be a silent lie.
+    ledger = (open_existing(home.state, readonly=True, environ=home.env) if incident_id is None else
+              open_ledger(home.state, readonly=True, environ=home.env))
+    try:
+        incidents = []
+        if ledger is not None:
+            found = [ledger.incident(incident_id)] if incident_id else ledger.open_incidents()
+            incidents = [incident_view(home, ledger, i) for i in found]
+        rehearsals = rehearsal_status(home, ledger) if incident_id is None else []
+    finally:
+        if ledger is not None:
+            ledger.close()
     zones = {}
     for playbook_id in {i.playbook for i in incidents} | {r.playbook for r in rehearsals}:
         try:

@@ -12,6 +12,7 @@ from pathlib import Path
 from playbook.errors import ConfigError, HomeError, did_you_mean, one_of
 from playbook.home.model import ID_PATTERN, Playbook, parse_model
 from playbook.home.yamlfile import YamlDoc, load_yaml
+from playbook.ledger.location import is_database_url
 
 STATE_DIR = ".playbook"
 
@@ -19,16 +20,20 @@ STATE_DIR = ".playbook"
 @dataclass
 class Home:
     root: Path
-    state_override: Path | None = None
+    # A ledger file, or a PostgreSQL URL (a str, as a Path would fold its '//').
+    state_override: Path | str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @classmethod
-    def locate(cls, home: Path | None = None, state: Path | None = None) -> Home:
-        """--home, else $PLAYBOOK_HOME, else the nearest folder holding playbooks/ from here up, as git does."""
+    def locate(cls, home: Path | None = None, state: Path | str | None = None) -> Home:
+        """--home, else $PLAYBOOK_HOME, else the nearest folder holding playbooks/ from here up, as git does.
+
+        The ledger: --state, else $PLAYBOOK_STATE (a file, or a postgresql:// URL), else the home's own file.
+        """
         chosen = home or (Path(os.environ["PLAYBOOK_HOME"]) if os.environ.get("PLAYBOOK_HOME") else None)
-        state = state or (Path(os.environ["PLAYBOOK_STATE"]) if os.environ.get("PLAYBOOK_STATE") else None)
+        given = state or os.environ.get("PLAYBOOK_STATE") or None
         root = chosen.expanduser().resolve() if chosen else find_home(Path.cwd())
-        return cls(root=root, state_override=state)
+        return cls(root=root, state_override=given if given is None or is_database_url(given) else Path(given))
 
     # -- layout ---------------------------------------------------------------------------------------
     @property
@@ -44,8 +49,15 @@ class Home:
         return self.root / "channels.yaml"
 
     @property
-    def state_path(self) -> Path:
+    def state(self) -> Path | str:
+        """Where the ledger is: a SQLite file, or a PostgreSQL URL (its ${NAME} references not yet resolved)."""
         return self.state_override or self.root / STATE_DIR / "state.db"
+
+    @property
+    def log_path(self) -> Path:
+        """The log a writing command keeps: beside a ledger file, else in the home's own .playbook folder."""
+        state = self.state
+        return state.with_name("playbook.log") if isinstance(state, Path) else self.root / STATE_DIR / "playbook.log"
 
     def shown(self, path: Path) -> Path:
         """A path as the user should read it: relative to the home where possible."""

@@ -15,6 +15,7 @@ from psycopg.rows import DictRow, dict_row
 
 from playbook import secrets
 from playbook.errors import LedgerError
+from playbook.ledger.contract import known_schema
 from playbook.ledger.location import shown
 
 if TYPE_CHECKING:
@@ -159,16 +160,7 @@ def _prepare(db: Connection, url: str, *, create: bool) -> None:
             "over what is left (that could post everything again). Restore the database from backup"
         )
     row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-    raw = str(row["value"]) if row is not None else "none"
-    version = int(raw) if raw.isdigit() else 0
-    if version > SCHEMA_VERSION:
-        raise LedgerError(
-            f"the ledger {where} was written by a newer crisis-playbook (ledger schema {version}; this version "
-            f"knows 1 to {SCHEMA_VERSION}): upgrade crisis-playbook to use it; nothing was sent, nothing changed"
-        )
-    if version < 1:
-        raise LedgerError(f"the ledger {where} has an unknown schema version '{raw}' (this crisis-playbook knows "
-                          f"1 to {SCHEMA_VERSION}): it is damaged, or not a crisis-playbook ledger; nothing was sent")
+    known_schema(str(row["value"]) if row is not None else "none", where, SCHEMA_VERSION)
 
 
 def _tables(db: Connection) -> set[str]:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from playbook.errors import LedgerError, LedgerWriteError
+from playbook.ledger.contract import known_schema
 
 SCHEMA_VERSION = 2
 
@@ -244,19 +245,7 @@ def _check_schema(db: sqlite3.Connection, path: Path) -> int:
             f"tables are not made again over what is left (that could post everything again). {recover}"
         )
     row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-    raw = str(row[0]) if row is not None else "none"
-    version = int(raw) if raw.isdigit() else 0
-    if version > SCHEMA_VERSION:
-        raise LedgerError(
-            f"the ledger {path} was written by a newer crisis-playbook (ledger schema {version}; this "
-            f"version knows 1 to {SCHEMA_VERSION}): upgrade crisis-playbook to use it; nothing was sent"
-        )
-    if version < 1:
-        raise LedgerError(
-            f"the ledger {path} has an unknown schema version '{raw}' (this crisis-playbook knows 1 to "
-            f"{SCHEMA_VERSION}): it is damaged, or not a crisis-playbook ledger; nothing was sent. {recover}"
-        )
-    return version
+    return known_schema(str(row[0]) if row is not None else "none", str(path), SCHEMA_VERSION, recover=recover)
 
 
 def _refuse_foreign_journal(path: Path) -> None:

@@ -7,7 +7,6 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from playbook import secrets
 from playbook.ledger.contract import DeliveryRow, DeliveryStatus, Incident, Post
 
 
@@ -39,17 +38,6 @@ def delivery_of(row: sqlite3.Row) -> DeliveryRow:
         created_at=datetime.fromisoformat(row["created_at"]), started_at=parse_time(row["started_at"]),
         finished_at=parse_time(row["finished_at"]),
     )
-
-
-def texts_json(texts: dict[str, Any] | None) -> str | None:
-    # A secret can reach a message through a variable or a template: the record must not keep it. Masked
-    # before encoding, as JSON would escape a secret's quotes or backslashes out of recognition.
-    def masked(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: masked(v) for k, v in value.items()}
-        return secrets.redact(value) if isinstance(value, str) else value
-
-    return json.dumps(masked(texts), ensure_ascii=False) if texts is not None else None
 
 
 def parse_time(text: str | None) -> datetime | None:

@@ -121,9 +121,9 @@ def count(db: Path, status: str) -> int:
         connection.close()
 
 
-def statuses(db: Path) -> dict[str, str]:
-    """Each customer's delivery status in the ledger (post 1)."""
-    ledger = open_ledger(db, readonly=True)
+def statuses(state: Path | str) -> dict[str, str]:
+    """Each customer's delivery status in the ledger (post 1): a SQLite file or a PostgreSQL URL."""
+    ledger = open_ledger(state, readonly=True)
     try:
         return {row.recipient: row.status for i in ledger.all_incidents() for row in ledger.deliveries(i.id, 1)
                 if row.recipient}

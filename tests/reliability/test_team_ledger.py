@@ -27,7 +27,16 @@ from tests.conftest import run_cli, wait_for
 from tests.fakes.http import WebhookSink
 from tests.fakes.postgres import Database
 from tests.fakes.smtp import SmtpServer
-from tests.reliability.test_claims import CONNECTIONS, HOST, PLAYBOOK, HeldAfter, Setup, finish, make_home
+from tests.reliability.test_claims import (
+    CONNECTIONS,
+    HOST,
+    PLAYBOOK,
+    HeldAfter,
+    Setup,
+    finish,
+    make_home,
+    statuses,
+)
 
 GIT = ["git", "-c", "user.name=On-call", "-c", "user.email=oncall@example.com"]
 
@@ -62,16 +71,6 @@ def sent(database: Database) -> int:
                    [0][0])
     except psycopg.errors.UndefinedTable:
         return 0
-
-
-def statuses(url: str) -> dict[str, str]:
-    """Each customer's delivery status in the ledger (post 1)."""
-    ledger = open_ledger(url, readonly=True)
-    try:
-        return {row.recipient: row.status for i in ledger.all_incidents() for row in ledger.deliveries(i.id, 1)
-                if row.recipient}
-    finally:
-        ledger.close()
 
 
 @pytest.mark.timeout(240)

@@ -15,11 +15,9 @@ import yaml
 
 from tests.conftest import run_cli, write
 from tests.fakes.smtp import SmtpServer, self_signed
+from tests.fakes.social import X_CREDENTIALS, X
 from tests.fakes.x_api import FakeXApi
 from tests.test_email import use_email
-from tests.test_x import CREDENTIALS as X_CREDENTIALS
-from tests.test_x import ENV as X_ENV
-from tests.test_x import use_x
 
 
 @pytest.fixture
@@ -187,8 +185,8 @@ def test_an_invalid_playbook_is_one_failed_check_not_a_crash(home: Path, tmp_pat
 
 
 def test_expired_x_credentials_fail_the_channel_check(home: Path, tmp_path: Path, fake_x: FakeXApi) -> None:
-    use_x(home, fake_x.url)
-    expired = {**X_ENV, "X_ACCESS_TOKEN": "at-expired-0000000000"}
+    X.use(home, fake_x.url)
+    expired = {**X.env, "X_ACCESS_TOKEN": "at-expired-0000000000"}
     result = run_cli("rehearse", "--junit", str(tmp_path / "r.xml"), home=home, env=expired)
     assert result.code == 1
     _, _, _, names = _junit_counts(tmp_path / "r.xml")

@@ -79,9 +79,12 @@ def test_resume_after_a_kill_sends_what_was_unconfirmed_and_nothing_twice(home: 
         return sum(1 for key, status in found.items() if status == "sent") == len(fast)
 
     # A short lease: after kill -9, resume takes the claims over once it has run out.
+    # SIGINT as a terminal leaves it: a suite started in the background (`make test &` from a script) runs
+    # with SIGINT ignored, which every child inherits, and a trigger that ignores Ctrl-C runs to its deadline.
     process = subprocess.Popen(cli_command(home, "trigger", PLAYBOOK, "--yes", "--json"),
                                env=cli_env(PLAYBOOK_LEASE_SECONDS="3"), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         wait_for("the fast channels to be confirmed", fast_confirmed)
         wait_for("the slow channels' requests", lambda: len(webhook_sink.requests()) == len(fast + slow))

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import FrameType
 from typing import Any
 
 from playbook.commands.session import Session
@@ -35,47 +31,6 @@ class Outcome:
     dry_run: bool = False
     cancelled: bool = False
     closed: bool = False
-
-
-# After Ctrl-C, how long a run may take to unwind (release its claims, close its connections) before it is
-# interrupted a second time, as a user would press Ctrl-C again: a run that stops must never hang.
-UNWIND_SECONDS = 5.0
-
-
-def _run(engine: Engine) -> PostResult:
-    """The run, with a second interrupt sent to this process if the first has not ended it in time.
-
-    asyncio answers the first Ctrl-C by cancelling the run, which then unwinds. In three of four full runs of
-    the suite, a trigger was still alive and silent long after it (a cancellation lost on the way, it seems):
-    the second interrupt raises KeyboardInterrupt where the run stands, and the command ends as interrupted.
-    What went out is in the ledger either way; `resume` finishes. The guard lasts until asyncio has finished
-    its own clean-up, and no longer: the command's own exit is never interrupted.
-    """
-    again = threading.Timer(UNWIND_SECONDS, os.kill, (os.getpid(), signal.SIGINT))
-    again.daemon = True
-    try:
-        return asyncio.run(_interruptible(engine, again))
-    finally:
-        again.cancel()
-
-
-async def _interruptible(engine: Engine, again: threading.Timer) -> PostResult:
-    """`engine.run()`, with `again` started by the first Ctrl-C (asyncio's own handler still answers it)."""
-    asyncios = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or not callable(asyncios):
-        return await engine.run()
-
-    def interrupted(signum: int, frame: FrameType | None) -> None:
-        if again.ident is None:  # the first interrupt: the second one is sent if the run does not end
-            again.start()
-        asyncios(signum, frame)
-
-    signal.signal(signal.SIGINT, interrupted)
-    try:
-        return await engine.run()
-    finally:
-        # asyncio restores the default handler after the run only if it finds its own in place.
-        signal.signal(signal.SIGINT, asyncios)
 
 
 def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detected_at: datetime | str | None,
@@ -113,7 +68,7 @@ def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detect
         plan = build_plan(session.load_channels(), playbook, phase, variables, incident.id, detected, deadline,
                           drill=drill, offline=False, next_update=plan.context.next_update_at or False)
         ledger.record_texts(incident.id, post.seq, sent_texts(plan))
-    return Outcome(plan, _run(Engine(ledger, post, plan, observer)))
+    return Outcome(plan, asyncio.run(Engine(ledger, post, plan, observer).run()))
 
 
 def _new_post(plan: PostPlan, issued_at: datetime) -> NewPost:
@@ -215,7 +170,7 @@ def publish_phase(session: Session, incident_id: str, phase: str | None, given: 
     if confirm is not None and not confirm(plan):
         return Outcome(plan, cancelled=True)
     post = ledger.add_post(incident.id, _new_post(plan, issued), again=again)
-    result = _run(Engine(ledger, post, plan, observer))
+    result = asyncio.run(Engine(ledger, post, plan, observer).run())
     closed = False
     if resolve_it and result.ok:
         ledger.close_incident(incident.id)
@@ -250,7 +205,7 @@ def resume(session: Session, incident_id: str, observer: Observer | None = None,
     held: list[ClaimHeld] = []
     for post, plan in zip(posts, plans, strict=True):
         try:
-            outcomes.append(Outcome(plan, _run(Engine(ledger, post, plan, observer))))
+            outcomes.append(Outcome(plan, asyncio.run(Engine(ledger, post, plan, observer).run())))
         except ClaimHeld as exc:
             # Another process is sending this post right now: it is left to it, never sent a second time.
             held.append(exc)

@@ -223,3 +223,19 @@ def test_ledger_init_creates_the_tables_as_the_owner_once_and_changes_nothing_af
     assert json.loads(described.stdout)["store"] == "PostgreSQL"
     assert again.code == 0 and "records: 0 incidents, 0 posts, 0 deliveries, 0 rehearsals" in again.stdout
     assert postgres_database.query("SELECT value FROM meta") == [("1",)]
+
+
+def test_an_export_that_cannot_be_written_or_has_nothing_to_read_is_one_line_and_leaves_no_file(
+        home: Path, tmp_path: Path) -> None:
+    missing_folder = tmp_path / "no-such-folder" / "ledger.jsonl"
+    unwritable = run_cli("ledger", "export", "--output", str(missing_folder), home=home)
+    assert unwritable.code == 2
+    assert unwritable.stderr.strip().splitlines() == [
+        f"error: --output {missing_folder}: cannot write there: No such file or directory"]
+
+    # No ledger yet: the error of every read, and no file, not even an empty one.
+    target = tmp_path / "ledger.jsonl"
+    nothing = run_cli("ledger", "export", "--output", str(target), home=home)
+    assert nothing.code == 2
+    assert nothing.stderr.startswith("error: no ledger at ")
+    assert [p.name for p in tmp_path.iterdir()] == ["home"]

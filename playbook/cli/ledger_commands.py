@@ -12,6 +12,7 @@ import typer
 
 from playbook.cli.app import load_home
 from playbook.cli.options import Json
+from playbook.errors import PlaybookError
 
 ledger_app = typer.Typer(name="ledger", no_args_is_help=True, rich_markup_mode=None,
                          help="The ledger itself: which store is in use, export it, copy it to another store.")
@@ -58,9 +59,20 @@ def export(
     if output is None:
         exported(export_ledger(load_home(), sys.stdout.write))
         return
-    # Customers' addresses are in it: the file is private from its first byte.
-    with os.fdopen(os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as file:
-        counts = export_ledger(load_home(), file.write)
+    # Customers' addresses are in it: the file is private from its first byte. It is written aside and renamed
+    # once complete, so that a failed export (no ledger, a database lost midway) never leaves a short history
+    # under the name asked for, and a file already there takes the private mode with its new content.
+    partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
+    try:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise PlaybookError(f"--output {output}: cannot write there: {exc.strerror}") from None
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            counts = export_ledger(load_home(), file.write)
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
     exported(counts)
 
 

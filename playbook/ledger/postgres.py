@@ -238,10 +238,12 @@ class PostgresLedger:
             taken: list[str] = []
             held: dict[str, Owner] = {}
             finished: dict[str, DeliveryStatus] = {}
-            for start in range(0, len(keys), 5000):
-                chunk = sorted(keys[start : start + 5000])
+            # Locked in key order across the chunks too: two machines claiming overlapping lists never wait on
+            # each other in a circle. A row another machine is claiming right now is read once it commits.
+            ordered = sorted(keys)
+            for start in range(0, len(ordered), 5000):
+                chunk = ordered[start : start + 5000]
                 mine: list[str] = []
-                # Locked in key order: a row another machine is claiming right now is read once it commits.
                 rows = db.execute("SELECT key, status, claim_owner, claim_host, claim_pid, claim_until FROM"
                                   " deliveries WHERE key = ANY(%s) ORDER BY key FOR UPDATE", (chunk,))
                 for row in rows.fetchall():

@@ -442,6 +442,28 @@ def test_a_post_is_claimed_by_one_owner_and_taken_over_once_its_lease_lapses(
     assert anna.holders(incident.id) == []
 
 
+def test_a_post_stays_claimed_as_long_as_the_newest_deliveries_its_owner_took(store: Opener) -> None:
+    # A run killed just after taking a batch of recipients: its post's lease, renewed earlier, runs out before
+    # the batch's. Until the batch's has too, the run is not gone: resume must not start and leave the batch.
+    clock = Clock()
+    anna, bob = store(ANNA, clock), store(BOB, clock)
+    incident, keys = recipients_post(anna, 3)
+    anna.claim_post(incident, 1)
+    clock.advance(20)
+    anna.claim(keys)
+
+    clock.advance(LEASE.total_seconds() - 5)  # past the post's first lease, inside the batch's
+    assert [h.owner for h in bob.holders(incident)] == [ANNA]
+    with pytest.raises(ClaimHeld):
+        bob.claim_post(incident, 1)
+    assert bob.claim(keys).held == dict.fromkeys(keys, ANNA)
+
+    clock.advance(10)  # the batch's lease is over too
+    assert bob.holders(incident) == []
+    bob.claim_post(incident, 1)
+    assert bob.claim(keys).taken == frozenset(keys)
+
+
 def test_a_second_post_while_another_owner_publishes_is_refused_inside_the_transaction(
         store: Opener) -> None:
     clock = Clock()

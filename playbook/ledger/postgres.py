@@ -257,6 +257,10 @@ class PostgresLedger:
                 db.execute("UPDATE deliveries SET claim_owner=%s, claim_host=%s, claim_pid=%s, claim_until=%s"
                            " WHERE key = ANY(%s)", (*self._claim_values(), mine))
                 taken += mine
+            # The post's claim runs at least as long as its newest deliveries' (see SqliteLedger.claim).
+            until = self._claim_values()[3]
+            db.execute("UPDATE posts SET claim_until=%s WHERE claim_owner=%s AND claim_until<%s",
+                       (until, self.owner.token, until))
             return Claim(frozenset(taken), held, finished)
 
         return self.link.write(work)

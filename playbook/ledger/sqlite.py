@@ -243,6 +243,10 @@ class SqliteLedger:
                 db.executemany("UPDATE deliveries SET claim_owner=?, claim_host=?, claim_pid=?, claim_until=?"
                                " WHERE key=?", [(*self._claim_values(), key) for key in mine])
                 taken += mine
+            # The post's claim runs at least as long as its newest deliveries': `holders`, and a resume's
+            # claim_post, read the post's, and must not call a run gone while a batch it took is still its own.
+            db.execute("UPDATE posts SET claim_until=? WHERE claim_owner=? AND claim_until<?",
+                       (self._claim_values()[3], self.owner.token, self._claim_values()[3]))
         return Claim(frozenset(taken), held, finished)
 
     def renew(self) -> int:

@@ -15,8 +15,11 @@ import pytest
 
 from playbook.channels.status_page import StatusPageConfig, StatusPagePublisher
 from playbook.channels.status_page.bucket import Address, Bucket, BucketError
+from playbook.commands.publishing import publish_phase, trigger
+from playbook.commands.session import Session
+from playbook.home.locate import Home
 from playbook.publishers.base import ChannelContext
-from tests.conftest import run_cli, write
+from tests.conftest import run_cli, write, write_starter
 from tests.fakes.browser import dump_dom
 from tests.fakes.s3 import KEY_ID, SECRET, S3Server, s3_server
 from tests.test_status_page import CHANNELS, IDENTIFIED_EN, TITLE_EN, TITLE_FR, URL, follow, site, start, visible_text
@@ -140,6 +143,42 @@ def test_the_pages_are_uploaded_last_and_index_html_after_them(s3: S3Server) -> 
     bucket.upload({name: b"x" for name in reversed(SITE_FILES)})
     assert sorted(keys) == SITE_FILES
     assert keys[-3:-1] == ["index.en.html", "index.fr.html"] and keys[-1] == "index.html"
+
+
+def test_two_machines_sharing_a_postgresql_ledger_publish_the_same_complete_site_to_one_bucket(
+        tmp_path: Path, s3: S3Server, postgres_url: str) -> None:
+    s3.bucket("status")
+    machines = []
+    for name in ("anna", "ben"):
+        home = tmp_path / name
+        write_starter(home)
+        write(home / "channels.yaml", bucket_channels(s3))
+        write(home / ".env", f"S3_KEY_ID={KEY_ID}\nS3_SECRET={SECRET}\n")
+        machines.append(Home(root=home, state_override=postgres_url))
+    anna, ben = machines
+
+    session = Session(anna)
+    try:
+        incident = trigger(session, "whatsapp-outage", {}, None).plan.incident_id
+    finally:
+        session.close()
+    page_by_anna = objects(s3)["site/index.en.html"]["ETag"]
+    session = Session(ben)
+    try:
+        outcome = publish_phase(session, incident, "identified", {}, resolve_it=False)
+    finally:
+        session.close()
+    assert outcome.result is not None and outcome.result.ok, outcome.result
+
+    # Ben never published the first post; every file he wrote shows it beside his own, in both languages.
+    client = s3.client()
+    for lang in ("fr", "en"):
+        data = json.loads(client.get_object(Bucket="status", Key=f"site/incidents.{lang}.json")["Body"].read())
+        assert [[u["status"] for u in i["incident_updates"]] for i in data["incidents"]] == \
+            [["identified", "investigating"]]
+    english = client.get_object(Bucket="status", Key="site/index.en.html")["Body"].read().decode()
+    assert TITLE_EN in english and IDENTIFIED_EN in english
+    assert objects(s3)["site/index.en.html"]["ETag"] != page_by_anna
 
 
 def test_channels_check_writes_a_probe_to_the_bucket_and_leaves_it_empty(bucket_home: Path, s3: S3Server) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import json
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,10 @@ from playbook.channels.status_page.bucket import Address, Bucket, BucketError
 from playbook.commands.publishing import publish_phase, trigger
 from playbook.commands.session import Session
 from playbook.home.locate import Home
-from playbook.publishers.base import ChannelContext
+from playbook.ledger import open_ledger
+from playbook.ledger.contract import Confirmation, Ledger, NewPost, delivery_key
+from playbook.planning.history import channel_history
+from playbook.publishers.base import ChannelContext, Stage
 from tests.conftest import run_cli, write, write_starter
 from tests.fakes.browser import dump_dom
 from tests.fakes.s3 import KEY_ID, SECRET, S3Server, s3_server
@@ -65,6 +68,58 @@ def test_a_site_folder_published_from_elsewhere_is_rebuilt_complete_from_the_led
     assert TITLE_FR in (other / "index.html").read_text()
     # The folder that missed the last post shows what it saw; the ledger's page has it all.
     assert updates_by_incident(site(status_home), "en")[second] == ["investigating"]
+
+
+def posted(ledger: Ledger, at: datetime, phase: str, sent: dict[tuple[str, str], bool], *,
+           playbook: str = "whatsapp-outage", incident: str | None = None) -> str:
+    """Record a post of `incident` (a new one when None) to website and x in fr and en, with its texts; confirm
+    the deliveries `sent` marks True, fail the others. The incident's id."""
+    texts = {"channels": {name: {"languages": {lang: {"title": f"{name} {phase} {lang}", "body": "b"}
+                                               for lang in ("fr", "en")}} for name in ("website", "x")}}
+    new = NewPost(phase, at, at + timedelta(minutes=30), None, {}, tuple((c, lang, None) for c, lang in sent),
+                  texts=texts)
+    if incident is None:
+        created, post = ledger.create_incident(playbook, at, new, drill=False, allow_concurrent=True)
+    else:
+        created, post = ledger.incident(incident), ledger.add_post(incident, new)
+    ledger.claim([delivery_key(created.id, post.seq, phase, c, lang) for c, lang in sent])
+    for (name, lang), ok in sent.items():
+        key = delivery_key(created.id, post.seq, phase, name, lang)
+        ledger.mark_sending(key)
+        if ok:
+            ledger.mark_sent(Confirmation(key, None, None, None, at))
+        else:
+            ledger.mark_failed(key, "down")
+    ledger.release()
+    return created.id
+
+
+def test_the_history_holds_what_reached_the_channel_in_the_languages_it_reached(home: Path) -> None:
+    ledger = open_ledger(home / ".playbook" / "state.db")
+    day = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    try:
+        both = {("website", "fr"): True, ("website", "en"): True, ("x", "fr"): True, ("x", "en"): True}
+        old = posted(ledger, day, "investigating", both, playbook="renamed-since")
+        posted(ledger, day + timedelta(hours=1), "resolved", {**both, ("website", "en"): False}, incident=old)
+        ledger.close_incident(old)
+        elsewhere = posted(ledger, day + timedelta(days=1), "investigating", {("x", "fr"): True})
+        current = posted(ledger, day + timedelta(days=2), "investigating", {("website", "fr"): False})
+        history = channel_history(ledger, Home(root=home), "website", 20, ledger.posts(current)[-1])
+    finally:
+        ledger.close()
+
+    assert elsewhere not in {p.incident_id for p in history}
+    assert [(p.incident_id, p.phase, sorted(p.texts)) for p in history] == [
+        (old, "investigating", ["en", "fr"]),
+        (old, "resolved", ["fr"]),
+        (current, "investigating", ["en", "fr"]),
+    ]
+    assert history[1].texts["fr"] == {"title": "website resolved fr", "body": "b"}
+    assert history[1].key == f"{old}/2-resolved/website"
+    # A playbook gone from the home: its stages are guessed from the posts, its times shown in UTC.
+    assert (history[0].stage, history[1].stage, history[1].timezone) == (Stage(first=True), Stage(last=True), "UTC")
+    # The playbook of the home: its own stage (the starter's `impact: major`) and zone.
+    assert history[2].stage == Stage(first=True, impact="major") and history[2].timezone == "Europe/Paris"
 
 
 # -- a bucket -------------------------------------------------------------------------------------------------

@@ -25,13 +25,13 @@ def channel_history(ledger: Ledger, home: Home, channel: str, size: int, current
     for incident in reversed(ledger.all_incidents()):
         if not incident.open and closed >= size:
             continue
+        # The languages of each post that reached the channel; the post being published shows in all of its.
         sent: dict[int, set[str]] = {}
         for row in ledger.deliveries(incident.id, recipients=False):
             if row.channel == channel and row.status == DeliveryStatus.SENT:
                 sent.setdefault(row.seq, set()).add(row.lang)
-        if incident.id == current.incident:
-            sent[current.seq] = {"*"}
-        if not sent:
+        publishing = current.seq if incident.id == current.incident else None
+        if not sent and publishing is None:
             continue
         closed += not incident.open
         if incident.playbook not in playbooks:
@@ -39,9 +39,9 @@ def channel_history(ledger: Ledger, home: Home, channel: str, size: int, current
         posts = ledger.posts(incident.id)
         last = max(p.seq for p in posts)
         for post in posts:
-            if post.seq in sent:
-                chosen.append(_past(incident, post, channel, sent[post.seq], playbooks[incident.playbook],
-                                       last=last))
+            if post.seq == publishing or post.seq in sent:
+                languages = None if post.seq == publishing else sent[post.seq]
+                chosen.append(_past(incident, post, channel, languages, playbooks[incident.playbook], last=last))
     return tuple(sorted(chosen, key=lambda p: (p.detected_at, p.incident_id, p.seq)))
 
 
@@ -53,11 +53,11 @@ def _playbook(home: Home, playbook_id: str) -> Playbook | None:
         return None
 
 
-def _past(incident: Incident, post: Post, channel: str, languages: set[str], playbook: Playbook | None, *,
-          last: int) -> PastPost:
+def _past(incident: Incident, post: Post, channel: str, languages: set[str] | None, playbook: Playbook | None,
+          *, last: int) -> PastPost:
     recorded: Mapping[str, Mapping[str, str]] = (
         ((post.texts or {}).get("channels") or {}).get(channel, {}).get("languages") or {})
-    texts = {lang: blocks for lang, blocks in recorded.items() if "*" in languages or lang in languages}
+    texts = {lang: blocks for lang, blocks in recorded.items() if languages is None or lang in languages}
     if playbook is not None and post.phase in playbook.phases:
         stage, zone = stage_of(playbook, post.phase), playbook.timezone
     else:

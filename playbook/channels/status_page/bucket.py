@@ -108,21 +108,21 @@ class Bucket:
         """Put every file, in upload_order; BucketError at the first that fails."""
         for name in upload_order(list(files)):
             content_type, cache = headers_of(name)
-            self._call(lambda c, name=name, content_type=content_type, cache=cache: c.put_object(
-                Bucket=self.address.bucket, Key=self.address.prefix + name, Body=files[name],
-                ContentType=content_type, CacheControl=cache))
+            self._call("put_object", Key=self.address.prefix + name, Body=files[name], ContentType=content_type,
+                       CacheControl=cache)
 
     def probe(self) -> None:
         """Write, then delete, an object no page links to: the bucket takes writes, and nothing is published."""
         key = f"{self.address.prefix}.probe-{os.getpid()}-{os.urandom(4).hex()}"
-        self._call(lambda c: c.put_object(Bucket=self.address.bucket, Key=key, Body=b"probe\n"))
-        self._call(lambda c: c.delete_object(Bucket=self.address.bucket, Key=key))
+        self._call("put_object", Key=key, Body=b"probe\n")
+        self._call("delete_object", Key=key)
 
-    def _call(self, action: Any) -> None:
+    def _call(self, operation: str, **parameters: Any) -> None:
+        """One request on the bucket; BucketError, without credentials, when it fails."""
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
-            action(self.client())
+            getattr(self.client(), operation)(Bucket=self.address.bucket, **parameters)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", "error"))

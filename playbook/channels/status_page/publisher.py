@@ -63,7 +63,8 @@ class StatusPageConfig(ChannelConfig):
 
 
 class StatusPagePublisher(Publisher[StatusPageConfig]):
-    """Adds each delivery to the site's state under a folder lock, then rewrites every file atomically."""
+    """Folds the ledger's history and each delivery into the site's state, then rewrites every file: atomically
+    under a lock in a folder, pages last in a bucket."""
 
     Config = StatusPageConfig
     blocks = ("title", "body")

@@ -15,8 +15,9 @@ from playbook.engine.claims import while_claimed
 from playbook.engine.recipients import RecipientRun
 from playbook.engine.results import DeliveryEvent, DeliveryResult, NullObserver, Observer, PostResult
 from playbook.ledger.contract import Claim, DeliveryStatus, Ledger, Post, delivery_key, utcnow
+from playbook.planning.history import channel_history
 from playbook.planning.plan import ChannelPlan, PostPlan
-from playbook.publishers.base import Delivery, Link, Message, Receipt, Recipient
+from playbook.publishers.base import Delivery, Link, Message, PastPost, Receipt, Recipient
 
 log = logging.getLogger("playbook.engine")
 
@@ -35,6 +36,8 @@ class Engine:
         self.links: tuple[Link, ...] = ()
         # The single-target deliveries of the post, as claimed when the run starts.
         self.claimed = Claim(frozenset(), {}, {})
+        # For channels that show a history (the status page): what the ledger holds of theirs, read once a run.
+        self.histories: dict[str, tuple[PastPost, ...]] = {}
 
     async def run(self) -> PostResult:
         """Send every unconfirmed delivery of the post; one channel's trouble never holds up another.
@@ -85,6 +88,10 @@ class Engine:
             for lang in plan.languages:
                 self.observer.event(DeliveryEvent(plan.name, lang, DeliveryStatus.FAILED, error=reason))
             return [DeliveryResult(plan.name, lang, DeliveryStatus.FAILED, error=reason) for lang in plan.languages]
+        size = publisher.history_size()
+        if size is not None:
+            self.histories[plan.name] = channel_history(self.ledger, self.plan.composer.home, plan.name, size,
+                                                        self.post)
         try:
             if publisher.per_recipient:
                 return await RecipientRun(self.sender, self.plan, plan, self._delivery).run()
@@ -107,7 +114,7 @@ class Engine:
             channel=plan.name, lang=lang, message=message, deadline=self.post.deadline, recipient=recipient,
             thread=thread, drill=self.plan.drill, links=self.links if plan.publisher.briefing else (),
             next_update_at=self.post.next_update_at, detected_at=self.plan.context.detected_at,
-            timezone=self.plan.context.timezone, stage=self.plan.stage,
+            timezone=self.plan.context.timezone, stage=self.plan.stage, history=self.histories.get(plan.name, ()),
         )
 
     async def _single(self, plan: ChannelPlan, lang: str) -> DeliveryResult:

@@ -121,6 +121,27 @@ class Link:
 
 
 @dataclass(frozen=True)
+class PastPost:
+    """A post of an incident this channel published, as the ledger recorded it: what a channel that shows the
+    whole history (the status page) rebuilds itself from, on whichever machine publishes."""
+
+    incident_id: str
+    playbook_id: str
+    drill: bool
+    detected_at: datetime
+    seq: int
+    phase: str
+    issued_at: datetime
+    # The channel's delivery key of the post, without its language part.
+    key: str
+    # Each language's blocks, as the post recorded them (secrets masked).
+    texts: Mapping[str, Mapping[str, str]]
+    next_update_at: datetime | None = None
+    timezone: str = "UTC"
+    stage: Stage = Stage()
+
+
+@dataclass(frozen=True)
 class Delivery:
     """One message to one channel in one language (and to one recipient, for per-recipient channels)."""
 
@@ -147,6 +168,9 @@ class Delivery:
     # reads the playbook itself.
     timezone: str = "UTC"
     stage: Stage = Stage()
+    # For a channel that shows a history (Publisher.history_size): every post of it the ledger holds, oldest
+    # first, the post being published included in each of its languages.
+    history: tuple[PastPost, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -260,6 +284,11 @@ class Publisher(ABC, Generic[C]):
                 if by_limit > seconds:
                     seconds, bound = by_limit, "provider"
         return Budget(seconds, "; ".join(parts), bound, messages)
+
+    def history_size(self) -> int | None:
+        """How many closed incidents the channel shows beside the open ones, for a channel that shows its whole
+        history (Delivery.history); None for a channel that sends messages."""
+        return None
 
     def validate(self) -> list[str]:
         """Problems found without the network (an unreadable file, a bad address); [] when fine."""

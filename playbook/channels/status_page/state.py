@@ -1,4 +1,5 @@
-"""The status site's content, kept in the output folder's state.json: incidents and their updates in every language."""
+"""The status site's content: incidents and their updates in every language, folded from the ledger's posts (and
+a local folder's state.json, the page's own record)."""
 
 from __future__ import annotations
 
@@ -125,11 +126,18 @@ class SiteState(BaseModel):
         elif update.texts.get(lang) == text:
             return False
         update.texts[lang] = text
-        update.updated_at = now
-        self.updated_at = now
+        update.updated_at = max(update.updated_at, now)
+        # A post read back from the ledger may be older than what the page already shows.
+        self.updated_at = now if self.updated_at is None else max(self.updated_at, now)
         self.incidents.sort(key=lambda i: i.created_at, reverse=True)
         self.incidents = [i for n, i in enumerate(self.incidents) if i.open or n < history]
         return True
+
+    def shows(self, incident_id: str, key: str, lang: str, text: Text) -> bool:
+        """Whether the page already shows exactly `text` in `lang` for that update."""
+        incident = next((i for i in self.incidents if i.id == incident_id), None)
+        update = next((u for u in incident.updates if u.key == key), None) if incident else None
+        return update is not None and update.texts.get(lang) == text
 
     def languages(self) -> list[str]:
         return list(dict.fromkeys(lang for i in self.incidents for u in i.updates for lang in u.texts))

@@ -33,7 +33,6 @@ from playbook.ledger.contract import (
     lease_from_env,
     post_held,
     publishing,
-    texts_json,
     utcnow,
 )
 from playbook.ledger.postgres_link import PATIENCE, Link
@@ -41,6 +40,7 @@ from playbook.ledger.postgres_rows import delivery_of, incident_of, post_of
 
 # Times in messages, and masked texts, as the SQLite store writes them: both stores read alike.
 from playbook.ledger.sqlite_file import iso
+from playbook.ledger.stored import texts_json
 
 if TYPE_CHECKING:
     from playbook.ledger.postgres_schema import Connection

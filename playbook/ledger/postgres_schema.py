@@ -15,8 +15,8 @@ from psycopg.rows import DictRow, dict_row
 
 from playbook import secrets
 from playbook.errors import LedgerError
-from playbook.ledger.contract import known_schema
 from playbook.ledger.location import shown
+from playbook.ledger.stored import known_schema
 
 if TYPE_CHECKING:
     Connection = psycopg.Connection[DictRow]

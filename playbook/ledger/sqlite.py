@@ -31,11 +31,11 @@ from playbook.ledger.contract import (
     lease_from_env,
     post_held,
     publishing,
-    texts_json,
     utcnow,
 )
 from playbook.ledger.sqlite_file import connect, iso, transaction
 from playbook.ledger.sqlite_rows import delivery_of, incident_of, parse_time, post_of
+from playbook.ledger.stored import texts_json
 
 
 class SqliteLedger:

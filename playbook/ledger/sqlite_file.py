@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from playbook.errors import LedgerError, LedgerWriteError
-from playbook.ledger.contract import known_schema
+from playbook.ledger.stored import known_schema
 
 SCHEMA_VERSION = 2
 

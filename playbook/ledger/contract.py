@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from playbook.errors import IncidentError, LedgerError
+from playbook.ledger.duties import Duty, DutyKind, Worker
 
 
 class DeliveryStatus(StrEnum):
@@ -105,6 +106,10 @@ class Post:
     # What the post said, secrets masked, for the review: {"variables": {...}, "channels": {channel:
     # {per_recipient, stands_in_for, languages: {lang: {block: text}}}}}.
     texts: dict[str, Any] | None = None
+    # Published by a worker because an update was overdue (incident.holding in the templates).
+    holding: bool = False
+    # Its failing deliveries were handed to the workers, to be retried until then.
+    handed_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ class NewPost:
     intents: tuple[tuple[str, str, str | None], ...] = ()
     operator: str | None = None
     texts: dict[str, Any] | None = None
+    holding: bool = False
 
 
 @dataclass(frozen=True)
@@ -365,3 +371,34 @@ class Ledger(Protocol):
 
     def last_rehearsal(self, playbook: str) -> tuple[datetime, bool] | None:
         """When the playbook was last rehearsed, and whether it passed."""
+
+    # -- workers (duties.py) ---------------------------------------------------------------------------
+    def beat(self, home: str, started_at: datetime, doing: str) -> None:
+        """Record that this owner runs a worker serving `home` and is alive now (its row made or refreshed)."""
+
+    def workers(self, alive_within: timedelta) -> list[Worker]:
+        """The workers heard from within `alive_within` of now, the longest-running first."""
+
+    def worker_stopped(self) -> None:
+        """Remove this owner's worker row: it stopped cleanly and holds nothing."""
+
+    def hand_off(self, incident_id: str, seq: int, until: datetime) -> None:
+        """Leave the post's unfinished deliveries to the workers, to be retried until `until` (a later time
+        than the one recorded wins)."""
+
+    def handed_off(self) -> list[Post]:
+        """The posts of open incidents handed to the workers whose time has not run out and that still have
+        unfinished deliveries, oldest first."""
+
+    def take_duty(self, key: str, kind: DutyKind, *, incident: str | None, playbook: str | None,
+                  hold: timedelta, tries: int = 3) -> bool:
+        """Take a duty for this owner, atomically across processes and machines: True when it is now this
+        owner's for `hold`. It is taken when never taken, or when its last taker failed it (fewer than `tries`
+        attempts so far) or let its hold lapse unfinished; never once done, nor while another owner holds it."""
+
+    def finish_duty(self, key: str, *, ok: bool, outcome: str) -> None:
+        """Record a duty this owner took as done (ok: never taken again) or failed (takeable again at once),
+        with its outcome, secrets masked."""
+
+    def duties(self, incident_id: str | None = None) -> list[Duty]:
+        """The duties taken (of one incident), in the order they were first taken."""

@@ -53,8 +53,10 @@ class Worker:
         self.stop = asyncio.Event()
         self.reload = asyncio.Event()
         self.started = utcnow()
-        # The posts this process is retrying, by (incident, seq): each in a task with a ledger of its own.
-        self.retrying: dict[tuple[str, int], asyncio.Task[None]] = {}
+        # The posts this process is retrying, by (incident, seq): each in a task with a ledger of its own. A run
+        # that ended with deliveries still failing had them refused for good (retryable ones are retried until
+        # the end handed over): it is not started again by this worker, `resume` is for after the fix.
+        self.retrying: dict[tuple[str, int], asyncio.Task[bool]] = {}
         self.ledger: Ledger | None = None
 
     # -- life ------------------------------------------------------------------------------------------
@@ -71,7 +73,11 @@ class Worker:
             while not self.stop.is_set():
                 if self.reload.is_set():
                     self._reload()
-                await self.one_pass()
+                try:
+                    await self.one_pass()
+                except PlaybookError as exc:
+                    # The ledger is unreachable or a file unreadable: said once a pass, tried again at the next.
+                    log.error("pass failed, trying again in %s: %s", self.every, exc)
                 if self.once:
                     await self._finish_retries()
                     break
@@ -153,12 +159,13 @@ class Worker:
     def _start_retry(self, post: Post) -> None:
         key = (post.incident, post.seq)
         task = self.retrying.get(key)
-        if task is not None and not task.done():
+        if task is not None and (not task.done() or task.result()):
             return
         self.retrying[key] = asyncio.create_task(self._retry(post), name=f"retry {post.incident}/{post.seq}")
 
-    async def _retry(self, post: Post) -> None:
-        """Finish a handed-over post, as `resume` would, never past the end it was handed with."""
+    async def _retry(self, post: Post) -> bool:
+        """Finish a handed-over post, as `resume` would, never past the end it was handed with; True once this
+        worker ran it to its end (not when another process held it, nor when this one was stopping)."""
         # A ledger of its own: its claims are this run's alone, released when it ends whatever the others do.
         ledger = open_ledger(self.home.state, create=False, environ=self.home.env)
         try:
@@ -172,11 +179,16 @@ class Worker:
             if result.ok and post.phase == playbook.last_phase and not ledger.unfinished_posts(incident.id):
                 ledger.close_incident(incident.id)
                 log.info("%s: resolved and closed", incident.id)
+            return not self.stop.is_set()
         except ClaimHeld:
             # Another worker (or a `resume`) is sending it: it is theirs until their lease lapses.
-            pass
+            return False
         except PlaybookError as exc:
             log.error("%s: post %d cannot be retried: %s", post.incident, post.seq, exc)
+            return False
+        except Exception:
+            log.exception("%s: post %d: the retry run failed", post.incident, post.seq)
+            return False
         finally:
             ledger.close()
 
@@ -190,6 +202,9 @@ class Worker:
                 ok, outcome = await self._remind(due, playbook)
         except PlaybookError as exc:
             ok, outcome = False, str(exc)
+        except Exception as exc:  # one duty's bug must not stop the others, nor the retries
+            log.exception("%s: failed", due.key)
+            ok, outcome = False, f"{type(exc).__name__}: {exc}"
         ledger.finish_duty(due.key, ok=ok, outcome=outcome)
         log.log(logging.INFO if ok else logging.WARNING, "%s: %s", due.key, outcome)
 

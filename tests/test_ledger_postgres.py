@@ -150,7 +150,7 @@ def test_a_database_of_a_newer_schema_is_refused_and_never_altered(postgres_data
 
     for readonly in (False, True):
         with pytest.raises(LedgerError, match="was written by a newer crisis-playbook \\(ledger schema 7; this "
-                                              "version knows 1 to 1\\): upgrade crisis-playbook to use it"):
+                                              "version knows 1 to 2\\): upgrade crisis-playbook to use it"):
             open_ledger(postgres_database.url(), readonly=readonly)
 
     assert postgres_database.query("SELECT value FROM meta") == [("7",)]

@@ -35,6 +35,7 @@ from playbook.ledger.contract import (
     publishing,
     utcnow,
 )
+from playbook.ledger.postgres_duties import PostgresDuties
 from playbook.ledger.postgres_link import PATIENCE, Link
 from playbook.ledger.postgres_rows import delivery_of, incident_of, post_of
 
@@ -49,7 +50,7 @@ ClaimValues = tuple[str, str, int, datetime] | tuple[None, None, None, None]
 CLEAR_CLAIM = "claim_owner=NULL, claim_host=NULL, claim_pid=NULL, claim_until=NULL"
 
 
-class PostgresLedger:
+class PostgresLedger(PostgresDuties):
     """One PostgreSQL database, opened by one owner over one connection.
 
     `clock` dates claims and their leases (tests inject one to expire a lease); `owner` is who this ledger
@@ -162,10 +163,10 @@ class PostgresLedger:
         claim = self._claim_values()
         db.execute(
             "INSERT INTO posts (incident, seq, phase, issued_at, deadline, next_update_at, vars, operator, texts,"
-            " claim_owner, claim_host, claim_pid, claim_until) VALUES (%s, %s, %s, %s, %s, %s, %s::json, %s,"
-            " %s::json, %s, %s, %s, %s)",
+            " holding, claim_owner, claim_host, claim_pid, claim_until) VALUES (%s, %s, %s, %s, %s, %s, %s::json,"
+            " %s, %s::json, %s, %s, %s, %s, %s)",
             (incident_id, seq, new.phase, new.issued_at, new.deadline, new.next_update_at,
-             json.dumps(new.variables), new.operator, texts_json(new.texts), *claim),
+             json.dumps(new.variables), new.operator, texts_json(new.texts), new.holding, *claim),
         )
         db.execute("UPDATE incidents SET phase=%s, vars=%s::json WHERE id=%s",
                    (new.phase, json.dumps(new.variables), incident_id))

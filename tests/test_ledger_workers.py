@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from playbook import secrets
+from playbook.errors import LedgerError
 from playbook.ledger import open_ledger
 from playbook.ledger.contract import Confirmation, Ledger, NewPost, Owner, delivery_key
 from playbook.ledger.duties import ALIVE, DutyKind
@@ -279,3 +280,21 @@ def test_a_version_1_postgresql_ledger_is_read_as_it_is_and_migrated_by_the_firs
     # A second writer finds it current and changes nothing.
     open_ledger(url, owner=BOB).close()
     assert postgres_database.query("SELECT value FROM meta") == [("2",)]
+
+
+def test_a_current_ledger_without_the_workers_tables_is_damaged_and_never_rebuilt(
+        tmp_path: Path, postgres_database: Database) -> None:
+    SqliteLedger(tmp_path / "state.db").close()
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.execute("DROP TABLE duties")
+    db.commit()
+    db.close()
+    open_ledger(postgres_database.url()).close()
+    postgres_database.query("DROP TABLE workers")
+
+    for location in (tmp_path / "state.db", postgres_database.url()):
+        for readonly in (False, True):
+            with pytest.raises(LedgerError, match=r"is damaged: its table (duties|workers) is missing; nothing was "
+                                                  "sent, and the tables are not made again"):
+                open_ledger(location, readonly=readonly)
+    assert postgres_database.query("SELECT to_regclass('workers')") == [(None,)]

@@ -17,7 +17,8 @@ import pytest
 
 from playbook import secrets
 from playbook.errors import LedgerError
-from playbook.ledger import open_ledger
+from playbook.ledger import open_ledger, open_store
+from playbook.ledger.archive import info, records
 from playbook.ledger.contract import Confirmation, Ledger, NewPost, Owner, delivery_key
 from playbook.ledger.duties import ALIVE, DutyKind
 from playbook.ledger.postgres_schema import SCHEMA as POSTGRES_V1
@@ -234,6 +235,11 @@ def test_a_version_2_sqlite_ledger_is_read_as_it_is_then_migrated_keeping_its_da
     reader = SqliteLedger(path, readonly=True)
     assert [(p.seq, p.holding, p.handed_until) for p in reader.posts("inc")] == [(1, False, None)]
     assert (reader.duties(), reader.workers(ALIVE), reader.handed_off()) == ([], [], [])
+    # Exported as it is: the post's later columns empty, no duties.
+    exported = list(records(reader))
+    assert [(r["record"], r.get("holding"), r.get("handed_until")) for r in exported] == [
+        ("incident", None, None), ("post", False, None), ("delivery", None, None)]
+    assert info(reader).counts["duty"] == 0
     reader.close()
     clock = Clock()
     ledger = SqliteLedger(path, clock=clock, owner=ANNA)
@@ -258,10 +264,14 @@ def test_a_version_1_postgresql_ledger_is_read_as_it_is_and_migrated_by_the_firs
                             " 'investigating', now(), now(), '{}')")
     url = postgres_database.url()
 
-    reader = open_ledger(url, readonly=True)
+    reader = open_store(url, readonly=True)
     try:
         assert [(p.seq, p.holding, p.handed_until) for p in reader.posts("inc")] == [(1, False, None)]
         assert (reader.duties(), reader.workers(ALIVE), reader.handed_off()) == ([], [], [])
+        exported = list(records(reader))
+        assert [(r["record"], r.get("holding"), r.get("handed_until")) for r in exported] == [
+            ("incident", None, None), ("post", False, None)]
+        assert info(reader).counts["duty"] == 0
     finally:
         reader.close()
     assert postgres_database.query("SELECT value FROM meta") == [("1",)]

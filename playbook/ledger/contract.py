@@ -377,28 +377,30 @@ class Ledger(Protocol):
         """Record that this owner runs a worker serving `home` and is alive now (its row made or refreshed)."""
 
     def workers(self, alive_within: timedelta) -> list[Worker]:
-        """The workers heard from within `alive_within` of now, the longest-running first."""
+        """The workers heard from within `alive_within` of now and not stopped, the longest-running first."""
 
     def worker_stopped(self) -> None:
-        """Remove this owner's worker row: it stopped cleanly and holds nothing."""
+        """Mark this owner's worker as stopped (cleanly, holding nothing): no longer listed, its row kept."""
 
     def hand_off(self, incident_id: str, seq: int, until: datetime) -> None:
         """Leave the post's unfinished deliveries to the workers, to be retried until `until` (a later time
         than the one recorded wins)."""
 
     def handed_off(self) -> list[Post]:
-        """The posts of open incidents handed to the workers whose time has not run out and that still have
-        unfinished deliveries, oldest first."""
+        """The posts handed to the workers whose time has not run out, whose incident is open and that still have
+        unfinished deliveries, oldest first: closing an incident ends its hand-off."""
 
     def take_duty(self, key: str, kind: DutyKind, *, incident: str | None, playbook: str | None,
                   hold: timedelta, tries: int = 3) -> bool:
         """Take a duty for this owner, atomically across processes and machines: True when it is now this
         owner's for `hold`. It is taken when never taken, or when its last taker failed it (fewer than `tries`
-        attempts so far) or let its hold lapse unfinished; never once done, nor while another owner holds it."""
+        attempts so far) or let its hold lapse unfinished; never once done, nor while held, by another owner
+        or by this one (each True is one attempt)."""
 
     def finish_duty(self, key: str, *, ok: bool, outcome: str) -> None:
-        """Record a duty this owner took as done (ok: never taken again) or failed (takeable again at once),
-        with its outcome, secrets masked."""
+        """Record a duty this owner holds as done (ok: never taken again) or failed (takeable again at once),
+        with its outcome, secrets masked; nothing changes if another owner took it over after this one's hold
+        lapsed."""
 
     def duties(self, incident_id: str | None = None) -> list[Duty]:
         """The duties taken (of one incident), in the order they were first taken."""

@@ -239,6 +239,27 @@ def test_a_server_away_longer_than_the_patience_stops_the_write_with_one_clear_e
     assert postgres_database.query("SELECT open FROM incidents") == [(True,)]
 
 
+def test_a_run_waits_for_a_server_away_longer_than_the_patience_while_its_window_lasts(
+        postgres_database: Database) -> None:
+    # The same minimum as above, but the run's deadline is two minutes away: the write waits for the server.
+    ledger = PostgresLedger(resolve_url(postgres_database.url(), {}), patience=timedelta(seconds=1))
+    try:
+        incident, _ = ledger.create_incident(PLAYBOOK, datetime.now(UTC), first_post(), drill=False,
+                                             allow_concurrent=False)
+        ledger.bear_with_outages_until(datetime.now(UTC) + timedelta(minutes=2))
+        postgres_database.server.halt()
+        # Down three times the minimum patience before it comes back.
+        coming_back = threading.Timer(3, postgres_database.server.launch)
+        coming_back.start()
+        try:
+            ledger.close_incident(incident.id)
+        finally:
+            coming_back.join(timeout=90)
+    finally:
+        ledger.close()
+    assert postgres_database.query("SELECT open FROM incidents") == [(False,)]
+
+
 # -- a role with only the rights it needs
 
 @pytest.fixture

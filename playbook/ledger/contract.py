@@ -250,6 +250,11 @@ class Ledger(Protocol):
 
     def close(self) -> None: ...
 
+    def bear_with_outages_until(self, moment: datetime) -> None:
+        """Let a write that finds the store gone (a database restarting, out of reach) wait for it until `moment`
+        (a run's deadline: the window), and at least the store's own minimum; a file store has nothing to
+        wait for."""
+
     # -- incidents -----------------------------------------------------------------------------------
     def open_incidents(self, playbook: str | None = None, *, drill: bool | None = None) -> list[Incident]:
         """The open incidents (of a playbook, of a kind), oldest first."""

@@ -67,6 +67,11 @@ class PostgresLedger(PostgresClaims, PostgresDuties):
     def close(self) -> None:
         self.link.close()
 
+    def bear_with_outages_until(self, moment: datetime) -> None:
+        # Waiting longer than the lease lets this run's claims lapse meanwhile: harmless, as the store refuses an
+        # attempt to an owner who lost its claim, and nobody can take a claim while the server is down.
+        self.link.patience = max(PATIENCE, moment - self.clock())
+
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[DictRow]:
         return self.link.read(lambda db: db.execute(sql, args).fetchall())
 

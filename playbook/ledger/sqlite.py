@@ -59,6 +59,10 @@ class SqliteLedger(SqliteDuties):
     def close(self) -> None:
         self.db.close()
 
+    def bear_with_outages_until(self, moment: datetime) -> None:
+        # A file does not go away and come back: a busy one is waited for by the lock's own timeout.
+        pass
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with transaction(self.db, self.path) as db:

@@ -53,11 +53,12 @@ def edit_playbook(home: Path, **settings: Any) -> None:
 
 
 def team_home(home: Path, sink: WebhookSink, slack: FakeSlack, **settings: Any) -> None:
-    """Two public webhooks (`social`, `site`) in English, the `team` Slack channel for reminders only."""
+    """Two public webhooks (`social`, `site`) in English, the `team` Slack channel for reminders only (written in
+    the playbook's first language, French)."""
     use_webhooks(home, sink, ["social", "site"], languages=["en"])
     add_channel(home, "team", {"type": "slack", "url": "${SLACK_WEBHOOK_URL}", "languages": ["en"]}, phases=[],
                 env={"SLACK_WEBHOOK_URL": slack.hook()})
-    edit_playbook(home, languages=["en"], **settings)
+    edit_playbook(home, **settings)
     (home / "templates" / PLAYBOOK / "investigating.en.j2").write_text(HOLDING_TEMPLATE, encoding="utf-8")
 
 
@@ -208,7 +209,7 @@ def test_reminders_reach_the_on_call_before_and_after_the_update_is_due_once_eac
     one_pass(home, due - timedelta(minutes=4))
     [soon] = slack.messages
     text = json.dumps(soon.payload, ensure_ascii=False)
-    assert "Update due at" in text and incident in text
+    assert "Point d’étape attendu à" in text and incident in text
     assert f"playbook update {incident} --phase identified" in text
     assert f"playbook update {incident} --phase investigating --again" in text
     # What was last said, so the on-call knows where things stand.
@@ -217,7 +218,7 @@ def test_reminders_reach_the_on_call_before_and_after_the_update_is_due_once_eac
     one_pass(home, due + timedelta(minutes=1))
     one_pass(home, due + timedelta(minutes=2))
     assert len(slack.messages) == 2
-    assert "Update overdue since" in json.dumps(slack.messages[1].payload, ensure_ascii=False)
+    assert "Point d’étape en retard depuis" in json.dumps(slack.messages[1].payload, ensure_ascii=False)
     # Reminders are for the team: nothing public went out.
     assert len(webhook_sink.requests("social")) == 1
     timeline = run_cli("timeline", incident, home=home)
@@ -237,7 +238,7 @@ def test_a_missed_update_gets_a_holding_update_on_the_holding_channels_only_and_
 
     social = webhook_sink.requests("social")
     assert len(social) == 2
-    assert social[1].json()["blocks"]["short"].startswith("We are still working on it.")
+    assert social[1].json["blocks"]["short"].startswith("We are still working on it.")
     assert len(webhook_sink.requests("site")) == 1
     review = json.loads(run_cli("timeline", incident, "--format", "json", home=home).stdout)
     assert [p["holding"] for p in review["posts"]] == [False, True]
@@ -266,7 +267,8 @@ def test_no_holding_update_in_a_drill_that_does_not_ask_nor_after_resolve(
     one_pass(home, due + timedelta(hours=2))
     sandbox = webhook_sink.requests("drill-social")
     assert len(sandbox) == 2
-    assert sandbox[1].json()["blocks"]["short"].startswith("We are still working on it.")
+    # Marked as a drill, as every drill message is.
+    assert sandbox[1].json["blocks"]["short"].startswith("[DRILL] We are still working on it.")
     assert len(webhook_sink.requests("drill-site")) == 1
     assert webhook_sink.requests("social") == [] and webhook_sink.requests("site") == []
 
@@ -292,7 +294,7 @@ def test_a_scheduled_rehearsal_runs_when_due_is_recorded_and_its_failure_reaches
     (home / "templates" / PLAYBOOK / "identified.en.j2").write_text("{% block short %}{{ nope( }}{% endblock %}")
     one_pass(home, utcnow() + timedelta(days=1, minutes=1))
     [told] = slack.messages
-    assert "Scheduled rehearsal failed: whatsapp-outage" in json.dumps(told.payload, ensure_ascii=False)
+    assert "Échec de la répétition programmée\u202f: whatsapp-outage" in json.dumps(told.payload, ensure_ascii=False)
     assert f"playbook rehearse {PLAYBOOK}" in json.dumps(told.payload, ensure_ascii=False)
 
 
@@ -325,7 +327,7 @@ def test_two_workers_on_one_postgres_ledger_send_each_delivery_and_each_reminder
 
 def reminders(slack: FakeSlack) -> list[str]:
     texts = [json.dumps(m.payload, ensure_ascii=False) for m in slack.messages]
-    return [text for text in texts if "Update due at" in text]
+    return [text for text in texts if "Point d’étape attendu" in text]
 
 
 def beats_since(home: Path, state: str, moment: datetime) -> int:

@@ -19,6 +19,8 @@ def worker(
     update is due, publish holding updates, run scheduled rehearsals. Logs to stderr and the home's log;
     SIGTERM stops it cleanly, SIGHUP reloads the home."""
     import asyncio
+    import re
+    from datetime import timedelta
 
     from playbook import logs
     from playbook.errors import PlaybookError
@@ -28,7 +30,13 @@ def worker(
     try:
         period = parse_duration(every)
     except ValueError as exc:
-        raise PlaybookError(f"--every: {exc}") from None
+        # Fractions of a second too (0.5s): tests and a busy team's worker pass more often than each second.
+        fraction = re.fullmatch(r"(\d*\.\d+)s", every.strip())
+        if fraction is None:
+            raise PlaybookError(f"--every: {exc}") from None
+        period = timedelta(seconds=float(fraction.group(1)))
+    if period < timedelta(seconds=0.1):
+        raise PlaybookError(f"--every: {every} is too short: 0.1s at least")
     load_home().require()
     logs.to_stderr()
     try:

@@ -230,8 +230,10 @@ def close_drill(home: Home, incident_id: str) -> None:
 
 def plan_of(session: Session, incident: Incident, playbook: Playbook, post: Post) -> PostPlan:
     """The plan of a recorded post, rendered again from what it recorded: what resume and the worker send."""
-    # A holding update went to some channels only: the ones it recorded, whatever the playbook says now.
-    only = list((post.texts or {}).get("channels") or {}) if post.holding else None
+    # A holding update went to some channels only: the ones it recorded (by their live names, a drill's
+    # sandboxes standing in for them), whatever the playbook says now.
+    recorded = ((post.texts or {}).get("channels") or {}).items()
+    only = [entry.get("stands_in_for") or name for name, entry in recorded] if post.holding else None
     return build_plan(session.load_channels(), playbook, post.phase, post.vars, incident.id, incident.detected_at,
                       post.deadline, drill=incident.drill, offline=False, next_update=post.next_update_at or False,
                       issued_at=post.issued_at, holding=post.holding, only=only)

@@ -221,10 +221,12 @@ class Worker:
         assert playbook.holding is not None
         ledger = self._ledger()
         incident = due.incident
-        issued = utcnow()
+        # Dated by the worker's clock, as the decision was: the next holding update is due a cadence later.
+        issued = self.clock()
         plan = build_plan(self.session.load_channels(), playbook, incident.phase, dict(due.post.vars), incident.id,
                           incident.detected_at, issued + playbook.window, drill=incident.drill, offline=False,
-                          holding=True, only=playbook.holding.channels)
+                          next_update=issued + playbook.update_every, issued_at=issued, holding=True,
+                          only=playbook.holding.channels)
         from playbook.commands.publishing import current_operator, sent_texts
 
         intents = tuple((c.name, lang, None) for c in plan.channels

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from playbook import logs
-from playbook.commands.publishing import plan_of
+from playbook.commands.publishing import current_operator, plan_of, sent_texts
 from playbook.commands.rehearse import rehearse
 from playbook.commands.session import Session
 from playbook.engine import Engine, Retries
@@ -227,7 +227,10 @@ class Worker:
                           incident.detected_at, issued + playbook.window, drill=incident.drill, offline=False,
                           next_update=issued + playbook.update_every, issued_at=issued, holding=True,
                           only=playbook.holding.channels)
-        from playbook.commands.publishing import current_operator, sent_texts
+        if not plan.channels:
+            # validate warns about it: none of the holding channels publishes in this phase.
+            return False, (f"no holding update: none of {', '.join(playbook.holding.channels)} publishes in phase "
+                           f"'{incident.phase}'")
 
         intents = tuple((c.name, lang, None) for c in plan.channels
                         if c.skipped is None and not c.publisher.per_recipient for lang in c.languages)

@@ -19,6 +19,9 @@ class ExitStatus(IntEnum):
     DECLINED = 3
     # The run could not go on (the ledger cannot be written, a sending task crashed): the ledger says what went out.
     STOPPED = 4
+    # Every delivery was attempted once and what still failed was left to a live worker, which retries it
+    # (`playbook status` follows it; --wait retries in the command instead).
+    HANDED_OFF = 5
     # A bug (sysexits' EX_SOFTWARE): the traceback is printed, secrets masked; the ledger says what went out.
     SOFTWARE = 70
     # Ctrl-C: what went out is in the ledger; `resume` finishes.

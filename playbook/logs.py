@@ -68,3 +68,19 @@ def attach(path: Path) -> None:
 
 def get() -> logging.Logger:
     return logging.getLogger(LOGGER)
+
+
+def to_stderr() -> None:
+    """Also send the `playbook` logger to stderr, secrets masked: a long-running process (the worker) has no
+    other output, and its supervisor (systemd, a container runtime) keeps what it writes there."""
+    import sys
+
+    logger = logging.getLogger(LOGGER)
+    if any(getattr(h, "stream", None) is sys.stderr for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(_Redact())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

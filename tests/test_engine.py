@@ -232,7 +232,9 @@ def test_a_channel_that_is_down_does_not_hold_up_the_others(home: Path, webhook_
     assert deliveries[("ops", "en")]["status"] == deliveries[("partners", "en")]["status"] == "sent"
     arrivals = [r.at for r in webhook_sink.requests()]
     assert max(arrivals) - min(arrivals) < 0.25
-    assert took < 8
+    # A hang guard, not a speed bound (that is the arrivals above): the run ends about retry_for after it starts,
+    # which a loaded machine stretches by the seconds its processes take to start.
+    assert took < 60
 
 
 def test_the_json_result_has_one_row_per_delivery(home: Path, webhook_sink: WebhookSink) -> None:

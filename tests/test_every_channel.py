@@ -44,6 +44,7 @@ def _every_channel_home(home: Path) -> Path:
     playbook = home / "playbooks" / "whatsapp-outage.yaml"
     text = playbook.read_text()
     text = text.replace("investigating: {channels: [x, website, customers]", f"investigating: {{channels: [{ALL}]")
+    text = text.replace("reminders: {channels: [oncall]", "reminders: {channels: [team]")  # the team's Slack
     playbook.write_text(text)
     write(home / "contacts" / "customers.csv", "email,language,name\nana@example.com,fr,Ana\nbob@example.com,en,Bob\n")
     write(home / "contacts" / "sms.csv", "phone,language,name\n+33612345678,fr,Ana\n+447700900123,en,Bob\n")

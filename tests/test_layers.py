@@ -20,6 +20,7 @@ PACKAGE = ROOT / "playbook"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("command line", ("playbook.cli", "playbook.__main__")),
     ("output", ("playbook.output",)),
+    ("worker", ("playbook.worker",)),
     ("commands", ("playbook.commands",)),
     ("engine", ("playbook.engine",)),
     ("planning", ("playbook.planning",)),

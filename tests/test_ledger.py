@@ -622,8 +622,8 @@ def set_schema(db: Path, value: str) -> None:
      "is in flight, move it aside and delete {marker} to start a new ledger"),
     (lambda db: drop_tables(db, "meta"), "is damaged: its table meta is missing; nothing was sent"),
     (lambda db: set_schema(db, "7"), "was written by a newer crisis-playbook (ledger schema 7; this version knows "
-                                     "1 to 2): upgrade crisis-playbook to use it; nothing was sent"),
-    (lambda db: set_schema(db, "two"), "has an unknown schema version 'two' (this crisis-playbook knows 1 to 2): it "
+                                     "1 to 3): upgrade crisis-playbook to use it; nothing was sent"),
+    (lambda db: set_schema(db, "two"), "has an unknown schema version 'two' (this crisis-playbook knows 1 to 3): it "
                                        "is damaged, or not a crisis-playbook ledger; nothing was sent. Restore it"),
 ], ids=["tables-dropped-meta-kept", "meta-dropped", "newer-schema", "garbage-schema"])
 def test_a_ledger_missing_tables_or_of_an_unknown_schema_stops_every_command_and_is_never_rebuilt(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from playbook.errors import IncidentError, LedgerError
 from playbook.ledger import open_store
 from playbook.ledger.archive import copy, info, records
 from playbook.ledger.contract import Confirmation, NewPost, Owner, delivery_key
+from playbook.ledger.duties import DutyKind
 from tests.conftest import run_cli
 from tests.fakes.http import SECRET as WEBHOOK_SECRET
 from tests.fakes.http import WebhookSink, use_webhooks
@@ -49,12 +51,24 @@ def fill(state: Path | str) -> None:
         ledger.mark_failed(keys[1], "550 no such user", rejected=True)
         ledger.mark_failed(keys[2], "timed out")
         ledger.release()
-        ledger.create_incident("outage", T0 + timedelta(hours=3), post_at("investigating", 180), drill=False,
-                               allow_concurrent=True)
+        beside, _ = ledger.create_incident("outage", T0 + timedelta(hours=3), post_at("investigating", 180),
+                                           drill=False, allow_concurrent=True)
         ledger.create_incident("outage", T0, post_at("investigating", 0), drill=True, allow_concurrent=False)
         ledger.release()
         ledger.record_rehearsal("outage", False, {"checks": ["links"]})
         ledger.record_rehearsal("outage", True, {"checks": []})
+        # The workers': a holding update published, the failures handed to them, a duty done and one failed.
+        ledger.add_post(beside.id, replace(post_at("identified", 200), holding=True))
+        ledger.release()
+        ledger.hand_off(current.id, 1, T0 + timedelta(hours=3))
+        ledger.take_duty(f"reminder:{current.id}:1", DutyKind.REMINDER, incident=current.id, playbook="outage",
+                         hold=timedelta(minutes=2))
+        ledger.finish_duty(f"reminder:{current.id}:1", ok=True, outcome="told #ops")
+        ledger.take_duty("rehearsal:outage", DutyKind.REHEARSAL, incident=None, playbook="outage",
+                         hold=timedelta(minutes=2))
+        ledger.finish_duty("rehearsal:outage", ok=False, outcome="links: 1 broken")
+        ledger.take_duty("holding:1", DutyKind.HOLDING, incident=current.id, playbook="outage",
+                         hold=timedelta(minutes=2))
     finally:
         ledger.close()
 
@@ -80,9 +94,17 @@ def test_a_sqlite_ledger_copied_to_postgresql_and_back_keeps_its_whole_history(
         tmp_path: Path, postgres_url: str) -> None:
     fill(tmp_path / "laptop.db")
     original = history(tmp_path / "laptop.db")
+    # The workers' records are in it: the duties with their outcome, a post's holding flag and hand-off.
+    assert [(r["key"], r["kind"], r["attempts"], r["ok"], r["outcome"]) for r in original if r["record"] == "duty"] == [
+        ("reminder:outage-20261130-1100:1", "reminder", 1, True, "told #ops"),
+        ("rehearsal:outage", "rehearsal", 1, False, "links: 1 broken"), ("holding:1", "holding", 1, None, None)]
+    assert [(r["incident"], r["seq"]) for r in original if r["record"] == "post" and r["holding"]] == [
+        ("outage-20261130-1200", 2)]
+    assert [r["handed_until"] for r in original if r["record"] == "post" and r["handed_until"]] == [
+        "2026-11-30T12:00:12.345+00:00"]
 
-    assert copied(tmp_path / "laptop.db", postgres_url) == {"incident": 4, "post": 5, "delivery": 4,
-                                                            "rehearsal": 2}
+    assert copied(tmp_path / "laptop.db", postgres_url) == {"incident": 4, "post": 6, "delivery": 4,
+                                                            "rehearsal": 2, "duty": 3}
     assert history(postgres_url) == original
     assert copied(postgres_url, tmp_path / "back.db")["delivery"] == 4
     assert history(tmp_path / "back.db") == original
@@ -106,7 +128,8 @@ def test_a_copy_never_merges_into_a_ledger_that_holds_records(tmp_path: Path, po
     before = history(postgres_database.url())
 
     with pytest.raises(LedgerError, match=r"the ledger postgresql://playbook:\*\*\*@.* already holds records \(4 "
-                                          r"incidents, 5 posts, 4 deliveries, 2 rehearsals\): a copy never merges"):
+                                          r"incidents, 6 posts, 4 deliveries, 2 rehearsals, 3 duties\): a copy "
+                                          r"never merges"):
         copied(tmp_path / "laptop.db", postgres_database.url())
     assert history(postgres_database.url()) == before
 
@@ -132,11 +155,11 @@ def test_info_names_the_store_its_schema_size_and_counts_never_the_password(
     finally:
         store.close()
 
-    assert described.store == "PostgreSQL" and described.schema == 1
+    assert described.store == "PostgreSQL" and described.schema == 2
     assert described.where == f"postgresql://playbook:***@127.0.0.1:{postgres_database.server.port}/" \
                               f"{postgres_database.name}"
     assert described.server is not None and described.server.startswith("PostgreSQL 15")
-    assert dict(described.counts) == {"incident": 4, "post": 5, "delivery": 4, "rehearsal": 2}
+    assert dict(described.counts) == {"incident": 4, "post": 6, "delivery": 4, "rehearsal": 2, "duty": 3}
     assert described.size > 0
     assert postgres_database.server.password not in json.dumps(described.as_json())
 
@@ -154,13 +177,15 @@ def test_ledger_migrate_moves_a_laptops_history_to_postgresql_where_the_team_car
 
     assert moved.code == 0, moved.output
     where = f"postgresql://playbook:***@127.0.0.1:{postgres_database.server.port}/{postgres_database.name}"
-    assert moved.stdout.splitlines()[0] == f"Copied 1 incident, 1 post, 4 deliveries, 0 rehearsals into {where}."
+    assert moved.stdout.splitlines()[0] == (f"Copied 1 incident, 1 post, 4 deliveries, 0 rehearsals, 0 duties into "
+                                            f"{where}.")
     assert secret not in moved.output
     team = {"PLAYBOOK_STATE": postgres_database.url(password="${LEDGER_PASSWORD}"), "LEDGER_PASSWORD": secret}
     status = run_cli("status", "--json", home=home, env=team)
     assert [i["id"] for i in json.loads(status.stdout)["incidents"]] == [incident]
     described = run_cli("ledger", "info", "--json", home=home, env=team)
-    assert json.loads(described.stdout)["counts"] == {"incident": 1, "post": 1, "delivery": 4, "rehearsal": 0}
+    assert json.loads(described.stdout)["counts"] == {"incident": 1, "post": 1, "delivery": 4, "rehearsal": 0,
+                                                      "duty": 0}
     assert json.loads(described.stdout)["where"] == where
     # The laptop's file is left as it was; moving again into the same database is refused, nothing merged.
     again = run_cli("ledger", "migrate", "--to", postgres_database.url(), home=home)
@@ -218,11 +243,12 @@ def test_ledger_init_creates_the_tables_as_the_owner_once_and_changes_nothing_af
     again = run_cli("ledger", "init", home=home, env=owner)
 
     assert first.code == 0, first.output
-    assert json.loads(first.stdout)["schema"] == 1
-    assert json.loads(first.stdout)["counts"] == {"incident": 0, "post": 0, "delivery": 0, "rehearsal": 0}
+    assert json.loads(first.stdout)["schema"] == 2
+    assert json.loads(first.stdout)["counts"] == {"incident": 0, "post": 0, "delivery": 0, "rehearsal": 0,
+                                                  "duty": 0}
     assert json.loads(described.stdout)["store"] == "PostgreSQL"
-    assert again.code == 0 and "records: 0 incidents, 0 posts, 0 deliveries, 0 rehearsals" in again.stdout
-    assert postgres_database.query("SELECT value FROM meta") == [("1",)]
+    assert again.code == 0 and "records: 0 incidents, 0 posts, 0 deliveries, 0 rehearsals, 0 duties" in again.stdout
+    assert postgres_database.query("SELECT value FROM meta") == [("2",)]
 
 
 def test_an_export_that_cannot_be_written_or_has_nothing_to_read_is_one_line_and_leaves_no_file(

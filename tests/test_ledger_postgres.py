@@ -24,6 +24,7 @@ from playbook.ledger import open_ledger
 from playbook.ledger.contract import Confirmation, NewPost, Owner, delivery_key
 from playbook.ledger.location import is_database_url, resolve_url, shown
 from playbook.ledger.postgres import PostgresLedger
+from playbook.ledger.postgres_schema import SCHEMA
 from tests.conftest import free_port
 from tests.fakes.postgres import USER, Database, binaries
 
@@ -150,7 +151,7 @@ def test_a_database_of_a_newer_schema_is_refused_and_never_altered(postgres_data
 
     for readonly in (False, True):
         with pytest.raises(LedgerError, match="was written by a newer crisis-playbook \\(ledger schema 7; this "
-                                              "version knows 1 to 1\\): upgrade crisis-playbook to use it"):
+                                              "version knows 1 to 2\\): upgrade crisis-playbook to use it"):
             open_ledger(postgres_database.url(), readonly=readonly)
 
     assert postgres_database.query("SELECT value FROM meta") == [("7",)]
@@ -238,6 +239,27 @@ def test_a_server_away_longer_than_the_patience_stops_the_write_with_one_clear_e
     assert postgres_database.query("SELECT open FROM incidents") == [(True,)]
 
 
+def test_a_run_waits_for_a_server_away_longer_than_the_patience_while_its_window_lasts(
+        postgres_database: Database) -> None:
+    # The same minimum as above, but the run's deadline is two minutes away: the write waits for the server.
+    ledger = PostgresLedger(resolve_url(postgres_database.url(), {}), patience=timedelta(seconds=1))
+    try:
+        incident, _ = ledger.create_incident(PLAYBOOK, datetime.now(UTC), first_post(), drill=False,
+                                             allow_concurrent=False)
+        ledger.bear_with_outages_until(datetime.now(UTC) + timedelta(minutes=2))
+        postgres_database.server.halt()
+        # Down three times the minimum patience before it comes back.
+        coming_back = threading.Timer(3, postgres_database.server.launch)
+        coming_back.start()
+        try:
+            ledger.close_incident(incident.id)
+        finally:
+            coming_back.join(timeout=90)
+    finally:
+        ledger.close()
+    assert postgres_database.query("SELECT open FROM incidents") == [(False,)]
+
+
 # -- a role with only the rights it needs
 
 @pytest.fixture
@@ -286,6 +308,27 @@ def test_a_role_that_may_only_select_insert_and_update_runs_the_ledger_and_canno
     with psycopg.connect(oncall) as connection, pytest.raises(psycopg.errors.InsufficientPrivilege):
         connection.execute("DELETE FROM deliveries")
     assert postgres_database.query("SELECT count(*) FROM deliveries WHERE status = 'sent'") == [(1,)]
+
+
+def test_a_role_that_may_not_alter_the_tables_reads_an_older_schema_and_is_told_how_to_bring_it_up(
+        postgres_database: Database, oncall: str) -> None:
+    # Schema 1, as the owner made it before the workers' records: the role was granted its tables.
+    for statement in SCHEMA.split(";"):
+        postgres_database.query(statement)
+    postgres_database.query("INSERT INTO meta VALUES ('schema', '1')")
+
+    reader = open_ledger(oncall, readonly=True)
+    try:
+        assert reader.all_incidents() == [] and reader.duties() == []
+    finally:
+        reader.close()
+    with pytest.raises(LedgerError, match=r"the ledger postgresql://oncall_ledger_\d+:\*\*\*@.* is of schema 1 and "
+                                          r"this crisis-playbook needs 2, but this role may not change its tables "
+                                          r"\(must be owner of table posts\); nothing was sent. Run 'playbook "
+                                          r"ledger init' once as the tables' owner"):
+        open_ledger(oncall)
+    assert postgres_database.query("SELECT value FROM meta") == [("1",)]
+    assert postgres_database.query("SELECT to_regclass('duties')") == [(None,)]
 
 
 # -- machines at the same instant (processes, each with its own connection)

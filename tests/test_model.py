@@ -75,7 +75,8 @@ def test_a_playbook_reads_its_durations(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("old", "new", "expected"), [
     ("window: 30m", "windwo: 30m",
      "playbooks/outage.yaml:5:1: unknown key 'windwo' (did you mean 'window'?); known keys: checklist, "
-     "description, faq, id, languages, name, phases, rehearse_every, timezone, update_every, vars, window"),
+     "description, faq, holding, id, languages, name, phases, rehearse_every, reminders, timezone, update_every, "
+     "vars, window"),
     ("brand: {default: Acme}", "brand: {defualt: Acme}",
      "playbooks/outage.yaml:8:11: unknown key 'defualt' (did you mean 'default'?); known keys: default, "
      "description, required, sample, type"),
@@ -118,6 +119,53 @@ def test_a_mistake_in_a_playbook_is_one_line_at_its_place(tmp_path: Path, old: s
                                                           expected: str) -> None:
     assert old in PLAYBOOK
     assert error_of(tmp_path, PLAYBOOK.replace(old, new, 1)) == expected
+
+
+
+# -- reminders and holding updates: what the worker does between updates ------------------------------------
+
+WORKER = "reminders: {channels: [team], before: 5m}\nholding: {after: 20m, channels: [x], drills: true}\n"
+
+
+def test_reminders_and_holding_read_their_channels_durations_and_drills(tmp_path: Path) -> None:
+    playbook = load(tmp_path, PLAYBOOK + WORKER)
+    assert playbook.reminders is not None and playbook.holding is not None
+    assert (playbook.reminders.channels, playbook.reminders.before) == (["team"], timedelta(minutes=5))
+    assert (playbook.holding.channels, playbook.holding.after, playbook.holding.drills) == (
+        ["x"], timedelta(minutes=20), True)
+
+
+def test_reminders_and_holding_are_optional_and_default_to_10m_15m_and_no_drills(tmp_path: Path) -> None:
+    assert load(tmp_path, PLAYBOOK).reminders is None and load(tmp_path, PLAYBOOK).holding is None
+    playbook = load(tmp_path, PLAYBOOK + "reminders: {channels: [team]}\nholding: {channels: [x]}\n")
+    assert playbook.reminders is not None and playbook.reminders.before == timedelta(minutes=10)
+    assert playbook.holding is not None and playbook.holding.after == timedelta(minutes=15)
+    assert playbook.holding.drills is False
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("before: 5m", "befor: 5m",
+     "playbooks/outage.yaml:14:31: unknown key 'befor' (did you mean 'before'?); known keys: before, channels"),
+    ("drills: true", "drill: true",
+     "playbooks/outage.yaml:15:38: unknown key 'drill' (did you mean 'drills'?); known keys: after, channels, "
+     "drills"),
+    ("before: 5m", "before: 0s", "playbooks/outage.yaml:14:31: reminders.before: must be longer than 0s, e.g. 30m"),
+    ("after: 20m", "after: 20", "playbooks/outage.yaml:15:11: holding.after: '20' has no unit: write 20m or 20s"),
+    ("after: 20m", "after: later",
+     "playbooks/outage.yaml:15:11: holding.after: 'later' is not a duration: write it like 45s, 30m, 2h or 1h30m"),
+    ("channels: [team]", "channels: []", "playbooks/outage.yaml:14:13: reminders.channels: must not be empty"),
+    ("channels: [team]", "channels: team",
+     "playbooks/outage.yaml:14:13: reminders.channels: expected a list, such as [a, b], not 'team'"),
+    ("after: 20m, channels: [x], ", "", "playbooks/outage.yaml:15:1: holding: missing required key 'channels'"),
+    ("drills: true", "drills: maybe",
+     "playbooks/outage.yaml:15:38: holding.drills: expected true or false, not 'maybe'"),
+    ("channels: [team]", "channels: [team, team]",
+     "playbooks/outage.yaml:14:30: reminders.channels lists 'team' twice"),
+])
+def test_a_mistake_in_reminders_or_holding_is_one_line_at_its_place(tmp_path: Path, old: str, new: str,
+                                                                    expected: str) -> None:
+    assert old in WORKER
+    assert error_of(tmp_path, PLAYBOOK + WORKER.replace(old, new, 1)) == expected
 
 
 def test_a_checklist_for_an_unknown_phase_suggests_the_right_one(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -139,6 +140,12 @@ def test_templates_see_incident_playbook_lang_and_variables(tmp_path: Path) -> N
                           "{{ playbook.id }}|{{ playbook.name }}|{{ lang }}|{{ brand }}",
                 lang="en", variables={"brand": "Acme"}, ctx=ctx)
     assert text == "pb-20261125-1405|investigating|3:05\u202fPM|pb|Messaging outage|en|Acme"
+
+
+def test_incident_holding_is_true_only_in_a_holding_update(tmp_path: Path) -> None:
+    source = "{% if incident.holding %}still on it{% else %}first word{% endif %}"
+    assert body(tmp_path, source) == "first word"
+    assert body(tmp_path, source, ctx=replace(context(), holding=True)) == "still on it"
 
 
 def test_the_playbook_name_follows_the_message_language(tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from playbook.home.starter import starter_dir, write_starter
-from tests.conftest import run_cli, write
+from tests.conftest import copy_example, run_cli, write
 
 PLAYBOOK = "playbooks/whatsapp-outage.yaml"
 TEMPLATES = "templates/whatsapp-outage"
-KNOWN_KEYS = ("checklist, description, faq, id, languages, name, phases, rehearse_every, timezone, update_every, "
-              "vars, window")
+KNOWN_KEYS = ("checklist, description, faq, holding, id, languages, name, phases, rehearse_every, reminders, "
+              "timezone, update_every, vars, window")
 KNOWN_VARS = "brand, cause, chat_url, eta, provider, status_url, support_email, support_phone, telegram_url"
 # Dummy credentials: validate and render build the X channel offline, never calling X.
 X_ENV = {"X_CONSUMER_KEY": "ck-dummy", "X_CONSUMER_SECRET": "cs-dummy", "X_ACCESS_TOKEN": "at-dummy",
@@ -97,6 +97,9 @@ BRAND_AT, IDENTIFIED_AT = line(PLAYBOOK, "  brand:"), line(PLAYBOOK, "  identifi
 TITLE_AT = line(IDENTIFIED_EN, "{{ provider }} disruption")
 CONTACT_AT = line(IDENTIFIED_EN, "Contact: {{ support_email }}")
 ELSE_AT = line(f"{TEMPLATES}/identified.fr.j2", "{% else %}")
+REMINDERS_AT = line(PLAYBOOK, "reminders:")
+HOLDING_SAID_AT = line(IDENTIFIED_EN, "An update: we’re still working on getting things back")
+DEFINED = "defined: customers, oncall, website, x"
 REQUIRED_TICKET = edit(PLAYBOOK, "\nvars:\n", "\nvars:\n  ticket: {required: true, description: The ticket number}\n")
 
 CASES: list[tuple[str, Setup | None, tuple[str, ...], str]] = [
@@ -178,14 +181,37 @@ CASES: list[tuple[str, Setup | None, tuple[str, ...], str]] = [
      # 23 for the URL, 1 for the space, 270 for the accented letters: X weighs é 1.
      f"error: {TEMPLATES}/investigating.en.j2: block 'short' is too long for channel 'x': 294/280 weighted "
      "characters\n" + SUMMARY),
+    # -- channels, reminders and holding updates --------------------------------------------------------------
+    ("unknown-phase-channel", edit(PLAYBOOK, "identified:    {channels: [x, website]",
+                                   "identified:    {channels: [x, websit]"),
+     ("validate",),
+     f"error: {PLAYBOOK}:{IDENTIFIED_AT}:33: phase 'identified' names channel 'websit', which channels.yaml does not "
+     f"define (did you mean 'website'?); {DEFINED}\n" + SUMMARY),
+    ("unknown-reminders-channel", edit(PLAYBOOK, "reminders: {channels: [oncall]", "reminders: {channels: [oncal]"),
+     ("validate",),
+     f"error: {PLAYBOOK}:{REMINDERS_AT}:24: reminders.channels names channel 'oncal', which channels.yaml does not "
+     f"define (did you mean 'oncall'?); {DEFINED}\n" + SUMMARY),
+    ("holding-only-template-error", edit(IDENTIFIED_EN, "An update: we’re still working",
+                                         "An update: {{ progress }} we’re still working"),
+     ("validate",),
+     f"error: {IDENTIFIED_EN}:{HOLDING_SAID_AT}: undefined variable: progress (in a holding update)\n" + SUMMARY),
+    ("holding-after-the-last-phase", None, ("render", "whatsapp-outage", "--phase", "resolved", "--holding"),
+     "error: phase 'resolved' is the last: no holding update follows it\n"),
+    ("holding-channel-asked", None,
+     ("render", "whatsapp-outage", "--phase", "investigating", "--holding", "--channel", "customers"),
+     "error: a holding update of phase 'investigating' is not sent to channel 'customers'; its channels: website, x\n"),
+    ("holding-not-configured", edit(PLAYBOOK, "holding: {after: 15m, channels: [x, website]}\n", ""),
+     ("render", "whatsapp-outage", "--holding"),
+     "error: playbook 'whatsapp-outage' sends no holding updates: add `holding: {after: 15m, channels: [...]}` to "
+     "it first\n"),
     # -- the sandbox ------------------------------------------------------------------------------------------
-    ("sandbox-mro", edit(f"{TEMPLATES}/identified.en.j2", "{{ provider }} disruption",
-                         "{{ ''.__class__.__mro__ }} disruption"),
+    ("sandbox-mro", edit(f"{TEMPLATES}/identified.en.j2", "{{ provider }} disruption: we know",
+                         "{{ ''.__class__.__mro__ }} disruption: we know"),
      ("render", "whatsapp-outage", "--phase", "identified", "--lang", "en"),
      f"error: {TEMPLATES}/identified.en.j2:{TITLE_AT}: not allowed in a "
      "template: access to attribute '__class__' of 'str' object is unsafe.\n"),
-    ("sandbox-incident-internals", edit(f"{TEMPLATES}/identified.en.j2", "{{ provider }} disruption",
-                                        "{{ incident.__class__.__base__ }} disruption"),
+    ("sandbox-incident-internals", edit(f"{TEMPLATES}/identified.en.j2", "{{ provider }} disruption: we know",
+                                        "{{ incident.__class__.__base__ }} disruption: we know"),
      ("validate",),
      f"error: {TEMPLATES}/identified.en.j2:{TITLE_AT}: not allowed in a "
      "template: access to attribute '__class__' of 'mappingproxy' object is unsafe.\n" + SUMMARY),
@@ -252,9 +278,10 @@ def test_validate_measures_every_phase_language_and_channel(home: Path) -> None:
         phase, _, table = section.partition("\n")
         rows += [(phase, lang, count) for lang, count in re.findall(r"^(\w\w) +x +short +(\d+)/280 weighted", table,
                                                                      re.MULTILINE)]
-    assert {(phase, lang) for phase, lang, _ in rows} == {
-        (phase, lang) for phase in ("investigating", "identified", "monitoring", "resolved") for lang in ("fr", "en")
-    }
+    # Every phase, then every phase but the last again as a holding update on its holding channels (x, website).
+    phases = ("investigating", "identified", "monitoring", "resolved",
+              "investigating (holding)", "identified (holding)", "monitoring (holding)")
+    assert {(phase, lang) for phase, lang, _ in rows} == {(phase, lang) for phase in phases for lang in ("fr", "en")}
     assert all(int(count) <= 280 for _, _, count in rows)
 
 
@@ -290,6 +317,45 @@ def test_render_prints_the_blocks_and_their_length_against_the_limit(home: Path)
     assert "Suivi\u00a0: https://status.example.com" in result.stdout  # French: no-break space before ":"
     # Only the blocks the X channel uses.
     assert "body →" not in result.stdout
+
+
+@pytest.mark.parametrize(("lang", "said", "next_update"), [
+    ("fr", "Point d’étape\u00a0: nous travaillons toujours au rétablissement…",
+     r"Prochain point à \d{1,2}\u00a0h\u00a0\d\d\."),
+    ("en", "An update: we’re still working on getting things back to normal…",
+     r"Next update at \d{1,2}:\d\d\u202f[AP]M\."),
+])
+def test_render_holding_shows_the_holding_update_on_the_holding_channels(home: Path, lang: str, said: str,
+                                                                          next_update: str) -> None:
+    result = run_cli("render", "whatsapp-outage", "--phase", "identified", "--lang", lang, "--holding", home=home)
+    assert result.code == 0, result.output
+    assert result.stdout.startswith("whatsapp-outage · holding update of phase identified · ")
+    assert said in result.stdout
+    assert re.search(next_update, result.stdout)
+    assert "title → x, website\n" in result.stdout  # the holding channels, both file channels in the starter
+    plain = run_cli("render", "whatsapp-outage", "--phase", "identified", "--lang", lang, home=home)
+    assert plain.code == 0, plain.output
+    assert said not in plain.stdout and not re.search(next_update, plain.stdout)
+
+
+def test_validate_warns_that_a_holding_channel_with_a_list_sends_again_to_everyone(tmp_path: Path) -> None:
+    home = copy_example(tmp_path)
+    edit(PLAYBOOK, "holding: {after: 15m, channels: [x, website]}",
+         "holding: {after: 15m, channels: [x, website, customers]}")(home)
+    result = run_cli("validate", home=home)
+    assert result.code == 0, result.output
+    assert ("warning: playbook 'whatsapp-outage': holding channel 'customers' sends to a list: each holding update "
+            "is sent again to every recipient on it") in result.stdout
+    assert re.search(r"^fr +customers +title", result.stdout.split("investigating (holding)\n")[1], re.MULTILINE)
+
+
+def test_validate_warns_of_a_holding_channel_that_no_phase_before_the_last_publishes_to(home: Path) -> None:
+    edit(PLAYBOOK, "channels: [x, website]}", "channels: [x, website, customers]}")(home)  # holding's
+    edit(PLAYBOOK, "investigating: {channels: [x, website, customers]", "investigating: {channels: [x, website]")(home)
+    result = run_cli("validate", home=home)
+    assert result.code == 0, result.output
+    assert ("warning: playbook 'whatsapp-outage': holding channel 'customers' gets no holding update: no phase "
+            "before 'resolved' publishes to it") in result.stdout
 
 
 def test_render_shows_a_var_and_a_sample(home: Path) -> None:

@@ -5,7 +5,7 @@ Every command is listed here, in the order `playbook --help` shows them: `app` h
 global options and the error handler (`main`); the commands live with the ones they resemble.
 """
 
-from playbook.cli import check_commands, home_commands, incident_commands
+from playbook.cli import check_commands, home_commands, incident_commands, worker_commands
 from playbook.cli.app import app, main
 from playbook.cli.ledger_commands import ledger_app
 
@@ -14,7 +14,7 @@ for command in (home_commands.init, home_commands.list_playbooks, home_commands.
                 home_commands.render, home_commands.faq, home_commands.checklist, check_commands.channels,
                 incident_commands.trigger, incident_commands.update, incident_commands.resolve,
                 incident_commands.resume, incident_commands.status, incident_commands.timeline,
-                check_commands.rehearse):
+                check_commands.rehearse, worker_commands.worker):
     app.command("list" if command is home_commands.list_playbooks else None)(command)
 app.add_typer(ledger_app)
 

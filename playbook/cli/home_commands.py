@@ -47,6 +47,7 @@ def render(
     channel: Annotated[str | None, typer.Option("--channel", "-c", help="Only this channel.")] = None,
     var: Var = None,
     drill: Annotated[bool, typer.Option("--drill", help="Show the drill marker.")] = False,
+    holding: Annotated[bool, typer.Option("--holding", help="As a holding update, on the holding channels.")] = False,
 ) -> None:
     """Preview what a phase says in one language, on each of its channels, with lengths against limits."""
     from playbook.commands.preview import render_preview
@@ -55,7 +56,8 @@ def render(
 
     home = load_home()
     chosen = phase or home.load_playbook(playbook_id).first_phase
-    preview(render_preview(home, playbook_id, chosen, lang, channel, parse_assignments(var or []), drill))
+    preview(render_preview(home, playbook_id, chosen, lang, channel, parse_assignments(var or []), drill,
+                           holding))
 
 
 def faq(playbook_id: PlaybookId, lang: Lang = None, format: Format = None) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from playbook.cli.app import STATE, load_home, open_session
-from playbook.cli.options import DryRun, IncidentId, Json, Var, Yes
+from playbook.cli.options import DryRun, IncidentId, Json, Var, Wait, Yes
 from playbook.errors import ExitStatus
 
 if TYPE_CHECKING:
@@ -52,7 +52,11 @@ def _publish(run: "Callable[[ProgressView], Outcome | list[Outcome]]", *, as_jso
     if any(o.cancelled for o in outcomes):
         raise typer.Exit(ExitStatus.DECLINED)
     delivered = all(o.result is None or o.result.ok for o in outcomes)
-    raise typer.Exit(ExitStatus.OK if delivered else ExitStatus.DELIVERY_FAILED)
+    if delivered:
+        raise typer.Exit(ExitStatus.OK)
+    # Handed off only when everything that failed was: a failure nobody retries is a failure.
+    handed = all(o.result is None or o.result.ok or o.handed_off is not None for o in outcomes)
+    raise typer.Exit(ExitStatus.HANDED_OFF if handed else ExitStatus.DELIVERY_FAILED)
 
 
 def trigger(
@@ -66,6 +70,7 @@ def trigger(
     drill: Annotated[bool, typer.Option("--drill", help="Publish for real through the sandbox channels of "
                                                         "channels.yaml 'drill:', marked as a drill.")] = False,
     new: Annotated[bool, typer.Option("--new", help="Open a second incident even if one is open.")] = False,
+    wait: Wait = False,
     yes: Yes = False,
     json_: Json = False,
 ) -> None:
@@ -75,7 +80,8 @@ def trigger(
 
     given = parse_assignments(var or [])
     _publish(lambda observer: run_trigger(open_session(), playbook_id, given, detected_at, dry_run=dry_run,
-                                          drill=drill, new=new, confirm=_confirm(yes, json_), observer=observer),
+                                          drill=drill, new=new, wait=wait, confirm=_confirm(yes, json_),
+                                          observer=observer),
              as_json=json_, quiet=dry_run)
 
 
@@ -86,45 +92,52 @@ def update(
     again: Annotated[bool, typer.Option("--again", help="Publish the current phase once more (a new update).")]
     = False,
     dry_run: DryRun = False,
+    wait: Wait = False,
     yes: Yes = False,
     json_: Json = False,
 ) -> None:
     """Publish a later phase of an open incident."""
-    _next_phase(incident, phase, var, again=again, resolve_it=False, dry_run=dry_run, yes=yes, json_=json_)
+    _next_phase(incident, phase, var, again=again, resolve_it=False, dry_run=dry_run, wait=wait, yes=yes,
+                json_=json_)
 
 
 def resolve(
     incident: IncidentId,
     var: Var = None,
     dry_run: DryRun = False,
+    wait: Wait = False,
     yes: Yes = False,
     json_: Json = False,
 ) -> None:
     """Publish the playbook's last phase and close the incident."""
-    _next_phase(incident, None, var, again=False, resolve_it=True, dry_run=dry_run, yes=yes, json_=json_)
+    _next_phase(incident, None, var, again=False, resolve_it=True, dry_run=dry_run, wait=wait, yes=yes,
+                json_=json_)
 
 
 def _next_phase(incident: str, phase: str | None, var: list[str] | None, *, again: bool, resolve_it: bool,
-                dry_run: bool, yes: bool, json_: bool) -> None:
+                dry_run: bool, wait: bool, yes: bool, json_: bool) -> None:
     from playbook.commands.publishing import publish_phase
     from playbook.rendering.variables import parse_assignments
 
     given = parse_assignments(var or [])
     _publish(lambda observer: publish_phase(open_session(), incident, phase, given, again=again,
-                                            resolve_it=resolve_it, dry_run=dry_run, confirm=_confirm(yes, json_),
+                                            resolve_it=resolve_it, dry_run=dry_run, wait=wait,
+                                            confirm=_confirm(yes, json_),
                                             observer=observer),
              as_json=json_, quiet=dry_run)
 
 
 def resume(
     incident: IncidentId,
+    wait: Wait = False,
     yes: Yes = False,
     json_: Json = False,
 ) -> None:
     """Retry what failed or was left unconfirmed; confirmed deliveries are never sent again."""
     from playbook.commands.publishing import resume as run_resume
 
-    _publish(lambda observer: run_resume(open_session(), incident, observer=observer, confirm=_confirm(yes, json_)),
+    _publish(lambda observer: run_resume(open_session(), incident, observer=observer, confirm=_confirm(yes, json_),
+                                         wait=wait),
              as_json=json_, quiet=False)
 
 

@@ -18,3 +18,5 @@ IncidentId = Annotated[str, typer.Argument(metavar="INCIDENT", help="The inciden
 PlaybookId = Annotated[str, typer.Argument(metavar="ID", help="The playbook.")]
 PlaybookIds = Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="Playbooks (default: all).")]
 Lang = Annotated[str | None, typer.Option("--lang", "-l", help="The language (default: the first).")]
+Wait = Annotated[bool, typer.Option("--wait", help="Keep retrying failed deliveries here until the window ends, "
+                                                    "even while a worker is alive to take them over.")]

@@ -9,17 +9,39 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from playbook.commands.session import Session
-from playbook.engine import Engine, Observer, PostResult
+from playbook.engine import Engine, Observer, PostResult, Retries
 from playbook.errors import IncidentError, PlaybookError, did_you_mean
 from playbook.home.locate import Home
+from playbook.home.model import Playbook
 from playbook.ledger import open_ledger
-from playbook.ledger.contract import ClaimHeld, Incident, Ledger, NewPost, publishing, utcnow
+from playbook.ledger.contract import (
+    UNFINISHED,
+    ClaimHeld,
+    DeliveryStatus,
+    Incident,
+    Ledger,
+    NewPost,
+    Post,
+    publishing,
+    utcnow,
+)
+from playbook.ledger.duties import ALIVE
 from playbook.planning.plan import PostPlan, build_plan
 from playbook.rendering.variables import resolve
 from playbook.timeparse import parse_detection
 
 # Called with the plan before anything is recorded or sent; returning False cancels.
 Confirm = Callable[[PostPlan], bool]
+
+
+@dataclass(frozen=True)
+class HandOff:
+    """Deliveries a command left to a live worker after their first attempt."""
+
+    deliveries: int
+    until: datetime
+    # The worker(s) alive when it was handed: "pid N on host".
+    workers: tuple[str, ...]
 
 
 @dataclass
@@ -31,10 +53,29 @@ class Outcome:
     dry_run: bool = False
     cancelled: bool = False
     closed: bool = False
+    handed_off: HandOff | None = None
+
+
+def _run(ledger: Ledger, post: Post, plan: PostPlan, observer: Observer | None, *, wait: bool) -> Outcome:
+    """Publish the post. While a worker is alive (and unless `wait`), each delivery is attempted once and what
+    still fails is handed to the workers, which retry it until the channel's own end, as this run would have."""
+    workers = () if wait else tuple(f"pid {w.pid} on {w.host}" for w in ledger.workers(ALIVE))
+    engine = Engine(ledger, post, plan, observer, retries=Retries(hand_off=bool(workers)))
+    result = asyncio.run(engine.run())
+    if result.ok or not workers:
+        return Outcome(plan, result)
+    failed = {d.channel for d in result.deliveries if d.status == DeliveryStatus.FAILED}
+    ends = [end for channel, end in engine.sender.ends.items() if channel in failed]
+    left = sum(1 for row in ledger.deliveries(post.incident, post.seq) if row.status in UNFINISHED)
+    if not ends or not left:
+        return Outcome(plan, result)
+    until = max(ends)
+    ledger.hand_off(post.incident, post.seq, until)
+    return Outcome(plan, result, handed_off=HandOff(left, until, workers))
 
 
 def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detected_at: datetime | str | None,
-            *, dry_run: bool = False, drill: bool = False, new: bool = False,
+            *, dry_run: bool = False, drill: bool = False, new: bool = False, wait: bool = False,
             confirm: Confirm | None = None, observer: Observer | None = None) -> Outcome:
     """Open an incident; `detected_at` as the user wrote it (`05:20`, `-15m`) is read in the playbook's zone."""
     playbook = session.home.load_playbook(playbook_id)
@@ -68,7 +109,7 @@ def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detect
         plan = build_plan(session.load_channels(), playbook, phase, variables, incident.id, detected, deadline,
                           drill=drill, offline=False, next_update=plan.context.next_update_at or False)
         ledger.record_texts(incident.id, post.seq, sent_texts(plan))
-    return Outcome(plan, asyncio.run(Engine(ledger, post, plan, observer).run()))
+    return _run(ledger, post, plan, observer, wait=wait)
 
 
 def _new_post(plan: PostPlan, issued_at: datetime) -> NewPost:
@@ -132,7 +173,7 @@ def _open_incident(ledger: Ledger, incident_id: str) -> Incident:
 
 
 def publish_phase(session: Session, incident_id: str, phase: str | None, given: Mapping[str, str],
-                  *, resolve_it: bool = False, again: bool = False, dry_run: bool = False,
+                  *, resolve_it: bool = False, again: bool = False, dry_run: bool = False, wait: bool = False,
                   confirm: Confirm | None = None, observer: Observer | None = None) -> Outcome:
     """`update` (a later phase) or `resolve` (the last phase, then close the incident)."""
     ledger = session.ledger(readonly=dry_run)
@@ -170,12 +211,11 @@ def publish_phase(session: Session, incident_id: str, phase: str | None, given: 
     if confirm is not None and not confirm(plan):
         return Outcome(plan, cancelled=True)
     post = ledger.add_post(incident.id, _new_post(plan, issued), again=again)
-    result = asyncio.run(Engine(ledger, post, plan, observer).run())
-    closed = False
-    if resolve_it and result.ok:
+    outcome = _run(ledger, post, plan, observer, wait=wait)
+    if resolve_it and outcome.result is not None and outcome.result.ok:
         ledger.close_incident(incident.id)
-        closed = True
-    return Outcome(plan, result, closed=closed)
+        outcome.closed = True
+    return outcome
 
 
 def close_drill(home: Home, incident_id: str) -> None:
@@ -188,16 +228,25 @@ def close_drill(home: Home, incident_id: str) -> None:
         ledger.close()
 
 
+def plan_of(session: Session, incident: Incident, playbook: Playbook, post: Post) -> PostPlan:
+    """The plan of a recorded post, rendered again from what it recorded: what resume and the worker send."""
+    # A holding update went to some channels only: the ones it recorded (by their live names, a drill's
+    # sandboxes standing in for them), whatever the playbook says now.
+    recorded = ((post.texts or {}).get("channels") or {}).items()
+    only = [entry.get("stands_in_for") or name for name, entry in recorded] if post.holding else None
+    return build_plan(session.load_channels(), playbook, post.phase, post.vars, incident.id, incident.detected_at,
+                      post.deadline, drill=incident.drill, offline=False, next_update=post.next_update_at or False,
+                      issued_at=post.issued_at, holding=post.holding, only=only)
+
+
 def resume(session: Session, incident_id: str, observer: Observer | None = None,
-           confirm: Confirm | None = None) -> list[Outcome]:
+           confirm: Confirm | None = None, *, wait: bool = False) -> list[Outcome]:
     """Finish every post of the incident that has failed or unconfirmed deliveries."""
     ledger = session.ledger()
     incident = ledger.incident(incident_id)
     playbook = session.home.load_playbook(incident.playbook)
     posts = [ledger.post(incident.id, seq) for seq in ledger.unfinished_posts(incident.id)]
-    plans = [build_plan(session.load_channels(), playbook, post.phase, post.vars, incident.id, incident.detected_at,
-                        post.deadline, drill=incident.drill, offline=False,
-                        next_update=post.next_update_at or False, issued_at=post.issued_at) for post in posts]
+    plans = [plan_of(session, incident, playbook, post) for post in posts]
     # Every post is confirmed before any is sent: a "no" to the second must not follow a first already out.
     if confirm is not None and plans and not all(confirm(plan) for plan in plans):
         return [Outcome(plan, cancelled=True) for plan in plans]
@@ -205,7 +254,7 @@ def resume(session: Session, incident_id: str, observer: Observer | None = None,
     held: list[ClaimHeld] = []
     for post, plan in zip(posts, plans, strict=True):
         try:
-            outcomes.append(Outcome(plan, asyncio.run(Engine(ledger, post, plan, observer).run())))
+            outcomes.append(_run(ledger, post, plan, observer, wait=wait))
         except ClaimHeld as exc:
             # Another process is sending this post right now: it is left to it, never sent a second time.
             held.append(exc)

@@ -158,8 +158,10 @@ def _rehearse_one(home: Home, playbook_id: str, *, offline: bool, check_links: b
 
 def _channels_used(playbook: Playbook, channels: Channels, drill: bool) -> list[str]:
     """The channels to check: the live ones always (a drill adds to a rehearsal, it never hides a live channel's
-    missing credentials), and with `drill` the sandboxes that stand in for them."""
-    names = [n for n in playbook.channel_names() if n in channels.raw]
+    missing credentials), the ones reminders go through (the worker needs them the day an update is late), and
+    with `drill` the sandboxes that stand in for them."""
+    reminded = playbook.reminders.channels if playbook.reminders is not None else []
+    names = [n for n in dict.fromkeys([*playbook.channel_names(), *reminded]) if n in channels.raw]
     if not drill:
         return names
     sandboxes = [sandbox for n in names if (sandbox := channels.sandbox_of(n)) is not None]

@@ -48,6 +48,22 @@ class ReviewPost(TypedDict):
     since_previous_seconds: int | None
     promised_by: str | None
     late_seconds: int | None
+    # Published by a worker because the update was overdue.
+    holding: bool
+    # Its failing deliveries were left to the workers until then.
+    handed_until: str | None
+
+
+class ReviewDuty(TypedDict):
+    """Something a worker did for the incident: a reminder to the on-call, a holding update."""
+
+    kind: str
+    key: str
+    at: str | None
+    by: str
+    attempts: int
+    ok: bool | None
+    outcome: str | None
 
 
 class Review(TypedDict):
@@ -74,6 +90,7 @@ class Review(TypedDict):
     as_of: str | None
     posts: list[ReviewPost]
     deliveries: list[ReviewDelivery]
+    worker: list[ReviewDuty]
 
 
 def _local(moment: datetime, zone: ZoneInfo) -> str:
@@ -165,6 +182,9 @@ def build_review(home: Home, ledger: Ledger, incident_id: str, now: datetime | N
         "as_of": _iso(now, zone),
         "posts": post_data,
         "deliveries": deliveries,
+        "worker": [{"kind": d.kind, "key": d.key, "at": _iso(d.done_at or d.taken_at, zone), "by": d.taken_by,
+                    "attempts": d.attempts, "ok": d.ok, "outcome": d.outcome}
+                   for d in ledger.duties(incident.id)],
     }
 
 
@@ -192,6 +212,8 @@ def _post(post: Post, previous: Post | None, update_every: timedelta | None, zon
         "since_previous_seconds": _seconds(gap),
         "promised_by": _iso(promised, zone),
         "late_seconds": _seconds(late),
+        "holding": post.holding,
+        "handed_until": _iso(post.handed_until, zone),
     }
 
 
@@ -265,8 +287,11 @@ def markdown(review: Review) -> str:
                      f"{at(review['as_of'])})")
     lines.append("")
     for post in review["posts"]:
-        lines += [f"## {post['seq']}. {post['phase']} (issued {at(post['issued_at'])})", ""]
+        holding = ", a holding update" if post["holding"] else ""
+        lines += [f"## {post['seq']}. {post['phase']} (issued {at(post['issued_at'])}{holding})", ""]
         lines.append(f"- By: {post['operator'] or 'not recorded'}")
+        if post["handed_until"]:
+            lines.append(f"- Failing deliveries left to the worker until {at(post['handed_until'])}")
         # A promise comes from the previous post: the gap since it is then known.
         if post["promised_by"] and post["since_previous_seconds"] is not None:
             gap = format_duration(timedelta(seconds=post["since_previous_seconds"]))
@@ -292,6 +317,13 @@ def markdown(review: Review) -> str:
                          f" | {_margin(d['margin_seconds'])} | {_cell(detail)} |")
         lines.append("")
         lines += _texts(post["texts"])
+    if review["worker"]:
+        lines += ["## What the worker did", ""]
+        for duty in review["worker"]:
+            result = "done" if duty["ok"] else "failed" if duty["ok"] is False else "under way"
+            lines.append(f"- {at(duty['at'])}: {duty['kind']} `{duty['key']}` by {duty['by']}: {result}"
+                         + (f" ({_cell(duty['outcome'])})" if duty["outcome"] else ""))
+        lines.append("")
     return "\n".join(lines)
 
 

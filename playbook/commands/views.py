@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +11,7 @@ from playbook.home.locate import Home
 from playbook.home.model import Playbook
 from playbook.ledger import open_existing, open_ledger
 from playbook.ledger.contract import UNFINISHED, DeliveryStatus, Incident, Ledger, utcnow
+from playbook.ledger.duties import ALIVE, Worker
 
 if TYPE_CHECKING:
     from playbook.commands.review import Review
@@ -100,7 +101,8 @@ def incident_view(home: Home, ledger: Ledger, incident: Incident) -> IncidentVie
         id=incident.id, playbook=incident.playbook, phase=incident.phase, open=incident.open, drill=incident.drill,
         detected_at=incident.detected_at, window=window, deadline=deadline, first_notice_at=first,
         window_met=met, next_update_due=next_due, closed_at=incident.closed_at, deliveries=views,
-        posts=[{"seq": p.seq, "phase": p.phase, "issued_at": p.issued_at, "deadline": p.deadline} for p in posts],
+        posts=[{"seq": p.seq, "phase": p.phase, "issued_at": p.issued_at, "deadline": p.deadline,
+                "holding": p.holding, "handed_until": p.handed_until} for p in posts],
     )
 
 
@@ -152,6 +154,8 @@ class StatusReport:
     rehearsals: list[RehearsalView]
     # A playbook that no longer loads has no zone here: its times are shown in UTC rather than not at all.
     zones: dict[str, str]
+    # The workers alive now: who retries what the commands hand over, and keeps the duties.
+    workers: list[Worker] = field(default_factory=list)
 
 
 def status_report(home: Home, incident_id: str | None) -> StatusReport:
@@ -166,6 +170,7 @@ def status_report(home: Home, incident_id: str | None) -> StatusReport:
             found = [ledger.incident(incident_id)] if incident_id else ledger.open_incidents()
             incidents = [incident_view(home, ledger, i) for i in found]
         rehearsals = rehearsal_status(home, ledger) if incident_id is None else []
+        workers = ledger.workers(ALIVE) if ledger is not None else []
     finally:
         if ledger is not None:
             ledger.close()
@@ -175,4 +180,4 @@ def status_report(home: Home, incident_id: str | None) -> StatusReport:
             zones[playbook_id] = home.load_playbook(playbook_id).timezone
         except PlaybookError:
             continue
-    return StatusReport(incidents, rehearsals, zones)
+    return StatusReport(incidents, rehearsals, zones, workers)

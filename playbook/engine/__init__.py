@@ -9,7 +9,8 @@ runner.py runs the channels of a post, attempts.py one delivery's attempts and r
 per-recipient channel's list (with outage.py for a server that is down), claims.py the run's claims.
 """
 
+from playbook.engine.attempts import Retries
 from playbook.engine.results import DeliveryEvent, DeliveryResult, Observer, PostResult
 from playbook.engine.runner import Engine
 
-__all__ = ["DeliveryEvent", "DeliveryResult", "Engine", "Observer", "PostResult"]
+__all__ = ["DeliveryEvent", "DeliveryResult", "Engine", "Observer", "PostResult", "Retries"]

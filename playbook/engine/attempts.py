@@ -4,6 +4,7 @@ backoff until the channel's retries end."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -32,6 +33,29 @@ def backoff(attempt: int) -> float:
     return random.uniform(BACKOFF_FIRST / 2, min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (attempt - 1)))
 
 
+@dataclass(frozen=True)
+class Retries:
+    """How long a run retries a failing delivery: by default until the channel's own end (the post's deadline,
+    or `retry_for` after the channel starts if later).
+
+    `hand_off`: one attempt each, what still fails is left to a worker (a command run while a worker is alive);
+    `until`: never past that time (a worker keeps the end the command handed over with, whenever it starts);
+    `stop`: once set (a worker's SIGTERM), no attempt starts and no retry waits: what is under way finishes.
+    """
+
+    hand_off: bool = False
+    until: datetime | None = None
+    stop: asyncio.Event | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+
+# The failure recorded for a delivery a stopping worker did not attempt: the next worker or `resume` takes it.
+STOPPED = "the worker stopped before this attempt"
+
+
 @dataclass
 class Held:
     """The delivery a per-recipient worker saw confirmed last, not yet in the ledger.
@@ -49,16 +73,25 @@ class Held:
 class Sender:
     """Sends the deliveries of one post, telling the ledger and the observer about every attempt."""
 
-    def __init__(self, ledger: Ledger, post: Post, observer: Observer, clock: Callable[[], datetime]) -> None:
+    def __init__(self, ledger: Ledger, post: Post, observer: Observer, clock: Callable[[], datetime],
+                 retries: Retries | None = None) -> None:
         self.ledger = ledger
         self.post = post
         self.observer = observer
         self.clock = clock
+        self.retries = retries or Retries()
+        # Each channel's own end of retries: what a hand-off gives the worker.
+        self.ends: dict[str, datetime] = {}
 
     def retry_until(self, plan: ChannelPlan) -> datetime:
-        """When retries of a channel end: the post's deadline, or retry_for after the channel starts if later."""
+        """When retries of a channel end: the post's deadline, or retry_for after the channel starts if later;
+        now when failures are handed off, and never past the end a worker was handed."""
         retry_for: timedelta = plan.publisher.config.retry_for
-        return max(self.post.deadline, self.clock() + retry_for)
+        own = max(self.post.deadline, self.clock() + retry_for)
+        if self.retries.until is not None:
+            own = min(own, self.retries.until)
+        self.ends[plan.name] = own
+        return self.clock() if self.retries.hand_off else own
 
     def in_window(self, moment: datetime | None) -> bool | None:
         return None if moment is None else moment <= self.post.deadline
@@ -79,8 +112,14 @@ class Sender:
         who = delivery.recipient.address if delivery.recipient else None
         attempts = 0
         while True:
+            if self.retries.stopping:
+                self.ledger.mark_failed(delivery.key, STOPPED)
+                self.observer.event(DeliveryEvent(plan.name, delivery.lang, DeliveryStatus.FAILED, attempts, STOPPED,
+                                                  who))
+                return DeliveryResult(plan.name, delivery.lang, DeliveryStatus.FAILED, attempts=attempts,
+                                      error=STOPPED)
             if outage is not None and not await outage.admit():
-                reason = f"{outage.reason} (the channel stayed unreachable until the end of its retries)"
+                reason = self.unreachable(plan, outage.reason)
                 self.ledger.mark_failed(delivery.key, reason)
                 self.observer.event(DeliveryEvent(plan.name, delivery.lang, DeliveryStatus.FAILED, attempts, reason,
                                                   who))
@@ -141,9 +180,11 @@ class Sender:
                 self.ledger.note_error(delivery.key, reason)
                 self.observer.event(DeliveryEvent(plan.name, delivery.lang, DeliveryStatus.RETRYING, attempts,
                                                   reason, who, retry_at=now + wait))
-                await asyncio.sleep(wait.total_seconds())
+                await self._pause(wait.total_seconds())
                 continue
-            if outcome.retryable and outcome.retry_at is not None and outcome.retry_at > retry_until:
+            if outcome.retryable and self.retries.hand_off:
+                reason += f"; left to the worker, which retries it until {self.ends[plan.name]:%H:%M:%S} UTC"
+            elif outcome.retryable and outcome.retry_at is not None and outcome.retry_at > retry_until:
                 reason += f"; the provider accepts again at {outcome.retry_at:%H:%M:%S} UTC, after the deadline"
             elif outcome.retryable:
                 reason += f" (gave up after {attempts} attempts)"
@@ -153,6 +194,21 @@ class Sender:
             self.ledger.mark_failed(delivery.key, reason, rejected=outcome.rejected)
             self.observer.event(DeliveryEvent(plan.name, delivery.lang, status, attempts, reason, who))
             return DeliveryResult(plan.name, delivery.lang, status, attempts=attempts, error=reason)
+
+    def unreachable(self, plan: ChannelPlan, reason: str | None) -> str:
+        """Why a delivery of a channel that stayed down was given up."""
+        if self.retries.hand_off:
+            return f"{reason} (left to the worker, which retries it until {self.ends[plan.name]:%H:%M:%S} UTC)"
+        return f"{reason} (the channel stayed unreachable until the end of its retries)"
+
+    async def _pause(self, seconds: float) -> None:
+        """The wait before a retry, cut short when the run must stop."""
+        if self.retries.stop is None:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.retries.stop.wait()
 
     def write_held(self, held: Held) -> None:
         """Write the held confirmation now, in a transaction of its own: the sender is about to wait."""

@@ -24,6 +24,9 @@ async def while_claimed(ledger: Ledger, post: Post, work: Callable[[], Awaitable
     renewed in the background; a task that dies (the ledger cannot be written, a bug) stops the run at once
     with RunStopped, and the claims are released whatever happens."""
     ledger.claim_post(post.incident, post.seq)
+    # A database restarting mid-run is waited for while the window lasts: giving up earlier would leave the
+    # rest of the post to a `resume` someone has to think of.
+    ledger.bear_with_outages_until(post.deadline)
     try:
         async with asyncio.TaskGroup() as group:
             renewal = group.create_task(_renew(ledger))

@@ -131,7 +131,7 @@ class RecipientRun:
 
     def _give_up(self, pairs: list[tuple[Recipient, str]], keys: list[str]) -> None:
         """A batch met after the channel stayed down past its retries: failed together, in one transaction."""
-        reason = f"{self.outage.reason} (the channel stayed unreachable until the end of its retries)"
+        reason = self.sender.unreachable(self.plan, self.outage.reason)
         self.sender.ledger.mark_all_failed(keys, reason)
         for recipient, lang in pairs:
             self._tally(lang, DeliveryResult(self.plan.name, lang, DeliveryStatus.FAILED, error=reason))

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from playbook import secrets
-from playbook.engine.attempts import Sender
+from playbook.engine.attempts import Retries, Sender
 from playbook.engine.claims import while_claimed
 from playbook.engine.recipients import RecipientRun
 from playbook.engine.results import DeliveryEvent, DeliveryResult, NullObserver, Observer, PostResult
@@ -24,14 +24,14 @@ log = logging.getLogger("playbook.engine")
 
 class Engine:
     def __init__(self, ledger: Ledger, post: Post, plan: PostPlan, observer: Observer | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, retries: Retries | None = None) -> None:
         self.ledger = ledger
         self.post = post
         self.plan = plan
         self.observer = observer or NullObserver()
         self.clock = clock
         self.started = clock()
-        self.sender = Sender(ledger, post, self.observer, clock)
+        self.sender = Sender(ledger, post, self.observer, clock, retries)
         # The other channels' outcomes, handed to briefing channels once those have finished.
         self.links: tuple[Link, ...] = ()
         # The single-target deliveries of the post, as claimed when the run starts.

@@ -95,6 +95,22 @@ class Phase(Strict):
     impact: Literal["none", "minor", "major", "critical"] | None = None
 
 
+class Reminders(Strict):
+    """Who the worker reminds that an update is due: `before` it is, and again once it is overdue."""
+
+    channels: list[str] = Field(min_length=1)
+    before: PositiveDuration = timedelta(minutes=10)
+
+
+class Holding(Strict):
+    """The current phase published again on `channels` by the worker, once an update is overdue by `after`."""
+
+    after: PositiveDuration = timedelta(minutes=15)
+    channels: list[str] = Field(min_length=1)
+    # A drill sends holding updates only when the team chose to rehearse that path.
+    drills: bool = False
+
+
 class FaqEntry(Strict):
     question: Localized
     answer: Localized
@@ -115,6 +131,8 @@ class Playbook(Strict):
     # Not default_factory=list: pydantic reads the signature of list from its text, which costs start-up a
     # compilation of the tokenizer's regular expressions. A default list is copied for each playbook all the same.
     faq: list[FaqEntry] = []
+    reminders: Reminders | None = None
+    holding: Holding | None = None
 
     @field_validator("id")
     @classmethod
@@ -182,6 +200,9 @@ class Playbook(Strict):
         for i, entry in enumerate(self.faq):
             self._check_localized(entry.question, f"faq[{i}].question", ("faq", i, "question"))
             self._check_localized(entry.answer, f"faq[{i}].answer", ("faq", i, "answer"))
+        for key, listed in (("reminders", self.reminders), ("holding", self.holding)):
+            if listed is not None:
+                _no_repeat(listed.channels, key)
         return self
 
     def _check_localized(self, text: Localized, where: str, loc: tuple[str | int, ...]) -> None:
@@ -244,6 +265,12 @@ def _babel_locale_data() -> Path | None:
     spec = find_spec("babel")
     folders = spec.submodule_search_locations if spec else None
     return Path(next(iter(folders))) / "locale-data" if folders else None
+
+
+def _no_repeat(names: list[str], key: str) -> None:
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise _at((key, "channels", i), f"{key}.channels lists '{name}' twice")
 
 
 def _at(loc: tuple[str | int, ...], message: str) -> PydanticCustomError:

@@ -1,9 +1,10 @@
 """Moving and keeping a ledger: every record in one neutral form, a store's description, and a whole copy.
 
-A record is a dict: "record" names its kind (incident, post, delivery, rehearsal), the other keys are its
+A record is a dict: "record" names its kind (incident, post, delivery, rehearsal, duty), the other keys are its
 columns. Times are ISO 8601 in UTC to the millisecond, flags are booleans, variables and texts are objects:
-the same whichever store wrote them, so that a copy from SQLite to PostgreSQL and back is exact. Claims are
-not records: they belong to the processes of the store they were made in.
+the same whichever store wrote them, so that a copy from SQLite to PostgreSQL and back is exact. Claims, a
+duty's hold and the workers' heartbeats are not records: they belong to the processes of the store they were
+made in.
 """
 
 from __future__ import annotations
@@ -29,17 +30,22 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "incident": ("incidents", ("id", "playbook", "drill", "open", "detected_at", "opened_at", "closed_at", "phase",
                                "vars", "operator")),
     "post": ("posts", ("incident", "seq", "phase", "issued_at", "deadline", "next_update_at", "vars", "operator",
-                       "texts")),
+                       "texts", "holding", "handed_until")),
     "delivery": ("deliveries", ("key", "incident", "seq", "phase", "channel", "lang", "recipient", "status",
                                 "attempts", "remote_id", "url", "note", "error", "created_at", "started_at",
                                 "finished_at")),
     "rehearsal": ("rehearsals", ("playbook", "at", "passed", "summary")),
+    "duty": ("duties", ("key", "kind", "incident", "playbook", "taken_at", "taken_by", "attempts", "done_at", "ok",
+                        "outcome")),
 }
 # The order each kind is read in: a copy keeps it (rehearsals: the last one is the latest).
-ORDER = {"incident": "opened_at, id", "post": "incident, seq", "delivery": "incident, seq, key", "rehearsal": "id"}
+ORDER = {"incident": "opened_at, id", "post": "incident, seq", "delivery": "incident, seq, key", "rehearsal": "id",
+         "duty": "id"}
 TIMES = frozenset({"detected_at", "opened_at", "closed_at", "issued_at", "deadline", "next_update_at", "created_at",
-                   "started_at", "finished_at", "at"})
-FLAGS = frozenset({"drill", "open", "passed"})
+                   "started_at", "finished_at", "at", "handed_until", "taken_at", "done_at"})
+FLAGS = frozenset({"drill", "open", "passed", "holding"})
+# A flag that may be unknown yet: a duty's `ok` until it is finished.
+OPTIONAL_FLAGS = frozenset({"ok"})
 OBJECTS = frozenset({"vars", "texts", "summary"})
 
 

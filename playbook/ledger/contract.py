@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from playbook.errors import IncidentError, LedgerError
+from playbook.ledger.duties import Duty, DutyKind, Worker
 
 
 class DeliveryStatus(StrEnum):
@@ -105,6 +106,10 @@ class Post:
     # What the post said, secrets masked, for the review: {"variables": {...}, "channels": {channel:
     # {per_recipient, stands_in_for, languages: {lang: {block: text}}}}}.
     texts: dict[str, Any] | None = None
+    # Published by a worker because an update was overdue (incident.holding in the templates).
+    holding: bool = False
+    # Its failing deliveries were handed to the workers, to be retried until then.
+    handed_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ class NewPost:
     intents: tuple[tuple[str, str, str | None], ...] = ()
     operator: str | None = None
     texts: dict[str, Any] | None = None
+    holding: bool = False
 
 
 @dataclass(frozen=True)
@@ -244,6 +250,11 @@ class Ledger(Protocol):
 
     def close(self) -> None: ...
 
+    def bear_with_outages_until(self, moment: datetime) -> None:
+        """Let a write that finds the store gone (a database restarting, out of reach) wait for it until `moment`
+        (a run's deadline: the window), and at least the store's own minimum; a file store has nothing to
+        wait for."""
+
     # -- incidents -----------------------------------------------------------------------------------
     def open_incidents(self, playbook: str | None = None, *, drill: bool | None = None) -> list[Incident]:
         """The open incidents (of a playbook, of a kind), oldest first."""
@@ -365,3 +376,36 @@ class Ledger(Protocol):
 
     def last_rehearsal(self, playbook: str) -> tuple[datetime, bool] | None:
         """When the playbook was last rehearsed, and whether it passed."""
+
+    # -- workers (duties.py) ---------------------------------------------------------------------------
+    def beat(self, home: str, started_at: datetime, doing: str) -> None:
+        """Record that this owner runs a worker serving `home` and is alive now (its row made or refreshed)."""
+
+    def workers(self, alive_within: timedelta) -> list[Worker]:
+        """The workers heard from within `alive_within` of now and not stopped, the longest-running first."""
+
+    def worker_stopped(self) -> None:
+        """Mark this owner's worker as stopped (cleanly, holding nothing): no longer listed, its row kept."""
+
+    def hand_off(self, incident_id: str, seq: int, until: datetime) -> None:
+        """Leave the post's unfinished deliveries to the workers, to be retried until `until` (a later time
+        than the one recorded wins)."""
+
+    def handed_off(self) -> list[Post]:
+        """The posts handed to the workers whose time has not run out, whose incident is open and that still have
+        unfinished deliveries, oldest first: closing an incident ends its hand-off."""
+
+    def take_duty(self, key: str, kind: DutyKind, *, incident: str | None, playbook: str | None,
+                  hold: timedelta, tries: int = 3) -> bool:
+        """Take a duty for this owner, atomically across processes and machines: True when it is now this
+        owner's for `hold`. It is taken when never taken, or when its last taker failed it (fewer than `tries`
+        attempts so far) or let its hold lapse unfinished; never once done, nor while held, by another owner
+        or by this one (each True is one attempt)."""
+
+    def finish_duty(self, key: str, *, ok: bool, outcome: str) -> None:
+        """Record a duty this owner holds as done (ok: never taken again) or failed (takeable again at once),
+        with its outcome, secrets masked; nothing changes if another owner took it over after this one's hold
+        lapsed."""
+
+    def duties(self, incident_id: str | None = None) -> list[Duty]:
+        """The duties taken (of one incident), in the order they were first taken."""

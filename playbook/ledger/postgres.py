@@ -20,21 +20,20 @@ from playbook import secrets
 from playbook.errors import IncidentError
 from playbook.ledger.contract import (
     UNFINISHED,
-    Claim,
     Confirmation,
     DeliveryRow,
     DeliveryStatus,
-    Holder,
     Incident,
     NewPost,
     Owner,
     Post,
     delivery_key,
     lease_from_env,
-    post_held,
     publishing,
     utcnow,
 )
+from playbook.ledger.postgres_claims import CLEAR_CLAIM, PostgresClaims
+from playbook.ledger.postgres_duties import PostgresDuties
 from playbook.ledger.postgres_link import PATIENCE, Link
 from playbook.ledger.postgres_rows import delivery_of, incident_of, post_of
 
@@ -46,10 +45,9 @@ if TYPE_CHECKING:
     from playbook.ledger.postgres_schema import Connection
 
 ClaimValues = tuple[str, str, int, datetime] | tuple[None, None, None, None]
-CLEAR_CLAIM = "claim_owner=NULL, claim_host=NULL, claim_pid=NULL, claim_until=NULL"
 
 
-class PostgresLedger:
+class PostgresLedger(PostgresClaims, PostgresDuties):
     """One PostgreSQL database, opened by one owner over one connection.
 
     `clock` dates claims and their leases (tests inject one to expire a lease); `owner` is who this ledger
@@ -68,6 +66,11 @@ class PostgresLedger:
 
     def close(self) -> None:
         self.link.close()
+
+    def bear_with_outages_until(self, moment: datetime) -> None:
+        # Waiting longer than the lease lets this run's claims lapse meanwhile: harmless, as the store refuses an
+        # attempt to an owner who lost its claim, and nobody can take a claim while the server is down.
+        self.link.patience = max(PATIENCE, moment - self.clock())
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[DictRow]:
         return self.link.read(lambda db: db.execute(sql, args).fetchall())
@@ -162,10 +165,10 @@ class PostgresLedger:
         claim = self._claim_values()
         db.execute(
             "INSERT INTO posts (incident, seq, phase, issued_at, deadline, next_update_at, vars, operator, texts,"
-            " claim_owner, claim_host, claim_pid, claim_until) VALUES (%s, %s, %s, %s, %s, %s, %s::json, %s,"
-            " %s::json, %s, %s, %s, %s)",
+            " holding, claim_owner, claim_host, claim_pid, claim_until) VALUES (%s, %s, %s, %s, %s, %s, %s::json,"
+            " %s, %s::json, %s, %s, %s, %s, %s)",
             (incident_id, seq, new.phase, new.issued_at, new.deadline, new.next_update_at,
-             json.dumps(new.variables), new.operator, texts_json(new.texts), *claim),
+             json.dumps(new.variables), new.operator, texts_json(new.texts), new.holding, *claim),
         )
         db.execute("UPDATE incidents SET phase=%s, vars=%s::json WHERE id=%s",
                    (new.phase, json.dumps(new.variables), incident_id))
@@ -217,93 +220,6 @@ class PostgresLedger:
     def note_error(self, key: str, error: str) -> None:
         self.link.write(lambda db: db.execute("UPDATE deliveries SET error=%s WHERE key=%s AND claim_owner=%s",
                                           (secrets.redact(error), key, self.owner.token)))
-
-    # -- claims --------------------------------------------------------------------------------------
-    def claim_post(self, incident_id: str, seq: int) -> None:
-        def work(db: Connection) -> None:
-            # The post's row, locked: of two machines claiming it at once, the second sees the first's claim.
-            db.execute("SELECT 1 FROM posts WHERE incident=%s AND seq=%s FOR UPDATE", (incident_id, seq))
-            holder = next((h for h in self._holders(db, incident_id) if h.seq == seq), None)
-            if holder is not None:
-                raise post_held(incident_id, holder)
-            db.execute("UPDATE posts SET claim_owner=%s, claim_host=%s, claim_pid=%s, claim_until=%s"
-                       " WHERE incident=%s AND seq=%s", (*self._claim_values(), incident_id, seq))
-
-        self.link.write(work)
-
-    def claim(self, keys: Sequence[str]) -> Claim:
-        now = self.clock()
-
-        def work(db: Connection) -> Claim:
-            taken: list[str] = []
-            held: dict[str, Owner] = {}
-            finished: dict[str, DeliveryStatus] = {}
-            # Locked in key order across the chunks too: two machines claiming overlapping lists never wait on
-            # each other in a circle. A row another machine is claiming right now is read once it commits.
-            ordered = sorted(keys)
-            for start in range(0, len(ordered), 5000):
-                chunk = ordered[start : start + 5000]
-                mine: list[str] = []
-                rows = db.execute("SELECT key, status, claim_owner, claim_host, claim_pid, claim_until FROM"
-                                  " deliveries WHERE key = ANY(%s) ORDER BY key FOR UPDATE", (chunk,))
-                for row in rows.fetchall():
-                    owner = row["claim_owner"]
-                    if row["status"] not in UNFINISHED:
-                        finished[row["key"]] = DeliveryStatus(row["status"])
-                    elif owner is not None and owner != self.owner.token and row["claim_until"] > now:
-                        held[row["key"]] = Owner(row["claim_host"], row["claim_pid"], owner)
-                    else:
-                        mine.append(row["key"])
-                db.execute("UPDATE deliveries SET claim_owner=%s, claim_host=%s, claim_pid=%s, claim_until=%s"
-                           " WHERE key = ANY(%s)", (*self._claim_values(), mine))
-                taken += mine
-            # The post's claim runs at least as long as its newest deliveries' (see SqliteLedger.claim).
-            until = self._claim_values()[3]
-            db.execute("UPDATE posts SET claim_until=%s WHERE claim_owner=%s AND claim_until<%s",
-                       (until, self.owner.token, until))
-            return Claim(frozenset(taken), held, finished)
-
-        return self.link.write(work)
-
-    def renew(self) -> int:
-        until = self.clock() + self.lease
-
-        def work(db: Connection) -> int:
-            posts = db.execute("UPDATE posts SET claim_until=%s WHERE claim_owner=%s", (until, self.owner.token))
-            renewed = posts.rowcount
-            deliveries = db.execute("UPDATE deliveries SET claim_until=%s WHERE claim_owner=%s",
-                                    (until, self.owner.token))
-            return renewed + deliveries.rowcount
-
-        return self.link.write(work)
-
-    def release(self, keys: Sequence[str] | None = None) -> None:
-        def work(db: Connection) -> None:
-            if keys is None:
-                db.execute(f"UPDATE posts SET {CLEAR_CLAIM} WHERE claim_owner=%s", (self.owner.token,))
-                db.execute(f"UPDATE deliveries SET {CLEAR_CLAIM} WHERE claim_owner=%s", (self.owner.token,))
-            else:
-                db.execute(f"UPDATE deliveries SET {CLEAR_CLAIM} WHERE key = ANY(%s) AND claim_owner=%s",
-                           (sorted(keys), self.owner.token))
-
-        self.link.write(work)
-
-    def holders(self, incident_id: str) -> list[Holder]:
-        return self.link.read(lambda db: self._holders(db, incident_id))
-
-    def _holders(self, db: Connection, incident_id: str) -> list[Holder]:
-        rows = db.execute(
-            "SELECT p.seq, p.claim_owner, p.claim_host, p.claim_pid, p.claim_until, (SELECT count(*) FROM"
-            " deliveries d WHERE d.incident=p.incident AND d.seq=p.seq AND d.status = ANY(%s)) AS unconfirmed"
-            " FROM posts p WHERE p.incident=%s AND p.claim_owner IS NOT NULL AND p.claim_owner <> %s"
-            " AND p.claim_until > %s ORDER BY p.seq",
-            (list(UNFINISHED), incident_id, self.owner.token, self.clock()),
-        )
-        return [Holder(Owner(r["claim_host"], r["claim_pid"], r["claim_owner"]), r["seq"], int(r["unconfirmed"]),
-                       r["claim_until"]) for r in rows.fetchall()]
-
-    def _claim_values(self) -> tuple[str, str, int, datetime]:
-        return (self.owner.token, self.owner.host, self.owner.pid, self.clock() + self.lease)
 
     # -- reading -------------------------------------------------------------------------------------
     def deliveries(self, incident_id: str, seq: int | None = None, *, recipients: bool = True) -> list[DeliveryRow]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.types.json import Json
@@ -25,8 +25,11 @@ def records(store: PostgresLedger) -> Iterator[Record]:
         with db.transaction():
             db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             for kind, (table, columns) in KINDS.items():
-                for row in db.cursor().execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {ORDER[kind]}"):
-                    yield {"record": kind, **{c: iso(row[c]) if c in TIMES else row[c] for c in columns}}
+                if not _present(db, table):
+                    continue
+                # Every column there is: a database of an older schema, read as it is, lacks the later ones.
+                for row in db.cursor().execute(f"SELECT * FROM {table} ORDER BY {ORDER[kind]}"):
+                    yield {"record": kind, **{c: _neutral(c, row.get(c)) for c in columns}}
     except psycopg.OperationalError as exc:
         # Half an archive is worse than none: the caller is told, never handed a shorter history.
         raise LedgerError(f"the ledger {store.where} went away while its records were read ({describe(exc)}); "
@@ -62,12 +65,26 @@ def info(store: PostgresLedger) -> StoreInfo:
     tables = [table for table, _ in KINDS.values()]
     row = store.link.db.execute(
         "SELECT (SELECT value FROM meta WHERE key='schema') AS schema, current_setting('server_version') AS server,"
-        " (SELECT sum(pg_total_relation_size(t::regclass)) FROM unnest(%s::text[] || 'meta'::text) AS t) AS size",
+        " (SELECT sum(pg_total_relation_size(t)) FROM unnest(%s::text[] || 'meta'::text) AS n,"
+        " to_regclass(n) AS t) AS size",
         (tables,)).fetchone()
     assert row is not None
     counts = {}
     for kind, (table, _) in KINDS.items():
-        found = store.link.db.execute(f"SELECT count(*) AS n FROM {table}").fetchone()
+        found = store.link.db.execute(f"SELECT count(*) AS n FROM {table}").fetchone() \
+            if _present(store.link.db, table) else None
         counts[kind] = int(found["n"]) if found else 0
     return StoreInfo("PostgreSQL", store.where, int(row["schema"]), int(row["size"] or 0), counts,
                      f"PostgreSQL {row['server']}")
+
+
+def _present(db: Connection, table: str) -> bool:
+    row = db.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (table,)).fetchone()
+    return bool(row and row["found"])
+
+
+def _neutral(column: str, value: Any) -> Any:
+    if column in TIMES:
+        return iso(value)
+    # A post of a schema 1 database has no holding flag: it was not one.
+    return False if column == "holding" and value is None else value

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 # A transaction that met a deadlock or a serialisation failure is run again, this many times in all.
 ATTEMPTS = 5
-# How long a write waits for a server that went away: half the default lease, so that a run that waited keeps
-# its claims.
+# How long a write waits at least for a server that went away; a run waits until its deadline if that is later
+# (PostgresLedger.bear_with_outages_until).
 PATIENCE = timedelta(seconds=30)
 log = logging.getLogger("playbook.ledger")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from psycopg.rows import DictRow
 
 from playbook.ledger.contract import DeliveryRow, DeliveryStatus, Incident, Post
+from playbook.ledger.duties import Duty, DutyKind, Worker
 
 
 def incident_of(row: DictRow) -> Incident:
@@ -16,7 +17,20 @@ def incident_of(row: DictRow) -> Incident:
 def post_of(row: DictRow) -> Post:
     return Post(incident=row["incident"], seq=row["seq"], phase=row["phase"], issued_at=row["issued_at"],
                 deadline=row["deadline"], next_update_at=row["next_update_at"], vars=row["vars"],
-                operator=row["operator"], texts=row["texts"])
+                operator=row["operator"], texts=row["texts"],
+                # A reader of a schema 1 database reads it as it is: it has neither column.
+                holding=bool(row.get("holding")), handed_until=row.get("handed_until"))
+
+
+def worker_of(row: DictRow) -> Worker:
+    return Worker(host=row["host"], pid=row["pid"], token=row["token"], home=row["home"],
+                  started_at=row["started_at"], seen_at=row["seen_at"], doing=row["doing"])
+
+
+def duty_of(row: DictRow) -> Duty:
+    return Duty(key=row["key"], kind=DutyKind(row["kind"]), incident=row["incident"], playbook=row["playbook"],
+                taken_at=row["taken_at"], taken_by=row["taken_by"], attempts=row["attempts"], done_at=row["done_at"],
+                ok=row["ok"], outcome=row["outcome"])
 
 
 def delivery_of(row: DictRow) -> DeliveryRow:

@@ -3,10 +3,18 @@
 A database without the ledger's tables is given them, in one transaction, by the first writer (others wait
 on an advisory lock); a database of a newer schema, or one where some tables are missing, is refused and
 never altered. The versions are the PostgreSQL store's own: the SQLite file counts its own.
+
+A database of an older schema is brought to SCHEMA_VERSION by the first writer that opens it, in one
+transaction under the same advisory lock (the others wait, then find it current), and the log says so: every
+machine then runs the new version's code against it. A reader leaves it as it is and reads it as it is, as a
+reader of an older SQLite file does: `status` or `timeline` from a machine not yet upgraded, or from one
+whose role may not alter tables, still works; the records an older schema lacks (the workers', a post's
+holding flag) read as absent. A role that may not alter the tables is told to open it once as their owner.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -21,8 +29,11 @@ from playbook.ledger.stored import known_schema
 if TYPE_CHECKING:
     Connection = psycopg.Connection[DictRow]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TABLES = ("meta", "incidents", "posts", "deliveries", "rehearsals")
+# The workers' tables, from version 2 on: a database of that version without them is damaged.
+WORKER_TABLES = ("workers", "duties")
+log = logging.getLogger("playbook.ledger")
 # Taken by whoever creates the tables, so that machines opening a new database at once see it whole.
 SCHEMA_LOCK = 0x706C6179626F6F6B  # "playbook"
 # How long to wait for the server when it does not answer at all (the URL's connect_timeout wins).
@@ -93,6 +104,42 @@ CREATE TABLE rehearsals (
 )
 """
 
+# What each version adds to the one before: a new database runs SCHEMA, then each of these in order.
+MIGRATIONS: dict[int, str] = {
+    # A post a worker published because an update was overdue, and until when its failures are the workers' to
+    # retry; the workers' heartbeats (a stopped one is marked, not deleted: a role may be denied DELETE); the
+    # duties done once, `id` keeping the order they were first taken.
+    2: """
+ALTER TABLE posts ADD COLUMN holding boolean NOT NULL DEFAULT false, ADD COLUMN handed_until timestamptz;
+CREATE TABLE workers (
+    token text PRIMARY KEY,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    home text NOT NULL,
+    started_at timestamptz NOT NULL,
+    seen_at timestamptz NOT NULL,
+    doing text NOT NULL,
+    stopped_at timestamptz
+);
+CREATE TABLE duties (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key text NOT NULL UNIQUE,
+    kind text NOT NULL,
+    incident text,
+    playbook text,
+    taken_at timestamptz NOT NULL,
+    taken_by text NOT NULL,
+    attempts integer NOT NULL,
+    done_at timestamptz,
+    ok boolean,
+    outcome text,
+    hold_owner text,
+    hold_until timestamptz
+);
+CREATE INDEX duties_incident ON duties (incident)
+""",
+}
+
 
 class NoLedgerYet(LedgerError):
     """The database is reachable and has no ledger's tables: nothing was ever published to it."""
@@ -118,7 +165,7 @@ def connect(url: str, *, create: bool, readonly: bool) -> Connection:
         db.execute("SET TIME ZONE 'UTC'")
         if readonly:
             db.execute("SET default_transaction_read_only = on")
-        _prepare(db, url, create=create and not readonly)
+        _prepare(db, url, create=create and not readonly, migrate=not readonly)
     except BaseException:
         db.close()
         raise
@@ -130,7 +177,7 @@ def describe(exc: psycopg.Error) -> str:
     return secrets.excerpt(str(exc) or type(exc).__name__, 300)
 
 
-def _prepare(db: Connection, url: str, *, create: bool) -> None:
+def _prepare(db: Connection, url: str, *, create: bool, migrate: bool) -> None:
     where = shown(url)
     found = _tables(db)
     if not found and create:
@@ -141,7 +188,8 @@ def _prepare(db: Connection, url: str, *, create: bool) -> None:
                 if not _tables(db):
                     for statement in SCHEMA.split(";"):
                         db.execute(statement.encode())
-                    db.execute("INSERT INTO meta VALUES ('schema', %s)", (str(SCHEMA_VERSION),))
+                    db.execute("INSERT INTO meta VALUES ('schema', '1')")
+                    _migrate(db, 1)
         except psycopg.errors.InsufficientPrivilege as exc:
             raise LedgerError(
                 f"cannot create the ledger's tables in {where} ({describe(exc)}); nothing was sent. Run the first "
@@ -152,20 +200,60 @@ def _prepare(db: Connection, url: str, *, create: bool) -> None:
     if not found:
         raise NoLedgerYet(f"no ledger in the database {where}: nothing has been published to it yet (the first "
                           "trigger creates its tables)")
-    missing = [name for name in TABLES if name not in found]
+    _refuse_missing([name for name in TABLES if name not in found], where)
+    version = _version(db, where)
+    if version < SCHEMA_VERSION and migrate:
+        version = _upgrade(db, where, version)
+    if version >= 2:
+        _refuse_missing([name for name in WORKER_TABLES if name not in _tables(db)], where)
+
+
+def _version(db: Connection, where: str) -> int:
+    row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    return known_schema(str(row["value"]) if row is not None else "none", where, SCHEMA_VERSION)
+
+
+def _upgrade(db: Connection, where: str, version: int) -> int:
+    """Bring the database from `version` to SCHEMA_VERSION, once, whichever machines open it at this moment."""
+    try:
+        with db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            # Another machine may have brought it up while this one waited for the lock.
+            found = _version(db, where)
+            if found < SCHEMA_VERSION:
+                _migrate(db, found)
+                log.warning("the ledger %s was brought from schema %d to %d (the workers' records); "
+                            "crisis-playbook versions older than this one no longer write it", where, found,
+                            SCHEMA_VERSION)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise LedgerError(
+            f"the ledger {where} is of schema {version} and this crisis-playbook needs {SCHEMA_VERSION}, but this "
+            f"role may not change its tables ({describe(exc)}); nothing was sent. Run 'playbook ledger init' once "
+            "as the tables' owner, then run the command again"
+        ) from None
+    return SCHEMA_VERSION
+
+
+def _migrate(db: Connection, version: int) -> None:
+    """Run each migration after `version`, inside the caller's transaction, and record the new version."""
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[target].split(";"):
+            db.execute(statement.encode())
+    db.execute("UPDATE meta SET value=%s WHERE key='schema'", (str(SCHEMA_VERSION),))
+
+
+def _refuse_missing(missing: list[str], where: str) -> None:
     if missing:
         raise LedgerError(
             f"the ledger {where} is damaged: its table{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
             f"{'are' if len(missing) > 1 else 'is'} missing; nothing was sent, and the tables are not made again "
             "over what is left (that could post everything again). Restore the database from backup"
         )
-    row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-    known_schema(str(row["value"]) if row is not None else "none", where, SCHEMA_VERSION)
 
 
 def _tables(db: Connection) -> set[str]:
     """The ledger's tables found in the connection's search path (its first schema, usually public)."""
     rows = db.execute("SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                       " WHERE c.relkind = 'r' AND c.relname = ANY(%s) AND n.nspname = current_schema()",
-                      (list(TABLES),))
+                      (list(TABLES + WORKER_TABLES),))
     return {str(r["name"]) for r in rows}

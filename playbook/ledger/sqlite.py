@@ -33,12 +33,13 @@ from playbook.ledger.contract import (
     publishing,
     utcnow,
 )
+from playbook.ledger.sqlite_duties import SqliteDuties
 from playbook.ledger.sqlite_file import connect, iso, transaction
 from playbook.ledger.sqlite_rows import delivery_of, incident_of, parse_time, post_of
 from playbook.ledger.stored import texts_json
 
 
-class SqliteLedger:
+class SqliteLedger(SqliteDuties):
     """One SQLite file, opened by one owner.
 
     `clock` dates claims and their leases (tests inject one to expire a lease); `owner` is who this ledger
@@ -57,6 +58,10 @@ class SqliteLedger:
 
     def close(self) -> None:
         self.db.close()
+
+    def bear_with_outages_until(self, moment: datetime) -> None:
+        # A file does not go away and come back: a busy one is waited for by the lock's own timeout.
+        pass
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -153,10 +158,11 @@ class SqliteLedger:
         claim = self._claim_values()
         db.execute(
             "INSERT INTO posts (incident, seq, phase, issued_at, deadline, next_update_at, vars, operator, texts,"
-            " claim_owner, claim_host, claim_pid, claim_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " holding, claim_owner, claim_host, claim_pid, claim_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?)",
             (incident_id, seq, new.phase, iso(new.issued_at), iso(new.deadline),
              iso(new.next_update_at) if new.next_update_at else None, json.dumps(new.variables), new.operator,
-             texts_json(new.texts), *claim),
+             texts_json(new.texts), int(new.holding), *claim),
         )
         db.execute("UPDATE incidents SET phase=?, vars=? WHERE id=?",
                    (new.phase, json.dumps(new.variables), incident_id))

@@ -7,13 +7,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from playbook.ledger.archive import FLAGS, KINDS, OBJECTS, ORDER, Record, StoreInfo
+from playbook.ledger.archive import FLAGS, KINDS, OBJECTS, OPTIONAL_FLAGS, ORDER, Record, StoreInfo
 from playbook.ledger.sqlite import SqliteLedger
 from playbook.ledger.sqlite_file import transaction
 
 
 def records(store: SqliteLedger) -> Iterator[Record]:
-    for kind, (table, columns) in KINDS.items():
+    for kind, (table, columns) in _present(store).items():
         for row in store.db.execute(f"SELECT * FROM {table} ORDER BY {ORDER[kind]}"):
             present = row.keys()
             # A ledger of an older schema, read as it is, lacks the later columns: they are empty.
@@ -34,14 +34,23 @@ def load(store: SqliteLedger, items: Iterable[Record]) -> dict[str, int]:
 
 def info(store: SqliteLedger) -> StoreInfo:
     version = store.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-    counts = {kind: int(store.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    present = _present(store)
+    counts = {kind: int(store.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]) if kind in present else 0
               for kind, (table, _) in KINDS.items()}
     # The write-ahead log holds the latest commits until SQLite folds them into the file.
     size = sum(p.stat().st_size for p in (store.path, store.path.with_name(store.path.name + "-wal")) if p.exists())
     return StoreInfo("SQLite file", str(store.path), int(version[0]) if version else 0, size, counts)
 
 
+def _present(store: SqliteLedger) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The kinds whose table the file has: a ledger of an older schema, read as it is, lacks the duties'."""
+    tables = {str(r[0]) for r in store.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return {kind: found for kind, found in KINDS.items() if found[0] in tables}
+
+
 def _neutral(column: str, value: Any) -> Any:
+    if column in OPTIONAL_FLAGS and value is not None:
+        return bool(value)
     if column in FLAGS:
         return bool(value)
     if column in OBJECTS and value is not None:
@@ -50,6 +59,8 @@ def _neutral(column: str, value: Any) -> Any:
 
 
 def _stored(column: str, value: Any) -> Any:
+    if column in OPTIONAL_FLAGS and value is not None:
+        return int(bool(value))
     if column in FLAGS:
         return int(bool(value))
     if column in OBJECTS and value is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from playbook.errors import LedgerError, LedgerWriteError
 from playbook.ledger.stored import known_schema
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Version 1, as every ledger starts: _migrate then brings it to SCHEMA_VERSION, in the same transaction.
 SCHEMA_V1 = """
@@ -73,6 +73,8 @@ CREATE TABLE rehearsals (
 """
 
 TABLES = ("meta", "incidents", "posts", "deliveries", "rehearsals")
+# The workers' tables, from version 3 on: a ledger of that version without them is damaged.
+WORKER_TABLES = ("workers", "duties")
 
 # The columns each schema version adds to tables that already hold data; a later column goes into the version
 # that introduces it. _migrate adds them, then runs that version's own step, if any.
@@ -82,7 +84,40 @@ ADDED_COLUMNS: dict[int, tuple[tuple[str, str], ...]] = {
         "claim_owner TEXT", "claim_host TEXT", "claim_pid INTEGER", "claim_until TEXT")),
         # Who published (user@host) and what each post said, for the post-incident review.
         ("incidents", "operator TEXT"), ("posts", "operator TEXT"), ("posts", "texts TEXT")),
+    # A post a worker published because an update was overdue; until when its failures are the workers' to retry.
+    3: (("posts", "holding INTEGER NOT NULL DEFAULT 0"), ("posts", "handed_until TEXT")),
 }
+
+# Version 3's own tables: the workers' heartbeats (a row a process, by its owner token; a stopped one is marked,
+# not deleted, as every other record) and the duties done once (`id` keeps the order they were first taken).
+SCHEMA_V3_TABLES = """
+CREATE TABLE workers (
+    token TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    home TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    doing TEXT NOT NULL,
+    stopped_at TEXT
+);
+CREATE TABLE duties (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    incident TEXT,
+    playbook TEXT,
+    taken_at TEXT NOT NULL,
+    taken_by TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    done_at TEXT,
+    ok INTEGER,
+    outcome TEXT,
+    hold_owner TEXT,
+    hold_until TEXT
+);
+CREATE INDEX duties_incident ON duties (incident);
+"""
 
 # The first four bytes of a SQLite write-ahead log (its two byte orders).
 WAL_MAGIC = (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83")
@@ -233,19 +268,25 @@ def _check_schema(db: sqlite3.Connection, path: Path) -> int:
     marker = created_marker(path)
     recover = (f"Restore it from backup, or, once you are sure nothing is in flight, move it aside and delete "
                f"{marker} to start a new ledger")
-    missing = [name for name in TABLES if name not in found]
     if not found:
         # Only a reader gets here (a writer creates the tables), and only while the file is brand new.
         raise LedgerError(f"the ledger {path} holds nothing yet (another command may be creating it right "
                           "now): run the command again in a moment")
+    _refuse_missing([name for name in TABLES if name not in found], path, recover)
+    row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    version = known_schema(str(row[0]) if row is not None else "none", str(path), SCHEMA_VERSION, recover=recover)
+    if version >= 3:
+        _refuse_missing([name for name in WORKER_TABLES if name not in found], path, recover)
+    return version
+
+
+def _refuse_missing(missing: list[str], path: Path, recover: str) -> None:
     if missing:
         raise LedgerError(
             f"the ledger {path} is damaged: its table{'s' if len(missing) > 1 else ''} "
             f"{', '.join(missing)} {'are' if len(missing) > 1 else 'is'} missing; nothing was sent, and the "
             f"tables are not made again over what is left (that could post everything again). {recover}"
         )
-    row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-    return known_schema(str(row[0]) if row is not None else "none", str(path), SCHEMA_VERSION, recover=recover)
 
 
 def _refuse_foreign_journal(path: Path) -> None:
@@ -290,6 +331,10 @@ def _migrate(db: sqlite3.Connection, version: int) -> None:
         if target == 2:
             _rekey_recipients(db)
             db.execute("CREATE INDEX deliveries_claim ON deliveries (claim_owner) WHERE claim_owner IS NOT NULL")
+        if target == 3:
+            for statement in SCHEMA_V3_TABLES.split(";"):
+                if statement.strip():
+                    db.execute(statement)
     db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
 
 

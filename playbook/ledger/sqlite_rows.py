@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from playbook.ledger.contract import DeliveryRow, DeliveryStatus, Incident, Post
+from playbook.ledger.duties import Duty, DutyKind, Worker
 
 
 def incident_of(row: sqlite3.Row) -> Incident:
@@ -27,7 +28,21 @@ def post_of(row: sqlite3.Row) -> Post:
         next_update_at=parse_time(row["next_update_at"]), vars=json.loads(row["vars"]),
         operator=_optional(row, "operator"),
         texts=json.loads(texts) if (texts := _optional(row, "texts")) else None,
+        holding=bool(_optional(row, "holding")), handed_until=parse_time(_optional(row, "handed_until")),
     )
+
+
+def worker_of(row: sqlite3.Row) -> Worker:
+    return Worker(host=row["host"], pid=row["pid"], token=row["token"], home=row["home"],
+                  started_at=datetime.fromisoformat(row["started_at"]),
+                  seen_at=datetime.fromisoformat(row["seen_at"]), doing=row["doing"])
+
+
+def duty_of(row: sqlite3.Row) -> Duty:
+    return Duty(key=row["key"], kind=DutyKind(row["kind"]), incident=row["incident"], playbook=row["playbook"],
+                taken_at=datetime.fromisoformat(row["taken_at"]), taken_by=row["taken_by"], attempts=row["attempts"],
+                done_at=parse_time(row["done_at"]), ok=None if row["ok"] is None else bool(row["ok"]),
+                outcome=row["outcome"])
 
 
 def delivery_of(row: sqlite3.Row) -> DeliveryRow:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from playbook.ledger.contract import DeliveryStatus as S
 from playbook.output.console import console, details, parts, table, write_json, write_markdown
 from playbook.output.times import left, when, zone
 from playbook.timeparse import format_duration
@@ -23,9 +24,13 @@ def status(report: StatusReport, as_json: bool) -> None:
 
     views, rehearsals, zones = report.incidents, report.rehearsals, report.zones
     if as_json:
-        write_json({"incidents": [v.as_json() for v in views], "rehearsals": [r.as_json() for r in rehearsals]})
+        write_json({"incidents": [v.as_json() for v in views], "rehearsals": [r.as_json() for r in rehearsals],
+                    "workers": [{"host": w.host, "pid": w.pid, "home": w.home, "started_at": w.started_at.isoformat(),
+                                 "seen_at": w.seen_at.isoformat(), "doing": w.doing} for w in report.workers]})
         return
     out = console()
+    for w in report.workers:
+        out.print(f"worker pid {w.pid} on {w.host} ({w.home}), up since {when(w.started_at, UTC)}: {w.doing}")
     if not views:
         out.print("No open incident.")
     for r in rehearsals:
@@ -56,10 +61,11 @@ def status(report: StatusReport, as_json: bool) -> None:
             late = v.next_update_due < datetime.now(UTC)
             out.print(Text(f"  next update due {when(v.next_update_due, tz)}" + (" (overdue)" if late else ""),
                            style="bold red" if late else ""))
-        _delivery_table(v.deliveries, tz, out)
+        _delivery_table(v.deliveries, tz, out, {p["seq"]: p for p in v.posts})
 
 
-def _delivery_table(deliveries: Sequence[DeliveryView], tz: tzinfo, out: Console) -> None:
+def _delivery_table(deliveries: Sequence[DeliveryView], tz: tzinfo, out: Console,
+                    recorded: Mapping[int, Mapping[str, Any]]) -> None:
     """A small table per post under its number and phase: five columns fit 60, links go below each."""
     from rich.text import Text
 
@@ -67,7 +73,13 @@ def _delivery_table(deliveries: Sequence[DeliveryView], tz: tzinfo, out: Console
     for d in deliveries:
         posts.setdefault((d.seq, d.phase), []).append(d)
     for (seq, phase), rows in posts.items():
-        out.print(Text(f"post {seq} · {phase}", style="bold"))
+        post = recorded.get(seq, {})
+        handed = post.get("handed_until")
+        finished = all(d.status in (S.SENT, S.REJECTED) for d in rows)
+        out.print(Text(f"post {seq} · {phase}", style="bold")
+                  + Text(" · holding update (worker)" if post.get("holding") else "")
+                  + Text(f" · left to the worker until {when(handed, tz)}"
+                         if handed is not None and not finished else "", style="yellow"))
         label = datetime.now(tz).tzname()
         drawn = table("channel", "lang", "status", f"sent at {label}", "window")
         below: list[tuple[str, str, str]] = []

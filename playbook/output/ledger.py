@@ -10,7 +10,8 @@ from playbook.output.console import console, inert, write_json
 if TYPE_CHECKING:
     from playbook.ledger.archive import StoreInfo
 
-PLURALS = {"incident": "incidents", "post": "posts", "delivery": "deliveries", "rehearsal": "rehearsals"}
+PLURALS = {"incident": "incidents", "post": "posts", "delivery": "deliveries", "rehearsal": "rehearsals",
+           "duty": "duties"}
 
 
 def store_info(described: StoreInfo, as_json: bool) -> None:

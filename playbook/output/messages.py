@@ -78,7 +78,8 @@ def preview(p: Preview) -> None:
     from rich.text import Text
 
     out = console()
-    out.print(Text(f"{p.playbook} · phase {p.phase} · {p.lang} · {p.template}", style="bold"))
+    kind = "holding update of phase" if p.holding else "phase"
+    out.print(Text(f"{p.playbook} · {kind} {p.phase} · {p.lang} · {p.template}", style="bold"))
     if not p.channels:
         said([("(every block)", p.message, [])], out, html=True)
         return

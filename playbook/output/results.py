@@ -34,12 +34,19 @@ def outcomes(items: Sequence[Outcome], as_json: bool) -> None:
         if outcome.cancelled or outcome.result is None:
             out.print("Declined: nothing was sent and nothing recorded.")
             continue
-        result_table(outcome.result, plan_zone(outcome.plan), out)
+        result_table(outcome.result, plan_zone(outcome.plan), out, handed=outcome.handed_off is not None)
+        if outcome.handed_off is not None:
+            handed = outcome.handed_off
+            count = f"{handed.deliveries:,} deliveries" if handed.deliveries != 1 else "1 delivery"
+            out.print(Text(f"{count} left to the worker ({', '.join(handed.workers)}), which retries until "
+                           f"{when(handed.until, plan_zone(outcome.plan))}.", style="bold yellow"))
+            out.print(Text(f"  playbook status {outcome.result.incident}", style="bold"))
+            out.print("shows how it goes; rerun with --wait to keep retrying here instead.")
         if outcome.closed:
             out.print(Text(f"Incident {outcome.result.incident} is resolved and closed.", style="green"))
 
 
-def result_table(result: PostResult, tz: tzinfo, out: Console) -> None:
+def result_table(result: PostResult, tz: tzinfo, out: Console, *, handed: bool = False) -> None:
     from rich.text import Text
 
     parts(out, result.incident, result.phase, "DRILL" if result.drill else "", f"deadline {when(result.deadline, tz)}")
@@ -68,7 +75,7 @@ def result_table(result: PostResult, tz: tzinfo, out: Console) -> None:
     details(below, out)
     failed = [d for d in result.deliveries if d.status == S.FAILED]
     took = seconds(result.finished_at - result.started_at)
-    if failed:
+    if failed and not handed:
         out.print(Text(f"{len(failed)} delivery(ies) failed; fix the cause, then run:", style="bold red"))
         out.print(Text(f"  playbook resume {result.incident}", style="bold"))
         out.print("(confirmed deliveries are not sent again)")
@@ -103,6 +110,9 @@ def outcome_json(outcome: Outcome) -> dict[str, object]:
         "drill": result.drill,
         "closed": outcome.closed,
         "deadline": iso(result.deadline),
+        "handed_off": None if outcome.handed_off is None else {
+            "deliveries": outcome.handed_off.deliveries, "until": iso(outcome.handed_off.until),
+            "workers": list(outcome.handed_off.workers)},
         "deliveries": [
             {"channel": d.channel, "lang": d.lang, "status": d.status, "remote_id": d.remote_id, "url": d.url,
              "sent_at": iso(d.sent_at), "within_window": d.within_window, "attempts": d.attempts,

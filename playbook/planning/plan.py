@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -53,19 +54,26 @@ class PostPlan:
 def build_plan(channels: Channels, playbook: Playbook, phase: str, variables: dict[str, str | None],
                incident_id: str, detected_at: datetime, deadline: datetime, *, drill: bool,
                offline: bool, next_update: datetime | bool | None = True,
-               issued_at: datetime | None = None) -> PostPlan:
+               issued_at: datetime | None = None, holding: bool = False,
+               only: Collection[str] | None = None) -> PostPlan:
     """Render and check every message of a post. Raises on any problem: then nothing is sent.
 
     `next_update` True computes the next update time from now; a resumed post passes the one it recorded.
+    `holding` renders it as a holding update (`incident.holding` true in the templates). `only` plans just
+    those of the phase's channels (a holding update's): the phase's others are left out of the plan, and a
+    channel the phase does not publish to is not planned.
     """
     composer = Composer(channels.home, playbook)
     if next_update is True:
         next_update = None if phase == playbook.last_phase else utcnow() + playbook.update_every
     elif next_update is False:
         next_update = None
-    context = composer.context(incident_id, detected_at, phase, next_update, drill=drill, issued_at=issued_at)
+    context = composer.context(incident_id, detected_at, phase, next_update, drill=drill, issued_at=issued_at,
+                               holding=holding)
     plans: list[ChannelPlan] = []
     for name in playbook.phases[phase].channels:
+        if only is not None and name not in only:
+            continue
         channels.require(name, used_by=f"playbook '{playbook.id}' phase '{phase}'")
         target, stands_in_for, skipped = name, None, None
         if drill:

@@ -84,7 +84,7 @@ class Composer:
 
     def context(self, incident_id: str, detected_at: datetime, phase: str,
                 next_update_at: datetime | None, drill: bool = False,
-                issued_at: datetime | None = None) -> RenderContext:
+                issued_at: datetime | None = None, holding: bool = False) -> RenderContext:
         """What templates see of the incident; `issued_at` of the last phase is when it was resolved."""
         resolved_at = (issued_at or datetime.now(UTC)) if phase == self.playbook.last_phase else None
         return RenderContext(
@@ -97,6 +97,7 @@ class Composer:
             next_update_at=next_update_at,
             resolved_at=resolved_at,
             drill=drill,
+            holding=holding,
         )
 
     def check_blocks(self, phase: str, lang: str, publisher: Publisher[Any]) -> None:
@@ -134,12 +135,13 @@ class Composer:
 
         return message
 
-    def preview_context(self, phase: str, drill: bool = False) -> RenderContext:
+    def preview_context(self, phase: str, drill: bool = False, holding: bool = False) -> RenderContext:
         """A plausible context for previews: detected a little while before the phase, as in a real outage."""
         now = datetime.now(UTC).replace(second=0, microsecond=0)
         detected = now - self.playbook.update_every * list(self.playbook.phases).index(phase)
         next_update = None if phase == self.playbook.last_phase else now + self.playbook.update_every
-        return self.context(f"{self.playbook.id}-preview", detected, phase, next_update, drill=drill, issued_at=now)
+        return self.context(f"{self.playbook.id}-preview", detected, phase, next_update, drill=drill, issued_at=now,
+                            holding=holding)
 
     @staticmethod
     def measure(message: Message, publisher: Publisher[Any]) -> list[BlockMeasure]:

@@ -52,6 +52,8 @@ class RenderContext:
     # When the last phase was issued: the end of the disruption, for "it lasted 3 hours".
     resolved_at: datetime | None = None
     drill: bool = False
+    # A holding update: the current phase published again by the worker because the next update is overdue.
+    holding: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -338,6 +340,7 @@ def build_namespace(lang: str, variables: Mapping[str, Any], context: RenderCont
         "next_update_at": context.next_update_at,
         "resolved_at": context.resolved_at,
         "drill": context.drill,
+        "holding": context.holding,
     }
     namespace: dict[str, Any] = dict(variables)
     namespace.update(

@@ -62,6 +62,7 @@ def configure(home: Path, sink: WebhookSink, smtp: SmtpServer, x_api: FakeXApi) 
     path = home / "playbooks" / f"{PLAYBOOK}.yaml"
     playbook = yaml.safe_load(path.read_text(encoding="utf-8"))
     playbook["phases"] = {phase: {"channels": list(channels)} for phase in playbook["phases"]}
+    playbook["reminders"] = {"channels": ["hook"]}  # the team's reminders through a secret-bearing channel too
     write(path, yaml.safe_dump(playbook, allow_unicode=True, sort_keys=False))
     write(home / ".env", "".join(f"{name}={value}\n" for name, value in ENV.items()))
     write(home / "contacts" / "customers.csv", "email,language,name\nana@example.com,fr,Ana\nbob@example.com,en,Bob\n")

@@ -25,7 +25,7 @@ from playbook.home.locate import Home
 from playbook.ledger import open_ledger
 from playbook.ledger.contract import utcnow
 from playbook.worker import Worker
-from tests.conftest import run_cli, wait_for
+from tests.conftest import lease_lapsed, run_cli, wait_for
 from tests.fakes.http import Reply, WebhookSink, use_webhooks
 from tests.fakes.postgres import Database
 from tests.fakes.provider import add_channel
@@ -144,6 +144,26 @@ def test_a_command_hands_a_failing_channel_to_the_live_worker_which_delivers_it_
     timeline = run_cli("timeline", the_incident(home)["id"], "--format", "json", home=home)
     [post] = json.loads(timeline.stdout)["posts"]
     assert post["handed_until"] is not None
+
+
+def test_sigterm_lets_the_attempt_under_way_finish_then_releases_every_claim(
+        home: Path, webhook_sink: WebhookSink, slack: FakeSlack) -> None:
+    team_home(home, webhook_sink, slack)
+    # The command's attempt is refused; the worker's retry takes three seconds to be answered, then succeeds.
+    webhook_sink.script("site", Reply(status=503), Reply(delay=3))
+    worker = start_worker(home)
+    try:
+        wait_for("the worker's heartbeat", lambda: workers_alive(home) == 1)
+        assert run_cli("trigger", PLAYBOOK, "--yes", "--json", home=home).code == 5
+        wait_for("the worker's retry to reach the server", lambda: len(webhook_sink.requests("site")) == 2)
+    finally:
+        stderr = stop(worker)
+    assert worker.returncode == 0, stderr
+    db = home / ".playbook" / "state.db"
+    # The attempt under way was answered and recorded, not cut off; nothing is left claimed or to retry.
+    assert set(statuses(db).values()) == {"sent"}
+    assert lease_lapsed(db, the_incident(home)["id"])
+    assert workers_alive(home) == 0
 
 
 def test_without_a_live_worker_a_command_keeps_its_retries(home: Path, webhook_sink: WebhookSink,

@@ -232,6 +232,8 @@ class SqliteLedger(SqliteDuties):
         held: dict[str, Owner] = {}
         finished: dict[str, DeliveryStatus] = {}
         now = iso(self.clock())
+        # One lease end for the whole claim: every key taken, and the post's claim, run to the same moment.
+        values = self._claim_values()
         with self._transaction() as db:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
@@ -247,12 +249,12 @@ class SqliteLedger(SqliteDuties):
                     else:
                         mine.append(key)
                 db.executemany("UPDATE deliveries SET claim_owner=?, claim_host=?, claim_pid=?, claim_until=?"
-                               " WHERE key=?", [(*self._claim_values(), key) for key in mine])
+                               " WHERE key=?", [(*values, key) for key in mine])
                 taken += mine
             # The post's claim runs at least as long as its newest deliveries': `holders`, and a resume's
             # claim_post, read the post's, and must not call a run gone while a batch it took is still its own.
             db.execute("UPDATE posts SET claim_until=? WHERE claim_owner=? AND claim_until<?",
-                       (self._claim_values()[3], self.owner.token, self._claim_values()[3]))
+                       (values[3], self.owner.token, values[3]))
         return Claim(frozenset(taken), held, finished)
 
     def renew(self) -> int:

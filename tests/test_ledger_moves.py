@@ -179,6 +179,7 @@ def test_ledger_migrate_moves_a_laptops_history_to_postgresql_where_the_team_car
     where = f"postgresql://playbook:***@127.0.0.1:{postgres_database.server.port}/{postgres_database.name}"
     assert moved.stdout.splitlines()[0] == (f"Copied 1 incident, 1 post, 4 deliveries, 0 rehearsals, 0 duties into "
                                             f"{where}.")
+    assert "the password in ${NAME}, PGPASSWORD or ~/.pgpass" in moved.stdout
     assert secret not in moved.output
     team = {"PLAYBOOK_STATE": postgres_database.url(password="${LEDGER_PASSWORD}"), "LEDGER_PASSWORD": secret}
     status = run_cli("status", "--json", home=home, env=team)
@@ -193,6 +194,11 @@ def test_ledger_migrate_moves_a_laptops_history_to_postgresql_where_the_team_car
     assert again.stderr.startswith(f"error: the ledger {where} already holds records (1 incident, 1 post, 4 "
                                    "deliveries): a copy never merges two histories")
     assert secret not in again.output
+    # And back to a file: one machine's ledger again, nothing about passwords.
+    back = home / "back.db"
+    returned = run_cli("ledger", "migrate", "--to", str(back), home=home, env=team)
+    assert returned.code == 0, returned.output
+    assert returned.stdout.splitlines()[1] == f"Use it with --state '{back}' or PLAYBOOK_STATE."
 
 
 def test_ledger_export_writes_every_record_as_json_lines_to_a_private_file(

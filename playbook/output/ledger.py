@@ -37,8 +37,12 @@ def migrated(counts: Mapping[str, int], where: str) -> None:
     out = console()
     out.print(f"Copied {counted(counts) or 'nothing (the ledger was empty)'} into {inert(where)}.", markup=False,
               soft_wrap=True)
-    out.print(f"Point every machine at it: --state '{inert(where)}' or PLAYBOOK_STATE (the password in ${{NAME}}, "
-              "PGPASSWORD or ~/.pgpass rather than in the URL).", soft_wrap=True, markup=False)
+    if "://" in where:
+        out.print(f"Point every machine at it: --state '{inert(where)}' or PLAYBOOK_STATE (the password in "
+                  "${NAME}, PGPASSWORD or ~/.pgpass rather than in the URL).", soft_wrap=True, markup=False)
+    else:
+        # Back to a file: one machine's ledger again.
+        out.print(f"Use it with --state '{inert(where)}' or PLAYBOOK_STATE.", soft_wrap=True, markup=False)
 
 
 def counted(counts: Mapping[str, int]) -> str:

@@ -267,6 +267,23 @@ def test_a_missed_update_gets_a_holding_update_on_the_holding_channels_only_and_
     assert review["worker"][0]["ok"] is True
 
 
+def test_a_holding_update_on_a_channel_that_is_down_is_left_to_the_retries_without_holding_up_the_pass(
+        home: Path, webhook_sink: WebhookSink, slack: FakeSlack) -> None:
+    team_home(home, webhook_sink, slack, holding={"after": "15m", "channels": ["social"]})
+    incident, due = triggered(home)
+    webhook_sink.script("social", Reply(status=503))
+
+    # One attempt, refused: the pass ends at once (a worker's heartbeat goes on), the post is handed over.
+    one_pass(home, due + timedelta(minutes=16))
+    review = json.loads(run_cli("timeline", incident, "--format", "json", home=home).stdout)
+    assert review["posts"][1]["holding"] is True and review["posts"][1]["handed_until"] is not None
+    # The next pass retries it, as any handed-over post, and it goes out.
+    one_pass(home, due + timedelta(minutes=17))
+    assert [r.json["blocks"]["short"].split(".")[0] for r in webhook_sink.requests("social")] == [
+        "WhatsApp is down", "We are still working on it", "We are still working on it"]
+    assert set(statuses(home / ".playbook" / "state.db").values()) == {"sent"}
+
+
 def test_no_holding_update_in_a_drill_that_does_not_ask_nor_after_resolve(
         home: Path, webhook_sink: WebhookSink, slack: FakeSlack) -> None:
     team_home(home, webhook_sink, slack, holding={"after": "15m", "channels": ["social"]})

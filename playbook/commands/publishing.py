@@ -60,9 +60,16 @@ def _run(ledger: Ledger, post: Post, plan: PostPlan, observer: Observer | None, 
     """Publish the post. While a worker is alive (and unless `wait`), each delivery is attempted once and what
     still fails is handed to the workers, which retry it until the channel's own end, as this run would have."""
     workers = () if wait else tuple(f"pid {w.pid} on {w.host}" for w in ledger.workers(ALIVE))
-    engine = Engine(ledger, post, plan, observer, retries=Retries(hand_off=bool(workers)))
-    result = asyncio.run(engine.run())
-    if result.ok or not workers:
+    return asyncio.run(publish(ledger, post, plan, observer, hand_off_to=workers))
+
+
+async def publish(ledger: Ledger, post: Post, plan: PostPlan, observer: Observer | None = None, *,
+                  hand_off_to: tuple[str, ...] = (), stop: asyncio.Event | None = None) -> Outcome:
+    """Publish a recorded post; with `hand_off_to` (the live workers), each delivery once, what still fails
+    recorded as theirs to retry until the channel's own end."""
+    engine = Engine(ledger, post, plan, observer, retries=Retries(hand_off=bool(hand_off_to), stop=stop))
+    result = await engine.run()
+    if result.ok or not hand_off_to:
         return Outcome(plan, result)
     failed = {d.channel for d in result.deliveries if d.status == DeliveryStatus.FAILED}
     ends = [end for channel, end in engine.sender.ends.items() if channel in failed]
@@ -71,7 +78,7 @@ def _run(ledger: Ledger, post: Post, plan: PostPlan, observer: Observer | None, 
         return Outcome(plan, result)
     until = max(ends)
     ledger.hand_off(post.incident, post.seq, until)
-    return Outcome(plan, result, handed_off=HandOff(left, until, workers))
+    return Outcome(plan, result, handed_off=HandOff(left, until, hand_off_to))
 
 
 def trigger(session: Session, playbook_id: str, given: Mapping[str, str], detected_at: datetime | str | None,

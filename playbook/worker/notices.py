@@ -207,11 +207,13 @@ async def _tell_one(channels: Channels, name: str, notice: Notice, *, key: str, 
                         deadline=deadline, drill=drill, stage=Stage())
         if isinstance(publisher, ListedPublisher):
             recipients = list(islice(publisher.recipients(), MAX_LISTED))
-            results = [await _attempt(publisher, _to(base, r.address, r)) for r in recipients]
-            failed = [r for r in results if isinstance(r, Failure)]
-            if failed:
-                return f"failed for {len(failed)} of {len(results)}: {secrets.redact(failed[0].reason)}"
-            return f"sent to {len(results)}"
+            for done, recipient in enumerate(recipients):
+                result = await _attempt(publisher, _to(base, recipient.address, recipient))
+                if isinstance(result, Failure):
+                    # A server that refuses one is likely down for all: the next pass tries them again.
+                    return (f"failed at {done + 1} of {len(recipients)} ({recipient.address}): "
+                            f"{secrets.redact(result.reason)}")
+            return f"sent to {len(recipients)}"
         result = await _attempt(publisher, base)
         if isinstance(result, Failure):
             return f"failed: {secrets.redact(result.reason)}"

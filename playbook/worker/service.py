@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from playbook import logs
-from playbook.commands.publishing import current_operator, plan_of, sent_texts
+from playbook.commands.publishing import current_operator, plan_of, publish, sent_texts
 from playbook.commands.rehearse import rehearse
 from playbook.commands.session import Session
 from playbook.engine import Engine, Retries
@@ -277,12 +277,15 @@ class Worker:
             post = ledger.add_post(incident.id, new, again=True)
         except (ClaimHeld, PlaybookError) as exc:
             return False, f"no holding update: {exc}"
-        result = await Engine(ledger, post, plan, retries=Retries(stop=self.stop)).run()
-        sent = sum(1 for d in result.deliveries if d.status == DeliveryStatus.SENT)
-        if result.ok:
+        # One attempt each, what fails handed to the workers (this one included): the pass goes on, and its
+        # heartbeat with it, however long a channel stays down.
+        outcome = await publish(ledger, post, plan, hand_off_to=("the workers",), stop=self.stop)
+        assert outcome.result is not None
+        sent = sum(1 for d in outcome.result.deliveries if d.status == DeliveryStatus.SENT)
+        if outcome.result.ok:
             return True, f"holding update published as post {post.seq} ({sent} deliveries)"
-        return True, (f"holding update recorded as post {post.seq}, some deliveries failed "
-                      f"('playbook resume {incident.id}')")
+        return True, (f"holding update recorded as post {post.seq}: {sent} deliveries confirmed, the others left "
+                      "to the workers' retries")
 
     async def _rehearse(self, key: str, playbook: Playbook) -> None:
         """The playbook's offline rehearsal, recorded like `playbook rehearse`; a failure is told to the on-call."""

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from playbook.cli.app import load_home
+from playbook.cli.app import STATE, load_home
+from playbook.errors import ExitStatus
 
 
 def worker(
@@ -43,5 +44,6 @@ def worker(
         # The home is made again by SIGHUP: from the same options and environment, re-read.
         asyncio.run(Worker(load_home, every=period, once=once).run())
     except KeyboardInterrupt:
-        # Ctrl-C in the foreground: the claims were released on the way out, as on SIGTERM.
-        raise typer.Exit(130) from None
+        # Ctrl-C in the foreground: the claims were released on the way out, as on SIGTERM; nothing to resume.
+        STATE.told_interrupt = True
+        raise typer.Exit(ExitStatus.INTERRUPTED) from None

@@ -8,6 +8,7 @@ race runs real processes, as the duties' race in test_ledger_workers.py does.
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,11 @@ from typing import Any
 import pytest
 
 from playbook import secrets
+from playbook.errors import LedgerError
 from playbook.ledger import open_ledger
 from playbook.ledger.contract import Owner
 from playbook.ledger.duties import MonitorChange
+from tests.fakes.postgres import Database
 from tests.test_ledger import ANNA, BOB, PLAYBOOK, STORES, Clock, Opener
 
 # The fixture, shared with test_ledger.py: every contract test runs on each store.
@@ -145,3 +148,23 @@ def test_watchers_recording_one_change_at_the_same_instant_record_it_once(reques
         assert [(c.seq, c.state, c.by) for c in reader.monitor_changes(PLAYBOOK)] == [(1, "down", winner[1])]
     finally:
         reader.close()
+
+
+# -- the schema
+
+def test_a_current_ledger_without_the_monitors_table_is_damaged_and_never_rebuilt(
+        tmp_path: Path, postgres_database: Database) -> None:
+    open_ledger(tmp_path / "state.db").close()
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.execute("DROP TABLE monitor_changes")
+    db.commit()
+    db.close()
+    open_ledger(postgres_database.url()).close()
+    postgres_database.query("DROP TABLE monitor_changes")
+
+    for location in (tmp_path / "state.db", postgres_database.url()):
+        for readonly in (False, True):
+            with pytest.raises(LedgerError, match="is damaged: its table monitor_changes is missing; nothing was "
+                                                  "sent, and the tables are not made again"):
+                open_ledger(location, readonly=readonly)
+    assert postgres_database.query("SELECT to_regclass('monitor_changes')") == [(None,)]

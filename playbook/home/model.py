@@ -30,6 +30,13 @@ _ID = re.compile(ID_PATTERN)
 Localized = dict[str, str]
 
 
+def _an_id(value: str) -> str:
+    if not _ID.match(value):
+        raise PydanticCustomError("id", "'{value}' is not a valid id: lower-case letters, digits, - and _",
+                                  {"value": value})
+    return value
+
+
 class Strict(BaseModel):
     """Base of every file model: unknown keys fail with the closest known key suggested."""
 
@@ -111,6 +118,80 @@ class Holding(Strict):
     drills: bool = False
 
 
+# Atlassian Statuspage's component statuses, as its summary.json writes them.
+COMPONENT_STATUSES = ("operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance")
+# The settings each monitor type reads; a setting of another type is a mistake worth saying, not ignoring.
+_MONITOR_SETTINGS = {
+    "statuspage": ({"url", "component"}, {"down_when"}),
+    "whatsapp": ({"phone_number_id", "access_token"}, {"api_base"}),
+    "http": ({"url"}, {"expect"}),
+}
+
+
+class Expect(Strict):
+    status: int = Field(default=200, ge=100, le=599)
+    contains: str | None = None
+
+
+class Monitor(Strict):
+    """One thing watched for the provider's outage: its status page, our number's Cloud API health, a URL."""
+
+    name: str
+    type: Literal["statuspage", "whatsapp", "http"]
+    url: str | None = None
+    component: str | None = None
+    down_when: list[str] = Field(default=["partial_outage", "major_outage"], min_length=1)
+    phone_number_id: str | None = None
+    access_token: str | None = None
+    api_base: str = "https://graph.facebook.com/v21.0"
+    expect: Expect = Expect()
+    timeout: PositiveDuration = timedelta(seconds=10)
+
+    @field_validator("name")
+    @classmethod
+    def _name_pattern(cls, value: str) -> str:
+        return _an_id(value)
+
+    @field_validator("phone_number_id", mode="before")
+    @classmethod
+    def _digits_as_text(cls, value: Any) -> Any:
+        # An unquoted number id in YAML is an int; it is still the id the user wrote.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("down_when")
+    @classmethod
+    def _known_statuses(cls, value: list[str]) -> list[str]:
+        for status in value:
+            if status not in COMPONENT_STATUSES:
+                raise PydanticCustomError("status", "unknown component status '{status}'{hint}; known: {known}",
+                                          {"status": status, "hint": did_you_mean(status, COMPONENT_STATUSES),
+                                           "known": ", ".join(COMPONENT_STATUSES)})
+        return value
+
+    @model_validator(mode="after")
+    def _settings_of_type(self) -> Monitor:
+        required, optional = _MONITOR_SETTINGS[self.type]
+        for key in sorted(required):
+            if not getattr(self, key):
+                raise _at((), f"monitor '{self.name}' ({self.type}) needs '{key}'")
+        for key in sorted(self.model_fields_set - required - optional - {"name", "type", "timeout"}):
+            users = [kind for kind, (needed, extra) in _MONITOR_SETTINGS.items() if key in needed | extra]
+            raise _at((key,), f"monitor '{self.name}' ({self.type}) has no setting '{key}': "
+                              f"it is for {' and '.join(users)} monitors")
+        return self
+
+
+class Watch(Strict):
+    """How monitors are run: a probe `every`, down after `fails` failures in a row, up after `recovers` successes."""
+
+    every: PositiveDuration = timedelta(minutes=1)
+    fails: int = Field(default=3, ge=1)
+    recovers: int = Field(default=3, ge=1)
+    on_detect: Literal["alert", "trigger"] = "alert"
+    on_recover: Literal["alert", "resolve"] = "alert"
+    alert: list[str] = []
+
+
 class FaqEntry(Strict):
     question: Localized
     answer: Localized
@@ -133,14 +214,13 @@ class Playbook(Strict):
     faq: list[FaqEntry] = []
     reminders: Reminders | None = None
     holding: Holding | None = None
+    monitors: list[Monitor] = []
+    watch: Watch = Watch()
 
     @field_validator("id")
     @classmethod
     def _id_pattern(cls, value: str) -> str:
-        if not _ID.match(value):
-            raise PydanticCustomError("id", "'{value}' is not a valid id: lower-case letters, digits, - and _",
-                                      {"value": value})
-        return value
+        return _an_id(value)
 
     @field_validator("languages")
     @classmethod
@@ -203,6 +283,11 @@ class Playbook(Strict):
         for key, listed in (("reminders", self.reminders), ("holding", self.holding)):
             if listed is not None:
                 _no_repeat(listed.channels, key)
+        _no_repeat(self.watch.alert, "watch", "alert")
+        names = [monitor.name for monitor in self.monitors]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise _at(("monitors", i, "name"), f"monitor name '{name}' is used twice")
         return self
 
     def _check_localized(self, text: Localized, where: str, loc: tuple[str | int, ...]) -> None:
@@ -267,10 +352,10 @@ def _babel_locale_data() -> Path | None:
     return Path(next(iter(folders))) / "locale-data" if folders else None
 
 
-def _no_repeat(names: list[str], key: str) -> None:
+def _no_repeat(names: list[str], key: str, setting: str = "channels") -> None:
     for i, name in enumerate(names):
         if name in names[:i]:
-            raise _at((key, "channels", i), f"{key}.channels lists '{name}' twice")
+            raise _at((key, setting, i), f"{key}.{setting} lists '{name}' twice")
 
 
 def _at(loc: tuple[str | int, ...], message: str) -> PydanticCustomError:

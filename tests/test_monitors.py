@@ -125,6 +125,8 @@ def test_a_playbook_without_monitors_watches_nothing(tmp_path: Path) -> None:
     ("monitors:\n  - name: a\n    type: whatsapp\n    phone_number_id: '1'\n", ":10:",
      "monitor 'a' (whatsapp) needs 'access_token'"),
     ("monitors:\n  - {name: a, type: http}\n", ":10:", "monitor 'a' (http) needs 'url'"),
+    ("monitors:\n  - {name: a, type: http, url: api.example.com/health}\n", ":10:",
+     "monitors.0.url: 'api.example.com/health' is not a web address: write it with https://"),
     ("monitors:\n  - name: a\n    type: http\n    url: 'https://x.example'\n    component: API\n", ":13:",
      "monitor 'a' (http) has no setting 'component': it is for statuspage monitors"),
     ("monitors:\n  - name: a\n    type: statuspage\n    url: 'https://x.example'\n    component: API\n"
@@ -380,6 +382,16 @@ def test_rehearse_offline_skips_the_monitors(home: Path, health_url: FakeHealthU
     (found,) = checks(home, "monitors", offline=True)
     assert found.skipped and found.detail == "skipped (--offline)"
     assert health_url.requests() == []
+
+
+def test_rehearse_offline_still_checks_a_monitors_variables(home: Path) -> None:
+    add_monitors(home, [{"name": "cloud-api", "type": "whatsapp", "phone_number_id": NUMBER,
+                         "access_token": "${WA_TOKEN}"}])
+    (unset,) = checks(home, "environment", offline=True)
+    assert unset.name == "$WA_TOKEN set (monitor 'cloud-api')" and not unset.ok
+    assert unset.detail == "not set: export WA_TOKEN=... or add it to the home's .env"
+    (present,) = checks(home, "environment", offline=True, env={"WA_TOKEN": TOKEN})
+    assert present.ok and present.detail == "set"
 
 
 def test_the_window_counts_the_detection_delay(home: Path) -> None:

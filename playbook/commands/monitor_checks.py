@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from playbook.errors import PlaybookError
 from playbook.home.model import Monitor, Playbook
+from playbook.monitoring.settings import env_references
 
 if TYPE_CHECKING:
     import httpx
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class MonitorCheck:
+    group: str
     name: str
     ok: bool
     detail: str
@@ -26,12 +28,17 @@ class MonitorCheck:
 
 
 def check_monitors(playbook: Playbook, env: Mapping[str, str], *, offline: bool) -> list[MonitorCheck]:
-    """Each monitor probed once: it passes when its answer can be read, even one saying the provider is down."""
+    """Each monitor's ${NAME} settings set, even offline (the worker's rehearsals are), then each monitor probed
+    once: it passes when its answer can be read, even one saying the provider is down."""
+    found = [MonitorCheck("environment", f"${var} set (monitor '{m.name}')", bool(env.get(var)),
+                          "set" if env.get(var) else f"not set: export {var}=... or add it to the home's .env")
+             for m in playbook.monitors for var in env_references(m)]
     if offline:
-        return [MonitorCheck(_label(m), True, "skipped (--offline)", skipped=True) for m in playbook.monitors]
+        return found + [MonitorCheck("monitors", _label(m), True, "skipped (--offline)", skipped=True)
+                        for m in playbook.monitors]
     if not playbook.monitors:
-        return []
-    return asyncio.run(_probe_all(playbook.monitors, env))
+        return found
+    return found + asyncio.run(_probe_all(playbook.monitors, env))
 
 
 def detection_delay(playbook: Playbook) -> timedelta | None:
@@ -59,8 +66,8 @@ async def _probe_one(monitor: Monitor, env: Mapping[str, str], client: httpx.Asy
     try:
         finding = await probe(monitor, env, client)
     except PlaybookError as exc:
-        return MonitorCheck(_label(monitor), False, str(exc), time.perf_counter() - start)
+        return MonitorCheck("monitors", _label(monitor), False, str(exc), time.perf_counter() - start)
     detail = finding.detail
     if finding.readable and not finding.ok:
         detail += ": down today, yet read as it should be (playbook watch would count a failure)"
-    return MonitorCheck(_label(monitor), finding.readable, detail, time.perf_counter() - start)
+    return MonitorCheck("monitors", _label(monitor), finding.readable, detail, time.perf_counter() - start)

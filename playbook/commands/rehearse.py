@@ -145,7 +145,7 @@ def _rehearse_one(home: Home, playbook_id: str, *, offline: bool, check_links: b
     _check_links(home, playbook, record, fetch=check_links)
     checked = _check_online(channels, playbook, used, record, offline=offline)
     for probed in check_monitors(playbook, home.env, offline=offline):
-        record.add("monitors", probed.name, probed.ok, probed.detail, probed.seconds, probed.skipped)
+        record.add(probed.group, probed.name, probed.ok, probed.detail, probed.seconds, probed.skipped)
     _check_window(home, playbook, channels, record, checked)
     if drill:
         live = [n for n in playbook.channel_names() if n in channels.raw]

@@ -152,6 +152,15 @@ class Monitor(Strict):
     def _name_pattern(cls, value: str) -> str:
         return _an_id(value)
 
+    @field_validator("url", "api_base")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        # ${NAME} may stand for the whole address: it is checked once read, by the probe.
+        if value is not None and not value.startswith(("http://", "https://", "${")):
+            raise PydanticCustomError("url", "'{value}' is not a web address: write it with https://",
+                                      {"value": value})
+        return value
+
     @field_validator("phone_number_id", mode="before")
     @classmethod
     def _digits_as_text(cls, value: Any) -> Any:

@@ -238,6 +238,16 @@ def test_the_token_echoed_by_the_provider_is_masked_in_the_finding(cloud_api: Fa
     assert TOKEN not in finding.detail and "Malformed access token ***" in finding.detail
 
 
+def test_a_providers_control_characters_and_odd_shapes_stay_out_of_the_finding(cloud_api: FakeCloudHealth) -> None:
+    cloud_api.script(cloud_api.path,
+                     Answer(400, {"error": {"message": "Bad\x1b[2J token\nsent", "code": 190}}),
+                     Answer(200, {"health_status": {"can_send_message": "BLOCKED", "entities": 7}}))
+    refused = look(whatsapp(cloud_api), {"WA_TOKEN": TOKEN})
+    assert refused.detail.endswith(f"phone number {NUMBER}: Bad[2J token sent")
+    blocked = look(whatsapp(cloud_api), {"WA_TOKEN": TOKEN})
+    assert blocked == Finding(False, f"phone number {NUMBER}: can_send_message BLOCKED")
+
+
 def test_an_unset_variable_is_the_playbooks_mistake_naming_monitor_and_setting(cloud_api: FakeCloudHealth) -> None:
     with pytest.raises(ConfigError) as caught:
         look(whatsapp(cloud_api))

@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 
 from playbook import secrets
-from playbook.errors import did_you_mean
+from playbook.errors import ConfigError, did_you_mean
 from playbook.home.model import Monitor
 from playbook.monitoring.settings import resolved
+from playbook.textsafe import text_only
 from playbook.timeparse import format_duration
 
 # Cloud API's word for a number that can send; LIMITED (a quality or messaging limit) and BLOCKED are down:
@@ -56,7 +57,10 @@ async def probe(monitor: Monitor, env: Mapping[str, str], client: httpx.AsyncCli
         finding = Finding(False, f"cannot reach {_where(monitor)}: {type(exc).__name__}", readable=False)
     except _Unreadable as exc:
         finding = Finding(False, str(exc), readable=False)
-    return Finding(finding.ok, secrets.excerpt(finding.detail), finding.readable)
+    except httpx.InvalidURL as exc:
+        raise ConfigError(f"monitor '{monitor.name}': {exc}") from None
+    # The detail quotes the provider: it goes into alerts (chats, mail, JSON) and the ledger, on one line.
+    return Finding(finding.ok, secrets.excerpt(text_only(finding.detail)), finding.readable)
 
 
 def _where(monitor: Monitor) -> str:
@@ -81,7 +85,7 @@ async def _statuspage(monitor: Monitor, client: httpx.AsyncClient, seconds: floa
     components = data.get("components") if isinstance(data, dict) else None
     if not isinstance(components, list):
         raise _Unreadable(f"{monitor.url} has no 'components' list: not a Statuspage summary.json")
-    statuses = {str(c.get("name")): str(c.get("status")) for c in components if isinstance(c, dict)}
+    statuses = {str(c.get("name")): str(c.get("status")) for c in _items(components)}
     status = statuses.get(monitor.component)
     if status is None:
         raise _Unreadable(f"no component '{monitor.component}' on {monitor.url}"
@@ -103,11 +107,16 @@ async def _whatsapp(monitor: Monitor, client: httpx.AsyncClient, seconds: float)
         raise _Unreadable(f"HTTP {response.status_code} for phone number {number}: no health_status in the answer")
     can_send = str(health["can_send_message"])
     detail = f"phone number {number}: can_send_message {can_send}"
-    reasons = [str(e.get("error_description")) for entity in health.get("entities") or [] if isinstance(entity, dict)
-               for e in entity.get("errors") or [] if isinstance(e, dict) and e.get("error_description")]
+    reasons = [str(e.get("error_description")) for entity in _items(health.get("entities"))
+               for e in _items(entity.get("errors")) if e.get("error_description")]
     if reasons and can_send != AVAILABLE:
         detail += f" ({reasons[0]})"
     return Finding(can_send == AVAILABLE, detail)
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    """The objects of a JSON list; nothing when the provider sent something else."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 async def _http(monitor: Monitor, client: httpx.AsyncClient, seconds: float) -> Finding:

@@ -10,7 +10,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from playbook.errors import PlaybookError
-from playbook.home.model import Monitor, Playbook
+from playbook.home.model import Playbook
+from playbook.home.monitors import Monitor
 from playbook.monitoring.settings import env_references
 
 if TYPE_CHECKING:

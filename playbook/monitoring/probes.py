@@ -15,7 +15,7 @@ import httpx
 
 from playbook import secrets
 from playbook.errors import ConfigError, did_you_mean
-from playbook.home.model import Monitor
+from playbook.home.monitors import Monitor
 from playbook.monitoring.settings import resolved
 from playbook.textsafe import text_only
 from playbook.timeparse import format_duration

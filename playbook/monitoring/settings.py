@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from playbook import secrets
 from playbook.errors import ConfigError
-from playbook.home.model import Monitor
+from playbook.home.monitors import Monitor
 
 # The same syntax as channels.yaml: ${NAME}, and $$ for a dollar sign.
 _REF = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)\})")

@@ -277,6 +277,12 @@ def test_http_slower_than_the_timeout_or_refused_is_a_failure(health_url: FakeHe
     assert look(http(closed)) == Finding(False, f"cannot reach {closed}: ConnectError", readable=False)
 
 
+def test_an_address_no_client_can_send_is_the_playbooks_mistake() -> None:
+    with pytest.raises(ConfigError) as caught:
+        look(http("http://127.0.0.1/${HEALTH_PATH}"), {"HEALTH_PATH": "health\x00check"})
+    assert str(caught.value).startswith("monitor 'webhook-receiver': Invalid non-printable ASCII character in URL")
+
+
 def test_a_secret_in_the_url_is_masked_in_the_finding(health_url: FakeHealthUrl) -> None:
     health_url.down()
     finding = look(http(health_url.health_url + "?key=${HEALTH_KEY}"), {"HEALTH_KEY": "hk-5f1c9a77e0"})

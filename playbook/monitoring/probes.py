@@ -58,7 +58,7 @@ async def probe(monitor: Monitor, env: Mapping[str, str], client: httpx.AsyncCli
     except _Unreadable as exc:
         finding = Finding(False, str(exc), readable=False)
     except httpx.InvalidURL as exc:
-        raise ConfigError(f"monitor '{monitor.name}': {exc}") from None
+        raise ConfigError(secrets.redact(f"monitor '{monitor.name}': {exc}")) from None
     # The detail quotes the provider: it goes into alerts (chats, mail, JSON) and the ledger, on one line.
     return Finding(finding.ok, secrets.excerpt(text_only(finding.detail)), finding.readable)
 

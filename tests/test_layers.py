@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("commands", ("playbook.commands",)),
     ("engine", ("playbook.engine",)),
     ("planning", ("playbook.planning",)),
+    ("monitoring", ("playbook.monitoring",)),
     ("rendering", ("playbook.rendering",)),
     ("home", ("playbook.home",)),
     ("built-in channels", ("playbook.channels",)),

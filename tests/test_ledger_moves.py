@@ -69,6 +69,10 @@ def fill(state: Path | str) -> None:
         ledger.finish_duty("rehearsal:outage", ok=False, outcome="links: 1 broken")
         ledger.take_duty("holding:1", DutyKind.HOLDING, incident=current.id, playbook="outage",
                          hold=timedelta(minutes=2))
+        # A monitor seen going down before the incident, then back up.
+        ledger.record_monitor_change("outage", "provider-status", "down", T0 + timedelta(minutes=118),
+                                     "WhatsApp Business API: major_outage")
+        ledger.record_monitor_change("outage", "provider-status", "up", T0 + timedelta(hours=4), "operational")
     finally:
         ledger.close()
 
@@ -102,9 +106,13 @@ def test_a_sqlite_ledger_copied_to_postgresql_and_back_keeps_its_whole_history(
         ("outage-20261130-1200", 2)]
     assert [r["handed_until"] for r in original if r["record"] == "post" and r["handed_until"]] == [
         "2026-11-30T12:00:12.345+00:00"]
+    assert [(r["monitor"], r["seq"], r["state"], r["since"], r["recorded_by"]) for r in original
+            if r["record"] == "monitor_change"] == [
+        ("provider-status", 1, "down", "2026-11-30T10:58:12.345+00:00", "pid 1 on laptop-anna"),
+        ("provider-status", 2, "up", "2026-11-30T13:00:12.345+00:00", "pid 1 on laptop-anna")]
 
     assert copied(tmp_path / "laptop.db", postgres_url) == {"incident": 4, "post": 6, "delivery": 4,
-                                                            "rehearsal": 2, "duty": 3}
+                                                            "rehearsal": 2, "duty": 3, "monitor_change": 2}
     assert history(postgres_url) == original
     assert copied(postgres_url, tmp_path / "back.db")["delivery"] == 4
     assert history(tmp_path / "back.db") == original
@@ -128,8 +136,8 @@ def test_a_copy_never_merges_into_a_ledger_that_holds_records(tmp_path: Path, po
     before = history(postgres_database.url())
 
     with pytest.raises(LedgerError, match=r"the ledger postgresql://playbook:\*\*\*@.* already holds records \(4 "
-                                          r"incidents, 6 posts, 4 deliveries, 2 rehearsals, 3 duties\): a copy "
-                                          r"never merges"):
+                                          r"incidents, 6 posts, 4 deliveries, 2 rehearsals, 3 duties, 2 monitor "
+                                          r"changes\): a copy never merges"):
         copied(tmp_path / "laptop.db", postgres_database.url())
     assert history(postgres_database.url()) == before
 
@@ -159,7 +167,8 @@ def test_info_names_the_store_its_schema_size_and_counts_never_the_password(
     assert described.where == f"postgresql://playbook:***@127.0.0.1:{postgres_database.server.port}/" \
                               f"{postgres_database.name}"
     assert described.server is not None and described.server.startswith("PostgreSQL 15")
-    assert dict(described.counts) == {"incident": 4, "post": 6, "delivery": 4, "rehearsal": 2, "duty": 3}
+    assert dict(described.counts) == {"incident": 4, "post": 6, "delivery": 4, "rehearsal": 2, "duty": 3,
+                                      "monitor_change": 2}
     assert described.size > 0
     assert postgres_database.server.password not in json.dumps(described.as_json())
 
@@ -177,8 +186,8 @@ def test_ledger_migrate_moves_a_laptops_history_to_postgresql_where_the_team_car
 
     assert moved.code == 0, moved.output
     where = f"postgresql://playbook:***@127.0.0.1:{postgres_database.server.port}/{postgres_database.name}"
-    assert moved.stdout.splitlines()[0] == (f"Copied 1 incident, 1 post, 4 deliveries, 0 rehearsals, 0 duties into "
-                                            f"{where}.")
+    assert moved.stdout.splitlines()[0] == (f"Copied 1 incident, 1 post, 4 deliveries, 0 rehearsals, 0 duties, 0 "
+                                            f"monitor changes into {where}.")
     assert "the password in ${NAME}, PGPASSWORD or ~/.pgpass" in moved.stdout
     assert secret not in moved.output
     team = {"PLAYBOOK_STATE": postgres_database.url(password="${LEDGER_PASSWORD}"), "LEDGER_PASSWORD": secret}
@@ -186,7 +195,7 @@ def test_ledger_migrate_moves_a_laptops_history_to_postgresql_where_the_team_car
     assert [i["id"] for i in json.loads(status.stdout)["incidents"]] == [incident]
     described = run_cli("ledger", "info", "--json", home=home, env=team)
     assert json.loads(described.stdout)["counts"] == {"incident": 1, "post": 1, "delivery": 4, "rehearsal": 0,
-                                                      "duty": 0}
+                                                      "duty": 0, "monitor_change": 0}
     assert json.loads(described.stdout)["where"] == where
     # The laptop's file is left as it was; moving again into the same database is refused, nothing merged.
     again = run_cli("ledger", "migrate", "--to", postgres_database.url(), home=home)
@@ -251,9 +260,10 @@ def test_ledger_init_creates_the_tables_as_the_owner_once_and_changes_nothing_af
     assert first.code == 0, first.output
     assert json.loads(first.stdout)["schema"] == 2
     assert json.loads(first.stdout)["counts"] == {"incident": 0, "post": 0, "delivery": 0, "rehearsal": 0,
-                                                  "duty": 0}
+                                                  "duty": 0, "monitor_change": 0}
     assert json.loads(described.stdout)["store"] == "PostgreSQL"
-    assert again.code == 0 and "records: 0 incidents, 0 posts, 0 deliveries, 0 rehearsals, 0 duties" in again.stdout
+    assert again.code == 0
+    assert "records: 0 incidents, 0 posts, 0 deliveries, 0 rehearsals, 0 duties, 0 monitor changes" in again.stdout
     assert postgres_database.query("SELECT value FROM meta") == [("2",)]
 
 

@@ -235,11 +235,12 @@ def test_a_version_2_sqlite_ledger_is_read_as_it_is_then_migrated_keeping_its_da
     reader = SqliteLedger(path, readonly=True)
     assert [(p.seq, p.holding, p.handed_until) for p in reader.posts("inc")] == [(1, False, None)]
     assert (reader.duties(), reader.workers(ALIVE), reader.handed_off()) == ([], [], [])
+    assert (reader.monitor_states(), reader.monitor_changes(PLAYBOOK)) == ([], [])
     # Exported as it is: the post's later columns empty, no duties.
     exported = list(records(reader))
     assert [(r["record"], r.get("holding"), r.get("handed_until")) for r in exported] == [
         ("incident", None, None), ("post", False, None), ("delivery", None, None)]
-    assert info(reader).counts["duty"] == 0
+    assert (info(reader).counts["duty"], info(reader).counts["monitor_change"]) == (0, 0)
     reader.close()
     clock = Clock()
     ledger = SqliteLedger(path, clock=clock, owner=ANNA)
@@ -249,6 +250,8 @@ def test_a_version_2_sqlite_ledger_is_read_as_it_is_then_migrated_keeping_its_da
         ledger.hand_off("inc", 1, clock() + HOLD)
         assert [p.handed_until for p in ledger.handed_off()] == [clock() + HOLD]
         assert ledger.take_duty("holding:inc", DutyKind.HOLDING, incident="inc", playbook=PLAYBOOK, hold=HOLD)
+        assert ledger.record_monitor_change(PLAYBOOK, "cloud-api", "down", clock(), "BLOCKED") is not None
+        assert [(c.monitor, c.seq) for c in ledger.monitor_states()] == [("cloud-api", 1)]
     finally:
         ledger.close()
 
@@ -268,10 +271,11 @@ def test_a_version_1_postgresql_ledger_is_read_as_it_is_and_migrated_by_the_firs
     try:
         assert [(p.seq, p.holding, p.handed_until) for p in reader.posts("inc")] == [(1, False, None)]
         assert (reader.duties(), reader.workers(ALIVE), reader.handed_off()) == ([], [], [])
+        assert (reader.monitor_states(), reader.monitor_changes(PLAYBOOK)) == ([], [])
         exported = list(records(reader))
         assert [(r["record"], r.get("holding"), r.get("handed_until")) for r in exported] == [
             ("incident", None, None), ("post", False, None)]
-        assert info(reader).counts["duty"] == 0
+        assert (info(reader).counts["duty"], info(reader).counts["monitor_change"]) == (0, 0)
     finally:
         reader.close()
     assert postgres_database.query("SELECT value FROM meta") == [("1",)]
@@ -282,11 +286,13 @@ def test_a_version_1_postgresql_ledger_is_read_as_it_is_and_migrated_by_the_firs
         assert postgres_database.query("SELECT value FROM meta") == [("2",)]
         assert [(p.incident, p.seq, p.holding) for p in writer.posts("inc")] == [("inc", 1, False)]
         assert writer.take_duty("holding:inc", DutyKind.HOLDING, incident="inc", playbook=PLAYBOOK, hold=HOLD)
+        assert writer.record_monitor_change(PLAYBOOK, "cloud-api", "down", datetime.now(UTC), "BLOCKED") is not None
+        assert [(c.monitor, c.seq) for c in writer.monitor_states()] == [("cloud-api", 1)]
     finally:
         writer.close()
     assert [r.getMessage() for r in caplog.records] == [
         f"the ledger {url.replace(postgres_database.server.password, '***')} was brought from schema 1 to 2 (the "
-        "workers' records); crisis-playbook versions older than this one no longer write it"]
+        "workers' and monitors' records); crisis-playbook versions older than this one no longer write it"]
     # A second writer finds it current and changes nothing.
     open_ledger(url, owner=BOB).close()
     assert postgres_database.query("SELECT value FROM meta") == [("2",)]

@@ -75,8 +75,8 @@ def test_a_playbook_reads_its_durations(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("old", "new", "expected"), [
     ("window: 30m", "windwo: 30m",
      "playbooks/outage.yaml:5:1: unknown key 'windwo' (did you mean 'window'?); known keys: checklist, "
-     "description, faq, holding, id, languages, name, phases, rehearse_every, reminders, timezone, update_every, "
-     "vars, window"),
+     "description, faq, holding, id, languages, monitors, name, phases, rehearse_every, reminders, timezone, "
+     "update_every, vars, watch, window"),
     ("brand: {default: Acme}", "brand: {defualt: Acme}",
      "playbooks/outage.yaml:8:11: unknown key 'defualt' (did you mean 'default'?); known keys: default, "
      "description, required, sample, type"),

@@ -223,7 +223,8 @@ def test_rehearse_sums_up_what_passed_and_prints_each_failure_whole(tmp_path: Pa
     assert result.code == 1
     lines = result.stdout.splitlines()
     assert any(re.fullmatch(r"✓ render: \d+ passed", line) for line in lines), result.stdout
-    assert "- channels: 3 skipped (--offline)" in lines
+    # The three channels of the phases and the one reminders go through.
+    assert "- channels: 4 skipped (--offline)" in lines
     assert any(line.startswith("✗ FAIL environment: $SMTP_PASSWORD set (channel 'customers'): not set: "
                                "export SMTP_PASSWORD=... or add it to ") for line in lines), result.stdout
     assert len(lines) < 20

@@ -14,8 +14,8 @@ from tests.conftest import copy_example, run_cli, write
 
 PLAYBOOK = "playbooks/whatsapp-outage.yaml"
 TEMPLATES = "templates/whatsapp-outage"
-KNOWN_KEYS = ("checklist, description, faq, holding, id, languages, name, phases, rehearse_every, reminders, "
-              "timezone, update_every, vars, window")
+KNOWN_KEYS = ("checklist, description, faq, holding, id, languages, monitors, name, phases, rehearse_every, "
+              "reminders, timezone, update_every, vars, watch, window")
 KNOWN_VARS = "brand, cause, chat_url, eta, provider, status_url, support_email, support_phone, telegram_url"
 # Dummy credentials: validate and render build the X channel offline, never calling X.
 X_ENV = {"X_CONSUMER_KEY": "ck-dummy", "X_CONSUMER_SECRET": "cs-dummy", "X_ACCESS_TOKEN": "at-dummy",

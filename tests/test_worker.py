@@ -336,6 +336,18 @@ def test_a_scheduled_rehearsal_runs_when_due_is_recorded_and_its_failure_reaches
     assert f"playbook rehearse {PLAYBOOK}" in json.dumps(told.payload, ensure_ascii=False)
 
 
+def test_worker_once_runs_one_pass_for_cron_and_leaves_no_live_worker(home: Path) -> None:
+    result = run_cli("worker", "--once", home=home)
+    assert result.code == 0, result.output
+    # Its pass rehearsed the never-rehearsed playbook, as cron would have it do.
+    assert "rehearsal/whatsapp-outage/never: passed" in result.stderr
+    status = json.loads(run_cli("status", "--json", home=home).stdout)
+    assert status["rehearsals"][0]["passed"] is True
+    assert status["workers"] == []
+    assert run_cli("worker", "--every", "0.01s", home=home).stderr.strip() == \
+        "error: --every: 0.01s is too short: 0.1s at least"
+
+
 # -- a team: two workers on one PostgreSQL ledger ---------------------------------------------------------------
 
 def test_two_workers_on_one_postgres_ledger_send_each_delivery_and_each_reminder_once(

@@ -14,7 +14,7 @@ for command in (home_commands.init, home_commands.list_playbooks, home_commands.
                 home_commands.render, home_commands.faq, home_commands.checklist, check_commands.channels,
                 incident_commands.trigger, incident_commands.update, incident_commands.resolve,
                 incident_commands.resume, incident_commands.status, incident_commands.timeline,
-                check_commands.rehearse, worker_commands.worker):
+                check_commands.rehearse, worker_commands.worker, worker_commands.watch):
     app.command("list" if command is home_commands.list_playbooks else None)(command)
 app.add_typer(ledger_app)
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from playbook.cli.app import STATE, load_home
+from playbook.cli.options import PlaybookIds
 from playbook.errors import ExitStatus
 
 
@@ -45,5 +46,27 @@ def worker(
         asyncio.run(Worker(load_home, every=period, once=once).run())
     except KeyboardInterrupt:
         # Ctrl-C in the foreground: the claims were released on the way out, as on SIGTERM; nothing to resume.
+        STATE.told_interrupt = True
+        raise typer.Exit(ExitStatus.INTERRUPTED) from None
+
+
+def watch(
+    ids: PlaybookIds = None,
+) -> None:
+    """Watch the playbooks' monitors in the foreground (a worker watches them too): alert the on-call when one
+    sees the outage, with the command that publishes the first notice, or trigger it if the playbook says so;
+    alert or resolve on recovery. SIGTERM or Ctrl-C stops it."""
+    import asyncio
+
+    from playbook import logs
+    from playbook.worker.watch import watch_in_foreground
+
+    home = load_home()
+    home.require()
+    logs.to_stderr()
+    logs.attach(home.log_path)
+    try:
+        asyncio.run(watch_in_foreground(home, ids or []))
+    except KeyboardInterrupt:
         STATE.told_interrupt = True
         raise typer.Exit(ExitStatus.INTERRUPTED) from None

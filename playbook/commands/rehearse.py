@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from playbook.commands.channels import run_check
+from playbook.commands.monitor_checks import check_monitors, detection_delay
 from playbook.commands.publishing import close_drill, trigger
 from playbook.commands.session import Session
 from playbook.commands.validate import validate_home
@@ -143,6 +144,8 @@ def _rehearse_one(home: Home, playbook_id: str, *, offline: bool, check_links: b
     _check_environment(channels, used, record)
     _check_links(home, playbook, record, fetch=check_links)
     checked = _check_online(channels, playbook, used, record, offline=offline)
+    for probed in check_monitors(playbook, home.env, offline=offline):
+        record.add(probed.group, probed.name, probed.ok, probed.detail, probed.seconds, probed.skipped)
     _check_window(home, playbook, channels, record, checked)
     if drill:
         live = [n for n in playbook.channel_names() if n in channels.raw]
@@ -267,8 +270,13 @@ def _check_online(channels: Channels, playbook: Playbook, used: Sequence[str], r
 
 def _check_window(home: Home, playbook: Playbook, channels: Channels, record: _Recorder,
                   checked: dict[str, tuple[float, datetime]]) -> None:
-    """Would the first phase be fully delivered within the window? From each channel's measured pace."""
+    """Would the first phase be fully delivered within the window? From each channel's measured pace, after
+    the monitors' detection delay when they start the clock."""
+    detection = detection_delay(playbook)
     window = playbook.window.total_seconds()
+    delay = detection.total_seconds() if detection else 0.0
+    waited = (f"; monitors may take {format_duration(detection)} ({format_duration(playbook.watch.every)} x "
+              f"{playbook.watch.fails} failures) to detect it" if detection else "")
     first = playbook.first_phase
     paces = _paces(home)
     slowest: tuple[float, str] = (0.0, "")
@@ -292,20 +300,22 @@ def _check_window(home: Home, playbook: Playbook, channels: Channels, record: _R
         budget, source = _budget(publisher, messages or 0, pace, checked.get(name))
         record.rehearsal.timings.append(ChannelTiming(name, channels.type_of(name), budget.seconds,
                                                       False, budget.arithmetic, source))
-        ok = budget.seconds <= window
+        ok = delay + budget.seconds <= window
         verdict = (f"needs {format_duration(timedelta(seconds=budget.seconds))}: {budget.arithmetic}; "
                    f"pace from {source}; "
-                   f"the window is {format_duration(playbook.window)}")
+                   f"the window is {format_duration(playbook.window)}{waited}")
         if not ok:
-            verdict += f"; to fix: {_fix(budget, window)}"
+            verdict += "; to fix: " + (_fix(budget, window - delay) if delay < window else
+                                       "detection alone outlasts the window: lower watch.every or watch.fails")
         record.add("window", f"channel '{name}' delivers '{first}' within {format_duration(playbook.window)}",
                    ok, verdict)
         slowest = max(slowest, (budget.seconds, name))
     if slowest[1]:
-        ok = slowest[0] <= window
+        ok = delay + slowest[0] <= window
         record.add("window", f"first phase fully delivered within {format_duration(playbook.window)}", ok,
                    f"the slowest channel, '{slowest[1]}', needs {format_duration(timedelta(seconds=slowest[0]))}"
-                   f" of {format_duration(playbook.window)}" + ("" if ok else ": the window would be missed"))
+                   f" of {format_duration(playbook.window)}{waited}"
+                   + ("" if ok else ": the window would be missed"))
 
 
 Pace = tuple[str, int, float, float, datetime]

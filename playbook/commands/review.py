@@ -66,6 +66,17 @@ class ReviewDuty(TypedDict):
     outcome: str | None
 
 
+class ReviewChange(TypedDict):
+    """A monitor's change of state around the incident: where the review's clock starts."""
+
+    monitor: str
+    state: str
+    since: str | None
+    recorded_at: str | None
+    detail: str
+    by: str
+
+
 class Review(TypedDict):
     """The review of one incident, JSON-ready: times in ISO 8601 with the playbook's offset."""
 
@@ -91,6 +102,7 @@ class Review(TypedDict):
     posts: list[ReviewPost]
     deliveries: list[ReviewDelivery]
     worker: list[ReviewDuty]
+    detection: list[ReviewChange]
 
 
 def _local(moment: datetime, zone: ZoneInfo) -> str:
@@ -182,6 +194,10 @@ def build_review(home: Home, ledger: Ledger, incident_id: str, now: datetime | N
         "as_of": _iso(now, zone),
         "posts": post_data,
         "deliveries": deliveries,
+        "detection": [{"monitor": c.monitor, "state": c.state, "since": _iso(c.since, zone),
+                       "recorded_at": _iso(c.recorded_at, zone), "detail": c.detail, "by": c.by}
+                      for c in ledger.monitor_changes(incident.playbook, since=incident.detected_at - window)
+                      if incident.closed_at is None or c.since <= incident.closed_at],
         "worker": [{"kind": d.kind, "key": d.key, "at": _iso(d.done_at or d.taken_at, zone), "by": d.taken_by,
                     "attempts": d.attempts, "ok": d.ok, "outcome": d.outcome}
                    for d in ledger.duties(incident.id)],
@@ -286,6 +302,13 @@ def markdown(review: Review) -> str:
         lines.append(f"- Next update overdue by {format_duration(timedelta(seconds=overdue))} (as of "
                      f"{at(review['as_of'])})")
     lines.append("")
+    if review["detection"]:
+        # The monitors' view: from the first failed probe (the detection the window counts from) to recovery.
+        lines += ["## Detection", ""]
+        for change in review["detection"]:
+            lines.append(f"- {at(change['since'])}: {change['monitor']} {change['state']}: {_cell(change['detail'])} "
+                         f"(recorded {at(change['recorded_at'])} by {change['by']})")
+        lines.append("")
     for post in review["posts"]:
         holding = ", a holding update" if post["holding"] else ""
         lines += [f"## {post['seq']}. {post['phase']} (issued {at(post['issued_at'])}{holding})", ""]

@@ -67,6 +67,7 @@ def validate_home(home: Home, ids: Sequence[str] = ()) -> ValidationReport:
     exposed = _exposed_dotenv(home)
     if exposed:
         report.warnings.append(exposed)
+    report.warnings.extend(_monitors_unset(home, wanted))
     if channels is not None:
         used = _channels_used(home, wanted)
         for name in channels.names():
@@ -92,6 +93,22 @@ def _exposed_dotenv(home: Home) -> str | None:
             f"channels' secrets: chmod 600 {dotenv}")
 
 
+def _monitors_unset(home: Home, ids: Sequence[str]) -> Iterator[str]:
+    """A warning per monitor whose ${NAME} settings are not set: said like a channel's, since a probe needs them."""
+    from playbook.monitoring.settings import env_references
+
+    for playbook_id in ids:
+        try:
+            playbook = home.load_playbook(playbook_id)
+        except PlaybookError:
+            continue
+        for monitor in playbook.monitors:
+            missing = [var for var in env_references(monitor) if not home.env.get(var)]
+            if missing:
+                yield (f"playbook '{playbook.id}' monitor '{monitor.name}': "
+                       f"{', '.join('$' + v for v in missing)} not set; needed to probe it (watch, rehearse)")
+
+
 def _channels_used(home: Home, ids: Sequence[str]) -> set[str]:
     used: set[str] = set()
     for playbook_id in ids:
@@ -102,6 +119,7 @@ def _channels_used(home: Home, ids: Sequence[str]) -> set[str]:
         used.update(playbook.channel_names())
         if playbook.reminders is not None:
             used.update(playbook.reminders.channels)
+        used.update(playbook.watch.alert)
     return used
 
 
@@ -117,7 +135,7 @@ def _validate_playbook(home: Home, playbook: Playbook, doc: YamlDoc, channels: C
     if channels is not None:
         report.problems.extend(_undefined_channels(playbook, doc, channels))
         reminded = playbook.reminders.channels if playbook.reminders is not None else []
-        for name in dict.fromkeys([*playbook.channel_names(), *reminded]):
+        for name in dict.fromkeys([*playbook.channel_names(), *reminded, *playbook.watch.alert]):
             if name not in channels.raw:
                 continue
             try:
@@ -160,6 +178,7 @@ def _undefined_channels(playbook: Playbook, doc: YamlDoc, channels: Channels) ->
     for key, listed in (("reminders", playbook.reminders), ("holding", playbook.holding)):
         if listed is not None:
             named.append((f"{key}.channels", (key, "channels"), listed.channels))
+    named.append(("watch.alert", ("watch", "alert"), playbook.watch.alert))
     reported: set[str] = set()
     for where, loc, names in named:
         for i, name in enumerate(names):

@@ -147,6 +147,38 @@ def review(home: Home, incident_id: str, now: datetime | None = None) -> Review:
 
 
 @dataclass
+class MonitorView:
+    """A monitor's last recorded state ("unknown" before any change was recorded: every probe said up so far,
+    or nothing watches it)."""
+
+    playbook: str
+    name: str
+    state: str
+    since: datetime | None
+    detail: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"playbook": self.playbook, "monitor": self.name, "state": self.state,
+                "since": self.since.isoformat() if self.since else None, "detail": self.detail}
+
+
+def monitor_status(home: Home, ledger: Ledger | None) -> list[MonitorView]:
+    """Every monitor of the home's playbooks and its last recorded state."""
+    latest = {(c.playbook, c.monitor): c for c in (ledger.monitor_states() if ledger else [])}
+    views = []
+    for playbook_id in home.playbook_ids():
+        try:
+            playbook = home.load_playbook(playbook_id)
+        except PlaybookError:
+            continue
+        for monitor in playbook.monitors:
+            change = latest.get((playbook.id, monitor.name))
+            views.append(MonitorView(playbook.id, monitor.name, change.state if change else "unknown",
+                                     change.since if change else None, change.detail if change else None))
+    return views
+
+
+@dataclass
 class StatusReport:
     """What `status` shows: the incidents, when each playbook was last rehearsed, and each one's time zone."""
 
@@ -156,6 +188,7 @@ class StatusReport:
     zones: dict[str, str]
     # The workers alive now: who retries what the commands hand over, and keeps the duties.
     workers: list[Worker] = field(default_factory=list)
+    monitors: list[MonitorView] = field(default_factory=list)
 
 
 def status_report(home: Home, incident_id: str | None) -> StatusReport:
@@ -171,13 +204,15 @@ def status_report(home: Home, incident_id: str | None) -> StatusReport:
             incidents = [incident_view(home, ledger, i) for i in found]
         rehearsals = rehearsal_status(home, ledger) if incident_id is None else []
         workers = ledger.workers(ALIVE) if ledger is not None else []
+        monitors = monitor_status(home, ledger) if incident_id is None else []
     finally:
         if ledger is not None:
             ledger.close()
     zones = {}
-    for playbook_id in {i.playbook for i in incidents} | {r.playbook for r in rehearsals}:
+    for playbook_id in {i.playbook for i in incidents} | {r.playbook for r in rehearsals} | {m.playbook for m in
+                                                                                           monitors}:
         try:
             zones[playbook_id] = home.load_playbook(playbook_id).timezone
         except PlaybookError:
             continue
-    return StatusReport(incidents, rehearsals, zones, workers)
+    return StatusReport(incidents, rehearsals, zones, workers, monitors)

@@ -10,7 +10,8 @@ from functools import cached_property
 from pathlib import Path
 
 from playbook.errors import ConfigError, HomeError, did_you_mean, one_of
-from playbook.home.model import ID_PATTERN, Playbook, parse_model
+from playbook.home.model import Playbook, parse_model
+from playbook.home.strict import ID_PATTERN
 from playbook.home.yamlfile import YamlDoc, load_yaml
 from playbook.ledger.location import is_database_url
 

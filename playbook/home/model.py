@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -21,34 +20,15 @@ from pydantic_core import PydanticCustomError
 
 from playbook.durations import PositiveDuration
 from playbook.errors import ConfigError, did_you_mean
+
+# Monitors live in their own module; the playbook format is still read from here whole.
+from playbook.home.monitors import Expect as Expect
+from playbook.home.monitors import Monitor as Monitor
+from playbook.home.monitors import Watch as Watch
+from playbook.home.strict import ID, Strict, at, check_id
 from playbook.home.yamlfile import YamlDoc
 
-ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-_ID = re.compile(ID_PATTERN)
-
-
 Localized = dict[str, str]
-
-
-class Strict(BaseModel):
-    """Base of every file model: unknown keys fail with the closest known key suggested."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _unknown_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            known = set(cls.model_fields)
-            known |= {f.alias for f in cls.model_fields.values() if f.alias}
-            for key in data:
-                if key not in known:
-                    raise PydanticCustomError(
-                        "unknown_key",
-                        "unknown key '{key}'{hint}; known keys: {known}",
-                        {"key": key, "hint": did_you_mean(str(key), known), "known": ", ".join(sorted(known))},
-                    )
-        return data
 
 
 class Variable(Strict):
@@ -129,18 +109,18 @@ class Playbook(Strict):
     phases: dict[str, Phase] = Field(min_length=1)
     checklist: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
     # Not default_factory=list: pydantic reads the signature of list from its text, which costs start-up a
-    # compilation of the tokenizer's regular expressions. A default list is copied for each playbook all the same.
-    faq: list[FaqEntry] = []
+    # compilation of the tokenizer's regular expressions. A default list is copied for each playbook all the same
+    # (Field only tells ruff, which cannot see that Strict is a pydantic model).
+    faq: list[FaqEntry] = Field(default=[])
     reminders: Reminders | None = None
     holding: Holding | None = None
+    monitors: list[Monitor] = Field(default=[])
+    watch: Watch = Watch()
 
     @field_validator("id")
     @classmethod
     def _id_pattern(cls, value: str) -> str:
-        if not _ID.match(value):
-            raise PydanticCustomError("id", "'{value}' is not a valid id: lower-case letters, digits, - and _",
-                                      {"value": value})
-        return value
+        return check_id(value)
 
     @field_validator("languages")
     @classmethod
@@ -167,7 +147,7 @@ class Playbook(Strict):
     @classmethod
     def _identifier_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
         for key in value:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) and not _ID.match(key):
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) and not ID.match(key):
                 raise PydanticCustomError("name", f"'{key}' is not a valid name: use letters, digits, - and _")
         return value
 
@@ -192,10 +172,10 @@ class Playbook(Strict):
         for phase, by_lang in self.checklist.items():
             if phase not in self.phases:
                 hint = did_you_mean(phase, self.phases)
-                raise _at(("checklist", phase), f"checklist names phase '{phase}', which is not in phases{hint}")
+                raise at(("checklist", phase), f"checklist names phase '{phase}', which is not in phases{hint}")
             for lang in by_lang:
                 if lang not in langs:
-                    raise _at(("checklist", phase, lang),
+                    raise at(("checklist", phase, lang),
                               f"checklist.{phase} has language '{lang}', not in languages")
         for i, entry in enumerate(self.faq):
             self._check_localized(entry.question, f"faq[{i}].question", ("faq", i, "question"))
@@ -203,15 +183,20 @@ class Playbook(Strict):
         for key, listed in (("reminders", self.reminders), ("holding", self.holding)):
             if listed is not None:
                 _no_repeat(listed.channels, key)
+        _no_repeat(self.watch.alert, "watch", "alert")
+        names = [monitor.name for monitor in self.monitors]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise at(("monitors", i, "name"), f"monitor name '{name}' is used twice")
         return self
 
     def _check_localized(self, text: Localized, where: str, loc: tuple[str | int, ...]) -> None:
         missing = [lang for lang in self.languages if not text.get(lang)]
         extra = [lang for lang in text if lang not in self.languages]
         if missing:
-            raise _at(loc, f"{where} has no text in {', '.join(missing)}")
+            raise at(loc, f"{where} has no text in {', '.join(missing)}")
         if extra:
-            raise _at((*loc, extra[0]), f"{where} has language {', '.join(extra)}, not in languages")
+            raise at((*loc, extra[0]), f"{where} has language {', '.join(extra)}, not in languages")
 
     @property
     def default_language(self) -> str:
@@ -267,15 +252,10 @@ def _babel_locale_data() -> Path | None:
     return Path(next(iter(folders))) / "locale-data" if folders else None
 
 
-def _no_repeat(names: list[str], key: str) -> None:
+def _no_repeat(names: list[str], key: str, setting: str = "channels") -> None:
     for i, name in enumerate(names):
         if name in names[:i]:
-            raise _at((key, "channels", i), f"{key}.channels lists '{name}' twice")
-
-
-def _at(loc: tuple[str | int, ...], message: str) -> PydanticCustomError:
-    """An error found across fields, carrying the place in the file it is about (pydantic gives it none)."""
-    return PydanticCustomError("misplaced", message, {"at": loc})
+            raise at((key, setting, i), f"{key}.{setting} lists '{name}' twice")
 
 
 # Names that templates receive from the tool itself; a variable of that name would hide them.

@@ -1,10 +1,10 @@
 """Moving and keeping a ledger: every record in one neutral form, a store's description, and a whole copy.
 
-A record is a dict: "record" names its kind (incident, post, delivery, rehearsal, duty), the other keys are its
-columns. Times are ISO 8601 in UTC to the millisecond, flags are booleans, variables and texts are objects:
-the same whichever store wrote them, so that a copy from SQLite to PostgreSQL and back is exact. Claims, a
-duty's hold and the workers' heartbeats are not records: they belong to the processes of the store they were
-made in.
+A record is a dict: "record" names its kind (incident, post, delivery, rehearsal, duty, monitor_change), the
+other keys are its columns. Times are ISO 8601 in UTC to the millisecond, flags are booleans, variables and
+texts are objects: the same whichever store wrote them, so that a copy from SQLite to PostgreSQL and back is
+exact. Claims, a duty's hold and the workers' heartbeats are not records: they belong to the processes of the
+store they were made in.
 """
 
 from __future__ import annotations
@@ -37,12 +37,15 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "rehearsal": ("rehearsals", ("playbook", "at", "passed", "summary")),
     "duty": ("duties", ("key", "kind", "incident", "playbook", "taken_at", "taken_by", "attempts", "done_at", "ok",
                         "outcome")),
+    "monitor_change": ("monitor_changes", ("playbook", "monitor", "seq", "state", "since", "recorded_at", "detail",
+                                           "recorded_by")),
 }
 # The order each kind is read in: a copy keeps it (rehearsals: the last one is the latest).
 ORDER = {"incident": "opened_at, id", "post": "incident, seq", "delivery": "incident, seq, key", "rehearsal": "id",
-         "duty": "id"}
+         "duty": "id", "monitor_change": "playbook, monitor, seq"}
 TIMES = frozenset({"detected_at", "opened_at", "closed_at", "issued_at", "deadline", "next_update_at", "created_at",
-                   "started_at", "finished_at", "at", "handed_until", "taken_at", "done_at"})
+                   "started_at", "finished_at", "at", "handed_until", "taken_at", "done_at", "since",
+                   "recorded_at"})
 FLAGS = frozenset({"drill", "open", "passed", "holding"})
 # A flag that may be unknown yet: a duty's `ok` until it is finished.
 OPTIONAL_FLAGS = frozenset({"ok"})
@@ -73,7 +76,7 @@ def iso(moment: datetime | str | None) -> str | None:
 
 
 def records(store: Store) -> Iterator[Record]:
-    """Every record of the store: incidents, posts, deliveries, then rehearsals, each in its order."""
+    """Every record of the store, kind after kind in KINDS' order, each in its order."""
     if isinstance(store, SqliteLedger):
         from playbook.ledger import sqlite_archive
 
@@ -105,7 +108,8 @@ def copy(source: Store, target: Store) -> dict[str, int]:
                           " copy the ledger once that run has finished; nothing was copied")
     present = {kind: n for kind, n in info(target).counts.items() if n}
     if present:
-        found = ", ".join(f"{n} {kind if n == 1 else KINDS[kind][0]}" for kind, n in present.items())
+        found = ", ".join(f"{n} {(kind if n == 1 else KINDS[kind][0]).replace('_', ' ')}"
+                          for kind, n in present.items())
         raise LedgerError(f"the ledger {info(target).where} already holds records ({found}): a copy never merges "
                           "two histories; choose an empty database or a new file; nothing was copied")
     if isinstance(target, SqliteLedger):

@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from playbook.errors import IncidentError, LedgerError
-from playbook.ledger.duties import Duty, DutyKind, Worker
+from playbook.ledger.duties import Duty, DutyKind, MonitorChange, Worker
 
 
 class DeliveryStatus(StrEnum):
@@ -409,3 +409,17 @@ class Ledger(Protocol):
 
     def duties(self, incident_id: str | None = None) -> list[Duty]:
         """The duties taken (of one incident), in the order they were first taken."""
+
+    # -- monitors (duties.py) --------------------------------------------------------------------------
+    def record_monitor_change(self, playbook: str, monitor: str, state: str, since: datetime,
+                              detail: str) -> MonitorChange | None:
+        """Record that the monitor is now `state`, atomically across processes and machines, detail masked:
+        None, recording nothing, when its latest recorded state already is `state` (another watcher recorded
+        this change first)."""
+
+    def monitor_states(self) -> list[MonitorChange]:
+        """The latest recorded change of every monitor, by playbook then monitor."""
+
+    def monitor_changes(self, playbook: str, since: datetime | None = None) -> list[MonitorChange]:
+        """A playbook's monitor changes (those whose state began at or after `since`), oldest first: the
+        timeline's detection part."""

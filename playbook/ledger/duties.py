@@ -1,5 +1,6 @@
-"""What workers record beside the posts: who is alive (their heartbeat), and the duties that must be done once
-by one of them however many run (a reminder, a holding update, a scheduled rehearsal)."""
+"""What workers record beside the posts: who is alive (their heartbeat), the duties that must be done once
+by one of them however many run (a reminder, a holding update, a scheduled rehearsal), and each change of a
+monitor's state that the watchers saw."""
 
 from __future__ import annotations
 
@@ -53,3 +54,22 @@ class Duty:
     ok: bool | None
     # What was done, or why it failed, secrets masked.
     outcome: str | None
+
+
+@dataclass(frozen=True)
+class MonitorChange:
+    """A monitor of a playbook seen going down or coming back up, as the watcher that saw it first recorded it."""
+
+    playbook: str
+    monitor: str
+    # 1, 2, ... per (playbook, monitor): the states alternate, so an odd seq is always the first "down".
+    seq: int
+    # "up" or "down".
+    state: str
+    # The first probe that said so: for "down", the moment the review counts detection from.
+    since: datetime
+    recorded_at: datetime
+    # The last probe's finding, secrets masked.
+    detail: str
+    # Who recorded it: "pid N on host".
+    by: str

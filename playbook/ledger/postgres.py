@@ -35,6 +35,7 @@ from playbook.ledger.contract import (
 from playbook.ledger.postgres_claims import CLEAR_CLAIM, PostgresClaims
 from playbook.ledger.postgres_duties import PostgresDuties
 from playbook.ledger.postgres_link import PATIENCE, Link
+from playbook.ledger.postgres_monitors import PostgresMonitors
 from playbook.ledger.postgres_rows import delivery_of, incident_of, post_of
 
 # Times in messages, and masked texts, as the SQLite store writes them: both stores read alike.
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 ClaimValues = tuple[str, str, int, datetime] | tuple[None, None, None, None]
 
 
-class PostgresLedger(PostgresClaims, PostgresDuties):
+class PostgresLedger(PostgresClaims, PostgresDuties, PostgresMonitors):
     """One PostgreSQL database, opened by one owner over one connection.
 
     `clock` dates claims and their leases (tests inject one to expire a lease); `owner` is who this ledger

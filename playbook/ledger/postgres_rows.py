@@ -5,7 +5,7 @@ from __future__ import annotations
 from psycopg.rows import DictRow
 
 from playbook.ledger.contract import DeliveryRow, DeliveryStatus, Incident, Post
-from playbook.ledger.duties import Duty, DutyKind, Worker
+from playbook.ledger.duties import Duty, DutyKind, MonitorChange, Worker
 
 
 def incident_of(row: DictRow) -> Incident:
@@ -31,6 +31,12 @@ def duty_of(row: DictRow) -> Duty:
     return Duty(key=row["key"], kind=DutyKind(row["kind"]), incident=row["incident"], playbook=row["playbook"],
                 taken_at=row["taken_at"], taken_by=row["taken_by"], attempts=row["attempts"], done_at=row["done_at"],
                 ok=row["ok"], outcome=row["outcome"])
+
+
+def monitor_change_of(row: DictRow) -> MonitorChange:
+    return MonitorChange(playbook=row["playbook"], monitor=row["monitor"], seq=row["seq"], state=row["state"],
+                         since=row["since"], recorded_at=row["recorded_at"], detail=row["detail"],
+                         by=row["recorded_by"])
 
 
 def delivery_of(row: DictRow) -> DeliveryRow:

@@ -9,7 +9,8 @@ transaction under the same advisory lock (the others wait, then find it current)
 machine then runs the new version's code against it. A reader leaves it as it is and reads it as it is, as a
 reader of an older SQLite file does: `status` or `timeline` from a machine not yet upgraded, or from one
 whose role may not alter tables, still works; the records an older schema lacks (the workers', a post's
-holding flag) read as absent. A role that may not alter the tables is told to open it once as their owner.
+holding flag, the monitors' changes) read as absent. A role that may not alter the tables is told to open it
+once as their owner.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 2
 TABLES = ("meta", "incidents", "posts", "deliveries", "rehearsals")
-# The workers' tables, from version 2 on: a database of that version without them is damaged.
-WORKER_TABLES = ("workers", "duties")
+# The workers' and monitors' tables, from version 2 on: a database of that version without them is damaged.
+WORKER_TABLES = ("workers", "duties", "monitor_changes")
 log = logging.getLogger("playbook.ledger")
 # Taken by whoever creates the tables, so that machines opening a new database at once see it whole.
 SCHEMA_LOCK = 0x706C6179626F6F6B  # "playbook"
@@ -108,7 +109,8 @@ CREATE TABLE rehearsals (
 MIGRATIONS: dict[int, str] = {
     # A post a worker published because an update was overdue, and until when its failures are the workers' to
     # retry; the workers' heartbeats (a stopped one is marked, not deleted: a role may be denied DELETE); the
-    # duties done once, `id` keeping the order they were first taken.
+    # duties done once, `id` keeping the order they were first taken; each monitor's changes of state, numbered
+    # per monitor (the key two watchers recording one change collide on).
     2: """
 ALTER TABLE posts ADD COLUMN holding boolean NOT NULL DEFAULT false, ADD COLUMN handed_until timestamptz;
 CREATE TABLE workers (
@@ -136,7 +138,18 @@ CREATE TABLE duties (
     hold_owner text,
     hold_until timestamptz
 );
-CREATE INDEX duties_incident ON duties (incident)
+CREATE INDEX duties_incident ON duties (incident);
+CREATE TABLE monitor_changes (
+    playbook text NOT NULL,
+    monitor text NOT NULL,
+    seq integer NOT NULL,
+    state text NOT NULL CHECK (state IN ('up', 'down')),
+    since timestamptz NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    detail text NOT NULL,
+    recorded_by text NOT NULL,
+    PRIMARY KEY (playbook, monitor, seq)
+)
 """,
 }
 
@@ -222,8 +235,8 @@ def _upgrade(db: Connection, where: str, version: int) -> int:
             found = _version(db, where)
             if found < SCHEMA_VERSION:
                 _migrate(db, found)
-                log.warning("the ledger %s was brought from schema %d to %d (the workers' records); "
-                            "crisis-playbook versions older than this one no longer write it", where, found,
+                log.warning("the ledger %s was brought from schema %d to %d (the workers' and monitors' "
+                            "records); crisis-playbook versions older than this one no longer write it", where, found,
                             SCHEMA_VERSION)
     except psycopg.errors.InsufficientPrivilege as exc:
         raise LedgerError(

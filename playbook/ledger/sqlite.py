@@ -35,11 +35,12 @@ from playbook.ledger.contract import (
 )
 from playbook.ledger.sqlite_duties import SqliteDuties
 from playbook.ledger.sqlite_file import connect, iso, transaction
+from playbook.ledger.sqlite_monitors import SqliteMonitors
 from playbook.ledger.sqlite_rows import delivery_of, incident_of, parse_time, post_of
 from playbook.ledger.stored import texts_json
 
 
-class SqliteLedger(SqliteDuties):
+class SqliteLedger(SqliteDuties, SqliteMonitors):
     """One SQLite file, opened by one owner.
 
     `clock` dates claims and their leases (tests inject one to expire a lease); `owner` is who this ledger

@@ -73,8 +73,8 @@ CREATE TABLE rehearsals (
 """
 
 TABLES = ("meta", "incidents", "posts", "deliveries", "rehearsals")
-# The workers' tables, from version 3 on: a ledger of that version without them is damaged.
-WORKER_TABLES = ("workers", "duties")
+# The workers' and monitors' tables, from version 3 on: a ledger of that version without them is damaged.
+WORKER_TABLES = ("workers", "duties", "monitor_changes")
 
 # The columns each schema version adds to tables that already hold data; a later column goes into the version
 # that introduces it. _migrate adds them, then runs that version's own step, if any.
@@ -89,7 +89,8 @@ ADDED_COLUMNS: dict[int, tuple[tuple[str, str], ...]] = {
 }
 
 # Version 3's own tables: the workers' heartbeats (a row a process, by its owner token; a stopped one is marked,
-# not deleted, as every other record) and the duties done once (`id` keeps the order they were first taken).
+# not deleted, as every other record), the duties done once (`id` keeps the order they were first taken), and
+# each monitor's changes of state (numbered per monitor: the key two watchers recording one change collide on).
 SCHEMA_V3_TABLES = """
 CREATE TABLE workers (
     token TEXT PRIMARY KEY,
@@ -117,6 +118,17 @@ CREATE TABLE duties (
     hold_until TEXT
 );
 CREATE INDEX duties_incident ON duties (incident);
+CREATE TABLE monitor_changes (
+    playbook TEXT NOT NULL,
+    monitor TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('up', 'down')),
+    since TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    recorded_by TEXT NOT NULL,
+    PRIMARY KEY (playbook, monitor, seq)
+);
 """
 
 # The first four bytes of a SQLite write-ahead log (its two byte orders).

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from playbook.ledger.contract import DeliveryRow, DeliveryStatus, Incident, Post
-from playbook.ledger.duties import Duty, DutyKind, Worker
+from playbook.ledger.duties import Duty, DutyKind, MonitorChange, Worker
 
 
 def incident_of(row: sqlite3.Row) -> Incident:
@@ -43,6 +43,13 @@ def duty_of(row: sqlite3.Row) -> Duty:
                 taken_at=datetime.fromisoformat(row["taken_at"]), taken_by=row["taken_by"], attempts=row["attempts"],
                 done_at=parse_time(row["done_at"]), ok=None if row["ok"] is None else bool(row["ok"]),
                 outcome=row["outcome"])
+
+
+def monitor_change_of(row: sqlite3.Row) -> MonitorChange:
+    return MonitorChange(playbook=row["playbook"], monitor=row["monitor"], seq=row["seq"], state=row["state"],
+                         since=datetime.fromisoformat(row["since"]),
+                         recorded_at=datetime.fromisoformat(row["recorded_at"]), detail=row["detail"],
+                         by=row["recorded_by"])
 
 
 def delivery_of(row: sqlite3.Row) -> DeliveryRow:

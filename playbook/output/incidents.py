@@ -26,11 +26,17 @@ def status(report: StatusReport, as_json: bool) -> None:
     if as_json:
         write_json({"incidents": [v.as_json() for v in views], "rehearsals": [r.as_json() for r in rehearsals],
                     "workers": [{"host": w.host, "pid": w.pid, "home": w.home, "started_at": w.started_at.isoformat(),
-                                 "seen_at": w.seen_at.isoformat(), "doing": w.doing} for w in report.workers]})
+                                 "seen_at": w.seen_at.isoformat(), "doing": w.doing} for w in report.workers],
+                    "monitors": [m.as_json() for m in report.monitors]})
         return
     out = console()
     for w in report.workers:
         out.print(f"worker pid {w.pid} on {w.host} ({w.home}), up since {when(w.started_at, UTC)}: {w.doing}")
+    for m in report.monitors:
+        since = f" since {when(m.since, zone(zones.get(m.playbook)))}" if m.since else ""
+        seen = f": {m.detail}" if m.detail and m.state == "down" else ""
+        out.print(Text(f"monitor {m.playbook}/{m.name}: {m.state}{since}{seen}",
+                       style="bold red" if m.state == "down" else ""))
     if not views:
         out.print("No open incident.")
     for r in rehearsals:

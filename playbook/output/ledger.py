@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from playbook.ledger.archive import StoreInfo
 
 PLURALS = {"incident": "incidents", "post": "posts", "delivery": "deliveries", "rehearsal": "rehearsals",
-           "duty": "duties"}
+           "duty": "duties", "monitor_change": "monitor changes"}
 
 
 def store_info(described: StoreInfo, as_json: bool) -> None:
@@ -47,7 +47,8 @@ def migrated(counts: Mapping[str, int], where: str) -> None:
 
 def counted(counts: Mapping[str, int]) -> str:
     """'4 incidents, 1 post, 0 deliveries...'"""
-    return ", ".join(f"{n} {kind if n == 1 else PLURALS.get(kind, kind)}" for kind, n in counts.items())
+    return ", ".join(f"{n} {kind.replace('_', ' ') if n == 1 else PLURALS.get(kind, kind)}"
+                     for kind, n in counts.items())
 
 
 def size(count: int) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -45,6 +45,20 @@ _WORDS: dict[str, dict[str, str]] = {
         "rehearsal": "Scheduled rehearsal failed: {playbook}",
         "rehearsal_body": "The scheduled rehearsal of {name} ({playbook}) failed at {time}:",
         "rehearsal_fix": "Fix it, then check with:",
+        "down": "Outage detected by {monitor}: {playbook}",
+        "down_body": "Monitor {monitor} of {name} sees the outage since {time}: {finding}.",
+        "preview": "The first notice would say ({lang}):",
+        "publish_first": "To publish it (detection at the first failed probe):",
+        "triggered": "Outage detected by {monitor}: {incident} triggered",
+        "triggered_body": "Monitor {monitor} of {name} sees the outage since {time}: {finding}. The first notice "
+                          "was published as approved in advance: {incident}.",
+        "open": "Incident {incident} is already open: follow it with:",
+        "up": "Recovery seen by {monitor}: {playbook}",
+        "up_body": "Monitor {monitor} of {name} sees the service back since {time}: {finding}.",
+        "resolve": "To publish the last phase and close the incident:",
+        "resolved": "Recovery seen by {monitor}: {incident} resolved",
+        "nothing_open": "No incident of this playbook is open.",
+        "outcome": "Outcome: {outcome}",
     },
     "fr": {
         "soon": "Point d’étape attendu à {time}\u202f: {incident}",
@@ -61,6 +75,20 @@ _WORDS: dict[str, dict[str, str]] = {
         "rehearsal": "Échec de la répétition programmée\u202f: {playbook}",
         "rehearsal_body": "La répétition programmée de {name} ({playbook}) a échoué à {time}\u00a0:",
         "rehearsal_fix": "Corrigez, puis vérifiez avec\u00a0:",
+        "down": "Panne détectée par {monitor}\u202f: {playbook}",
+        "down_body": "La sonde {monitor} de {name} constate la panne depuis {time}\u00a0: {finding}.",
+        "preview": "Le premier message dirait ({lang})\u00a0:",
+        "publish_first": "Pour le publier (détection à la première sonde en échec)\u00a0:",
+        "triggered": "Panne détectée par {monitor}\u202f: {incident} déclenché",
+        "triggered_body": "La sonde {monitor} de {name} constate la panne depuis {time}\u00a0: {finding}. Le "
+                          "premier message, approuvé à l’avance, a été publié\u00a0: {incident}.",
+        "open": "L’incident {incident} est déjà ouvert\u00a0; suivez-le avec\u00a0:",
+        "up": "Rétablissement constaté par {monitor}\u202f: {playbook}",
+        "up_body": "La sonde {monitor} de {name} constate le retour du service depuis {time}\u00a0: {finding}.",
+        "resolve": "Pour publier la dernière phase et clore l’incident\u00a0:",
+        "resolved": "Rétablissement constaté par {monitor}\u202f: {incident} résolu",
+        "nothing_open": "Aucun incident de ce playbook n’est ouvert.",
+        "outcome": "Résultat\u00a0: {outcome}",
     },
 }
 
@@ -133,8 +161,14 @@ def rehearsal_failed(playbook: Playbook, at: datetime, failures: Iterable[str]) 
 
 def last_said(post: Post, lang: str) -> tuple[str, str] | None:
     """The shortest complete text the post recorded (in `lang` if it was said in it): the gist for a chat."""
+    return gist(post.texts or {}, lang)
+
+
+def gist(texts: Mapping[str, Any], lang: str) -> tuple[str, str] | None:
+    """The shortest complete text of a post's texts (as `sent_texts` makes them), in `lang` if said in it: a
+    short social post rather than an email body."""
     found: list[tuple[int, str, str]] = []
-    for channel, said in ((post.texts or {}).get("channels") or {}).items():
+    for channel, said in (texts.get("channels") or {}).items():
         languages = said.get("languages") or {}
         blocks = languages.get(lang) or next(iter(languages.values()), None)
         for name in ("short", "body", "title"):
@@ -205,3 +239,45 @@ async def _attempt(publisher: Publisher[Any], delivery: Delivery) -> Receipt | F
     except Exception as exc:  # a plugin's bug is this notice's failure, not the worker's end
         log.exception("%s: the publisher raised instead of returning a Failure", delivery.key)
         return Failure(f"{type(exc).__name__}: {exc}", retryable=False)
+
+
+def detected(playbook: Playbook, monitor: str, since: datetime, finding: str, *, incident: str | None,
+             previews: Mapping[str, str], triggered: str | None = None) -> Notice:
+    """An outage a monitor detected: its finding and, unless the playbook triggered itself, what the first notice
+    would say in each language and the exact command that publishes it; or the incident already open."""
+    lang, w = words(playbook)
+    name = playbook.name.get(lang) or playbook.name[playbook.default_language]
+    time = clock_time(since, playbook, lang)
+    if triggered is not None:
+        title = w["triggered"].format(monitor=monitor, incident=triggered)
+        lines = [w["triggered_body"].format(monitor=monitor, name=name, time=time, finding=finding,
+                                            incident=triggered), "", f"  playbook status {triggered}"]
+        return Notice(lang, title, "\n".join(lines))
+    lines = [w["down_body"].format(monitor=monitor, name=name, time=time, finding=finding)]
+    if incident is not None:
+        lines += ["", w["open"].format(incident=incident), f"  playbook update {incident} --phase ..."]
+    else:
+        for shown_lang, text in previews.items():
+            lines += ["", w["preview"].format(lang=shown_lang), text]
+        at = since.astimezone(ZoneInfo(playbook.timezone)).isoformat(timespec="seconds")
+        lines += ["", w["publish_first"], f"  playbook trigger {playbook.id} --detected-at {at}"]
+    return Notice(lang, w["down"].format(monitor=monitor, playbook=playbook.id), "\n".join(lines))
+
+
+def recovered(playbook: Playbook, monitor: str, since: datetime, finding: str, *, incident: str | None,
+              resolved: str | None = None) -> Notice:
+    """A monitor that sees the service back: the `resolve` command for the open incident, or what resolving
+    it did."""
+    lang, w = words(playbook)
+    name = playbook.name.get(lang) or playbook.name[playbook.default_language]
+    lines = [w["up_body"].format(monitor=monitor, name=name, time=clock_time(since, playbook, lang),
+                                 finding=finding)]
+    if resolved is not None:
+        lines += ["", w["outcome"].format(outcome=resolved)]
+        title = w["resolved"].format(monitor=monitor, incident=incident)
+        return Notice(lang, title, "\n".join(lines))
+    if incident is not None:
+        lines += ["", w["resolve"], f"  playbook resolve {incident}"]
+    else:
+        lines += ["", w["nothing_open"]]
+    return Notice(lang, w["up"].format(monitor=monitor, playbook=playbook.id), "\n".join(lines))

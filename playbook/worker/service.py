@@ -58,6 +58,9 @@ class Worker:
         # the end handed over): it is not started again by this worker, `resume` is for after the fix.
         self.retrying: dict[tuple[str, int], asyncio.Task[bool]] = {}
         self.ledger: Ledger | None = None
+        # The monitors of the home's playbooks, watched beside the passes (not by a single `--once` pass).
+        self.watching: asyncio.Task[None] | None = None
+        self.watch_stop = asyncio.Event()
 
     # -- life ------------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -70,9 +73,12 @@ class Worker:
         logs.attach(self.home.log_path)
         log.info("worker started for %s (ledger %s)", self.home.root, _shown(self.home.state))
         try:
+            if not self.once:
+                self._watch()
             while not self.stop.is_set():
                 if self.reload.is_set():
                     self._reload()
+                    await self._rewatch()
                 try:
                     await self.one_pass()
                 except PlaybookError as exc:
@@ -86,6 +92,7 @@ class Worker:
                         await _first(self.stop, self.reload)
         finally:
             self.stop.set()
+            await self._unwatch()
             await self._finish_retries()
             with contextlib.suppress(PlaybookError):
                 self.ledger.worker_stopped()
@@ -103,6 +110,36 @@ class Worker:
         self.session.close()
         self.home, self.session = home, Session(home)
         log.info("SIGHUP: home reloaded from %s", home.root)
+
+    def _watch(self) -> None:
+        """Watch the monitors of the home as it is now, with a ledger of their own (the watcher's records are
+        its own, never tied to a retry's claims)."""
+        from playbook.worker.watch import Watcher
+
+        self.watch_stop = asyncio.Event()
+        ledger = open_ledger(self.home.state, create=True, environ=self.home.env)
+        watcher = Watcher(self.home, ledger, stop=self.watch_stop)
+
+        async def watch() -> None:
+            try:
+                await watcher.run()
+            except PlaybookError as exc:
+                log.error("the monitors stopped: %s", exc)
+            finally:
+                ledger.close()
+
+        self.watching = asyncio.create_task(watch(), name="watch")
+
+    async def _unwatch(self) -> None:
+        self.watch_stop.set()
+        if self.watching is not None:
+            await asyncio.gather(self.watching, return_exceptions=True)
+            self.watching = None
+
+    async def _rewatch(self) -> None:
+        """After SIGHUP: the monitors as the home now describes them."""
+        await self._unwatch()
+        self._watch()
 
     async def _finish_retries(self) -> None:
         """Let the retries under way finish their attempts (none starts once stopping), then cancel the rest."""

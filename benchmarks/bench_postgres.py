@@ -36,5 +36,5 @@ def run() -> list[dict[str, Any]]:
                                         lambda _: timed([*playbook, "--state", str(file), "status"]))
     finally:
         server.stop()
-    # Informs for now: importing psycopg alone costs about 0.2 s here (see docs/postgres-handover.md).
+    # Informs: importing psycopg alone costs about 0.2 s here (README: "Benchmarks").
     return [row("playbook status: a PostgreSQL ledger vs a SQLite file", shared, alone, None)]

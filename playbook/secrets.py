@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable, Mapping
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
@@ -92,3 +93,28 @@ def forget_all() -> None:
     _secrets.clear()
     _forms.clear()
     _pattern = _plain = _base64 = None
+
+
+# ${NAME} in channels.yaml, a ledger URL or a monitor's settings; $$ for a dollar sign.
+_REFERENCE = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)\})")
+
+
+def references(text: str) -> list[str]:
+    """The ${NAME} variables `text` refers to, in order."""
+    return [m.group(2) for m in _REFERENCE.finditer(text) if m.group(2)]
+
+
+def substitute(text: str, env: Mapping[str, str], missing: Callable[[str], Exception]) -> str:
+    """`text` with each ${NAME} replaced by its value in `env`, registered as a secret (masked from then on),
+    and $$ by $; `missing(NAME)` is raised for a variable that is not set (or empty)."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1) == "$":
+            return "$"
+        value = env.get(match.group(2))
+        if not value:
+            raise missing(match.group(2))
+        register(value)
+        return value
+
+    return _REFERENCE.sub(replace, text)

@@ -16,7 +16,6 @@ from playbook.home.yamlfile import YamlDoc
 from playbook.publishers.base import ChannelContext, Publisher
 from playbook.publishers.registry import Registry, default_registry
 
-_REF = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 _CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -94,24 +93,17 @@ class Channels:
         if not isinstance(value, str):
             return value
 
-        def replace(match: re.Match[str]) -> str:
-            if match.group(1) == "$":
-                return "$"
-            var = match.group(2)
-            found = self.home.env.get(var)
-            if not found:
-                setting = ".".join(str(p) for p in loc[2:])
-                line, column = self.doc.where(loc)
-                raise ChannelError(
-                    f"channel '{channel}' setting '{setting}': ${{{var}}} is not set "
-                    f"(export {var}=... or add it to {self.home.root / '.env'})",
-                    path=self.doc.path, line=line, column=column,
-                )
-            self.secrets.add(found)
-            secrets.register(found)
-            return found
+        def missing(var: str) -> ChannelError:
+            setting = ".".join(str(p) for p in loc[2:])
+            line, column = self.doc.where(loc)
+            return ChannelError(f"channel '{channel}' setting '{setting}': ${{{var}}} is not set "
+                                f"(export {var}=... or add it to {self.home.root / '.env'})",
+                                path=self.doc.path, line=line, column=column)
 
-        return _REF.sub(replace, value)
+        resolved = secrets.substitute(value, self.home.env, missing)
+        # The values it took, for this channel's own masking of what its provider echoes.
+        self.secrets.update(self.home.env[var] for var in secrets.references(value))
+        return resolved
 
     def missing_env(self, name: str) -> list[str]:
         """The ${NAME} variables channel `name` needs that neither the environment nor .env sets."""
@@ -129,7 +121,7 @@ class Channels:
                 for v in value:
                     walk(v)
             elif isinstance(value, str):
-                found.extend(m.group(2) for m in _REF.finditer(value) if m.group(2))
+                found.extend(secrets.references(value))
 
         walk(self.raw.get(name, {}))
         return found

@@ -7,7 +7,6 @@ PGPASSWORD and ~/.pgpass. Wherever a URL is shown, its password is masked.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -16,7 +15,6 @@ from playbook import secrets
 from playbook.errors import LedgerError
 
 SCHEMES = ("postgresql://", "postgres://")
-_REF = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 
 
 def is_database_url(state: Path | str) -> bool:
@@ -30,18 +28,11 @@ def resolve_url(url: str, environ: Mapping[str, str]) -> str:
     LedgerError, naming the variable, when one is not set: the URL itself is never shown whole.
     """
 
-    def replace(match: re.Match[str]) -> str:
-        if match.group(1) == "$":
-            return "$"
-        name = match.group(2)
-        value = environ.get(name)
-        if not value:
-            raise LedgerError(f"the ledger URL {shown(url)} refers to ${{{name}}}, which is not set "
-                              f"(export {name}=... or add it to the home's .env)")
-        secrets.register(value)
-        return value
+    def missing(name: str) -> LedgerError:
+        return LedgerError(f"the ledger URL {shown(url)} refers to ${{{name}}}, which is not set "
+                           f"(export {name}=... or add it to the home's .env)")
 
-    resolved = _REF.sub(replace, url.strip())
+    resolved = secrets.substitute(url.strip(), environ, missing)
     for password in _passwords(resolved):
         secrets.register(password)
         secrets.register(unquote(password))

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from playbook import secrets
 from playbook.errors import ConfigError
 from playbook.home.monitors import Monitor
 
-# The same syntax as channels.yaml: ${NAME}, and $$ for a dollar sign.
-_REF = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 # The settings a value from the environment may stand in; the others are names and choices, never secrets.
 SUBSTITUTED = ("url", "phone_number_id", "access_token", "api_base")
 
@@ -21,7 +18,7 @@ def env_references(monitor: Monitor) -> list[str]:
     for key in SUBSTITUTED:
         value = getattr(monitor, key)
         if value:
-            found += [m.group(2) for m in _REF.finditer(value) if m.group(2) and m.group(2) not in found]
+            found += [name for name in secrets.references(value) if name not in found]
     return found
 
 
@@ -33,18 +30,11 @@ def resolved(monitor: Monitor, env: Mapping[str, str]) -> Monitor:
         if not value:
             continue
 
-        def replace(match: re.Match[str], key: str = key) -> str:
-            if match.group(1) == "$":
-                return "$"
-            var = match.group(2)
-            found = env.get(var)
-            if not found:
-                raise ConfigError(f"monitor '{monitor.name}' setting '{key}': ${{{var}}} is not set "
-                                  f"(export {var}=... or add it to the home's .env)")
-            secrets.register(found)
-            return found
+        def missing(var: str, key: str = key) -> ConfigError:
+            return ConfigError(f"monitor '{monitor.name}' setting '{key}': ${{{var}}} is not set "
+                               f"(export {var}=... or add it to the home's .env)")
 
-        changed[key] = _REF.sub(replace, value)
+        changed[key] = secrets.substitute(value, env, missing)
     # A token written in the playbook itself is still a token: masked wherever a provider echoes it.
     secrets.register(changed.get("access_token"))
     return monitor.model_copy(update=changed)

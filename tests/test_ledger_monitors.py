@@ -7,24 +7,23 @@ race runs real processes, as the duties' race in test_ledger_workers.py does.
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from playbook import secrets
 from playbook.errors import LedgerError
 from playbook.ledger import open_ledger
-from playbook.ledger.contract import Owner
+from playbook.ledger.contract import Ledger
 from playbook.ledger.duties import MonitorChange
 from tests.fakes.postgres import Database
 from tests.test_ledger import ANNA, BOB, PLAYBOOK, STORES, Clock, Opener
 
 # The fixture, shared with test_ledger.py: every contract test runs on each store.
 from tests.test_ledger import store as store
+from tests.test_ledger_workers import race
 
 DOWN = "WhatsApp Business API: major_outage"
 
@@ -111,17 +110,9 @@ def test_a_secret_in_the_finding_is_masked_in_the_ledger(store: Opener) -> None:
 
 # -- watchers recording one change at the same instant
 
-def _record(location: str, number: int, ready: Any, start: Any, outcomes: Any) -> None:
-    clock = Clock()
-    ledger = open_ledger(location, owner=Owner(f"machine-{number}", number, f"machine-{number}"), clock=clock,
-                         create=False)
-    ready.put(number)
-    start.wait()
-    try:
-        change = ledger.record_monitor_change(PLAYBOOK, "provider-status", "down", clock(), DOWN)
-        outcomes.put(None if change is None else (change.seq, change.by))
-    finally:
-        ledger.close()
+def _record(ledger: Ledger, clock: Clock) -> tuple[int, str] | None:
+    change = ledger.record_monitor_change(PLAYBOOK, "provider-status", "down", clock(), DOWN)
+    return None if change is None else (change.seq, change.by)
 
 
 @pytest.mark.parametrize("kind", sorted(STORES))
@@ -129,18 +120,7 @@ def test_watchers_recording_one_change_at_the_same_instant_record_it_once(reques
                                                                         tmp_path: Path, kind: str) -> None:
     location = str(STORES[kind](request, tmp_path))
     open_ledger(location).close()
-    fork = multiprocessing.get_context("fork")
-    ready, start, outcomes = fork.Queue(), fork.Event(), fork.Queue()
-    racers = [fork.Process(target=_record, args=(location, n, ready, start, outcomes)) for n in range(6)]
-    for racer in racers:
-        racer.start()
-    for _ in racers:
-        ready.get(timeout=60)  # every one connected: the race is the recording, not the opening
-    start.set()
-    for racer in racers:
-        racer.join(timeout=60)
-
-    results = [outcomes.get(timeout=5) for _ in racers]
+    results = race(location, _record)
     (winner,) = [r for r in results if r is not None]
     assert results.count(None) == 5 and winner[0] == 1
     reader = open_ledger(location, readonly=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -177,15 +178,37 @@ def test_a_posts_holding_flag_is_recorded_with_it(store: Opener) -> None:
 
 # -- processes taking one duty at the same instant
 
-def _take(location: str, number: int, ready: Any, start: Any, outcomes: Any) -> None:
-    ledger = open_ledger(location, owner=Owner(f"machine-{number}", number, f"machine-{number}"), create=False)
+def _racer(location: str, number: int, act: Callable[[Ledger, Clock], Any], ready: Any, start: Any,
+           outcomes: Any) -> None:
+    ledger = open_ledger(location, owner=Owner(f"machine-{number}", number, f"machine-{number}"), clock=Clock(),
+                         create=False)
     ready.put(number)
     start.wait()
     try:
-        outcomes.put(ledger.take_duty("reminder:inc:2", DutyKind.REMINDER, incident="inc", playbook=PLAYBOOK,
-                                      hold=HOLD))
+        outcomes.put(act(ledger, Clock()))
     finally:
         ledger.close()
+
+
+def race(location: str, act: Callable[[Ledger, Clock], Any], racers: int = 6) -> list[Any]:
+    """`racers` processes, each a machine with the ledger already open, doing `act` at the same instant: what
+    each got. The race is the act, not the opening."""
+    fork = multiprocessing.get_context("fork")
+    ready, start, outcomes = fork.Queue(), fork.Event(), fork.Queue()
+    processes = [fork.Process(target=_racer, args=(location, n, act, ready, start, outcomes))
+                 for n in range(racers)]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        ready.get(timeout=60)
+    start.set()
+    for process in processes:
+        process.join(timeout=60)
+    return [outcomes.get(timeout=5) for _ in processes]
+
+
+def _take(ledger: Ledger, _: Clock) -> bool:
+    return ledger.take_duty("reminder:inc:2", DutyKind.REMINDER, incident="inc", playbook=PLAYBOOK, hold=HOLD)
 
 
 @pytest.mark.parametrize("kind", sorted(STORES))
@@ -193,18 +216,7 @@ def test_processes_taking_one_duty_at_the_same_instant_give_it_to_one(request: p
                                                                      tmp_path: Path, kind: str) -> None:
     location = str(STORES[kind](request, tmp_path))
     open_ledger(location).close()
-    fork = multiprocessing.get_context("fork")
-    ready, start, outcomes = fork.Queue(), fork.Event(), fork.Queue()
-    racers = [fork.Process(target=_take, args=(location, n, ready, start, outcomes)) for n in range(6)]
-    for racer in racers:
-        racer.start()
-    for _ in racers:
-        ready.get(timeout=60)  # every one connected: the race is the take, not the opening
-    start.set()
-    for racer in racers:
-        racer.join(timeout=60)
-
-    assert sorted(outcomes.get(timeout=5) for _ in racers) == [False] * 5 + [True]
+    assert sorted(race(location, _take)) == [False] * 5 + [True]
     reader = open_ledger(location, readonly=True)
     try:
         (duty,) = reader.duties()

@@ -17,7 +17,7 @@ import yaml
 
 from playbook.commands.publishing import trigger
 from playbook.commands.session import Session
-from playbook.engine.attempts import backoff
+from playbook.engine.backoff import backoff
 from playbook.engine.recipients import RateLimiter
 from playbook.errors import LedgerWriteError
 from playbook.home.locate import Home

@@ -5,8 +5,9 @@ delivery the ledger already confirms is never attempted again, whoever re-runs w
 and each batch of deliveries in the ledger, and renews those claims while it works: no other process
 attempts them meanwhile.
 
-runner.py runs the channels of a post, attempts.py one delivery's attempts and retries, recipients.py a
-per-recipient channel's list (with outage.py for a server that is down), claims.py the run's claims.
+runner.py runs the channels of a post, attempts.py one delivery's attempts and retries (backoff.py, how long
+a retry waits), recipients.py a per-recipient channel's list (with outage.py for a server that is down),
+claims.py the run's claims.
 """
 
 from playbook.engine.attempts import Retries

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from playbook import secrets
+from playbook.engine.backoff import backoff
 from playbook.engine.results import DeliveryEvent, DeliveryResult, Observer
 from playbook.ledger.contract import Confirmation, DeliveryStatus, Ledger, Post, utcnow
 from playbook.planning.plan import ChannelPlan
@@ -22,15 +22,6 @@ if TYPE_CHECKING:
     from playbook.engine.outage import Outage
 
 log = logging.getLogger("playbook.engine")
-
-BACKOFF_FIRST = 0.5
-BACKOFF_CAP = 30.0
-
-
-def backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter: retries of many clients do not arrive together."""
-    # The floor is half the first wait: uniform(0.5, 0.5) would send every first retry at the same instant.
-    return random.uniform(BACKOFF_FIRST / 2, min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (attempt - 1)))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 
 from playbook import secrets
-from playbook.engine.attempts import backoff
+from playbook.engine.backoff import backoff
 from playbook.publishers.base import Failure, Receipt
 
 

@@ -332,7 +332,10 @@ def test_a_scheduled_rehearsal_runs_when_due_is_recorded_and_its_failure_reaches
     (home / "templates" / PLAYBOOK / "identified.en.j2").write_text("{% block short %}{{ nope( }}{% endblock %}")
     one_pass(home, utcnow() + timedelta(days=1, minutes=1))
     [told] = slack.messages
-    assert "Échec de la répétition programmée\u202f: whatsapp-outage" in json.dumps(told.payload, ensure_ascii=False)
+    # The title is Slack's header, the body below it.
+    assert told.payload["text"].startswith("Échec de la répétition programmée")
+    assert "La répétition programmée de Panne de WhatsApp Business (whatsapp-outage) a échoué" in \
+        json.dumps(told.payload, ensure_ascii=False)
     assert f"playbook rehearse {PLAYBOOK}" in json.dumps(told.payload, ensure_ascii=False)
 
 

@@ -102,10 +102,13 @@ class Notice:
     body: str
 
     def message(self, publisher: Publisher[Any]) -> Message:
-        """The notice as the blocks the channel asks for: the title for a title, the whole text otherwise."""
+        """The notice as the blocks the channel asks for: the title for a title, the body under it when the
+        channel shows a title (a chat, an email), the whole text in one block otherwise (a text message)."""
         whole = f"{self.title}\n\n{self.body}"
         names = set(publisher.blocks) | set(getattr(publisher, "optional_blocks", ()))
-        blocks = {name: self.title if name == "title" else whole for name in names if name != "html"}
+        titled = "title" in names
+        blocks = {name: self.title if name == "title" else self.body if titled and name == "body" else whole
+                  for name in names if name != "html"}
         return Message(self.lang, blocks)
 
 

@@ -125,6 +125,8 @@ class Worker:
                 await watcher.run()
             except PlaybookError as exc:
                 log.error("the monitors stopped: %s", exc)
+            except Exception:  # a bug: said in the log now, not when the task is collected
+                log.exception("the monitors stopped")
             finally:
                 ledger.close()
 

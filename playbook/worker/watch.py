@@ -14,7 +14,8 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from playbook.commands.publishing import publish_phase, sent_texts, trigger
 from playbook.commands.session import Session
@@ -130,7 +131,7 @@ class Watcher:
         incident = self._open_incident(playbook)
         if incident is None and playbook.watch.on_detect == "trigger":
             try:
-                outcome = await asyncio.to_thread(trigger, Session(self.home), playbook.id, {}, change.since)
+                outcome = await asyncio.to_thread(_in_session, self.home, trigger, playbook.id, {}, change.since)
             except IncidentError:
                 # Opened meanwhile, by a person or another tool: it is theirs to follow.
                 incident = self._open_incident(playbook)
@@ -146,8 +147,8 @@ class Watcher:
         incident = self._open_incident(playbook)
         if incident is not None and playbook.watch.on_recover == "resolve":
             try:
-                outcome = await asyncio.to_thread(publish_phase, Session(self.home), incident, None, {},
-                                                  resolve_it=True)
+                outcome = await asyncio.to_thread(_in_session, self.home, partial(publish_phase, resolve_it=True),
+                                                  incident, None, {})
             except PlaybookError as exc:
                 # Someone is publishing it right now, or it cannot be rendered: the alert says so.
                 done = f"not resolved: {exc}"
@@ -171,6 +172,15 @@ class Watcher:
             if said is not None:
                 shown[lang] = said[1]
         return shown
+
+
+def _in_session(home: Home, command: Callable[..., Outcome], *args: Any) -> Outcome:
+    """A publishing command with a session of its own (its ledger and log), closed once it is done."""
+    session = Session(home)
+    try:
+        return command(session, *args)
+    finally:
+        session.close()
 
 
 def _incident_of(outcome: Outcome) -> str:

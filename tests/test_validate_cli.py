@@ -373,7 +373,8 @@ def test_variables_carrying_jinja_or_html_are_inert(home: Path) -> None:
     assert result.code == 0, result.output
     assert "The {{ 7*7 }} <b>Acme</b> team" in result.stdout
     assert "<p>The {{ 7*7 }} &lt;b&gt;Acme&lt;/b&gt; team</p>" in result.stdout
-    assert "49" not in result.stdout
+    # Never evaluated (the message shows the time, whose minute may well be 49: the brand is what is checked).
+    assert "The 49" not in result.stdout and "49 <b>" not in result.stdout
 
 
 @pytest.mark.parametrize(("lang", "first_question"), [("fr", "Ma commande est-elle concernée\u202f?"),

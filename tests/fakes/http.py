@@ -152,6 +152,11 @@ class _Handler(BaseHTTPRequestHandler):
         sink = self.server.sink
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            # The client went away before its body was complete (killed mid-request): a real receiver never
+            # acts on a truncated request, so the sink does not count it as received.
+            self.close_connection = True
+            return
         request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body,
                           time.monotonic())
         reply, name = sink._receive(request)

@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from playbook.errors import IncidentError, LedgerError
-from playbook.ledger.duties import Duty, DutyKind, MonitorChange, Worker
+from playbook.ledger.duties import DutyLedger
 
 
 class DeliveryStatus(StrEnum):
@@ -235,7 +235,7 @@ class Claim:
     finished: Mapping[str, DeliveryStatus]
 
 
-class Ledger(Protocol):
+class Ledger(DutyLedger, Protocol):
     """A ledger as the commands and the engine use it; each store opens as one owner (this process, unless
     a test plays two) with a clock that dates claims, and its own errors for a store it cannot read or write.
 
@@ -377,16 +377,7 @@ class Ledger(Protocol):
     def last_rehearsal(self, playbook: str) -> tuple[datetime, bool] | None:
         """When the playbook was last rehearsed, and whether it passed."""
 
-    # -- workers (duties.py) ---------------------------------------------------------------------------
-    def beat(self, home: str, started_at: datetime, doing: str) -> None:
-        """Record that this owner runs a worker serving `home` and is alive now (its row made or refreshed)."""
-
-    def workers(self, alive_within: timedelta) -> list[Worker]:
-        """The workers heard from within `alive_within` of now and not stopped, the longest-running first."""
-
-    def worker_stopped(self) -> None:
-        """Mark this owner's worker as stopped (cleanly, holding nothing): no longer listed, its row kept."""
-
+    # -- posts left to the workers ------------------------------------------------------------------
     def hand_off(self, incident_id: str, seq: int, until: datetime) -> None:
         """Leave the post's unfinished deliveries to the workers, to be retried until `until` (a later time
         than the one recorded wins)."""
@@ -394,32 +385,3 @@ class Ledger(Protocol):
     def handed_off(self) -> list[Post]:
         """The posts handed to the workers whose time has not run out, whose incident is open and that still have
         unfinished deliveries, oldest first: closing an incident ends its hand-off."""
-
-    def take_duty(self, key: str, kind: DutyKind, *, incident: str | None, playbook: str | None,
-                  hold: timedelta, tries: int = 3) -> bool:
-        """Take a duty for this owner, atomically across processes and machines: True when it is now this
-        owner's for `hold`. It is taken when never taken, or when its last taker failed it (fewer than `tries`
-        attempts so far) or let its hold lapse unfinished; never once done, nor while held, by another owner
-        or by this one (each True is one attempt)."""
-
-    def finish_duty(self, key: str, *, ok: bool, outcome: str) -> None:
-        """Record a duty this owner holds as done (ok: never taken again) or failed (takeable again at once),
-        with its outcome, secrets masked; nothing changes if another owner took it over after this one's hold
-        lapsed."""
-
-    def duties(self, incident_id: str | None = None) -> list[Duty]:
-        """The duties taken (of one incident), in the order they were first taken."""
-
-    # -- monitors (duties.py) --------------------------------------------------------------------------
-    def record_monitor_change(self, playbook: str, monitor: str, state: str, since: datetime,
-                              detail: str) -> MonitorChange | None:
-        """Record that the monitor is now `state`, atomically across processes and machines, detail masked:
-        None, recording nothing, when its latest recorded state already is `state` (another watcher recorded
-        this change first)."""
-
-    def monitor_states(self) -> list[MonitorChange]:
-        """The latest recorded change of every monitor, by playbook then monitor."""
-
-    def monitor_changes(self, playbook: str, since: datetime | None = None) -> list[MonitorChange]:
-        """A playbook's monitor changes (those whose state began at or after `since`), oldest first: the
-        timeline's detection part."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 # A worker beats every BEAT; one not heard from for ALIVE is taken for dead: the CLI keeps its retries itself
 # again, and another worker takes over what it held once the claims' leases lapse.
@@ -73,3 +74,48 @@ class MonitorChange:
     detail: str
     # Who recorded it: "pid N on host".
     by: str
+
+
+class DutyLedger(Protocol):
+    """The part of the ledger's contract (`contract.Ledger` extends it) that the workers and watchers use:
+    heartbeats, duties and monitor changes, written by each store's duties and monitors mixins."""
+
+    # -- workers -------------------------------------------------------------------------------------
+    def beat(self, home: str, started_at: datetime, doing: str) -> None:
+        """Record that this owner runs a worker serving `home` and is alive now (its row made or refreshed)."""
+
+    def workers(self, alive_within: timedelta) -> list[Worker]:
+        """The workers heard from within `alive_within` of now and not stopped, the longest-running first."""
+
+    def worker_stopped(self) -> None:
+        """Mark this owner's worker as stopped (cleanly, holding nothing): no longer listed, its row kept."""
+
+    # -- duties --------------------------------------------------------------------------------------
+    def take_duty(self, key: str, kind: DutyKind, *, incident: str | None, playbook: str | None,
+                  hold: timedelta, tries: int = 3) -> bool:
+        """Take a duty for this owner, atomically across processes and machines: True when it is now this
+        owner's for `hold`. It is taken when never taken, or when its last taker failed it (fewer than `tries`
+        attempts so far) or let its hold lapse unfinished; never once done, nor while held, by another owner
+        or by this one (each True is one attempt)."""
+
+    def finish_duty(self, key: str, *, ok: bool, outcome: str) -> None:
+        """Record a duty this owner holds as done (ok: never taken again) or failed (takeable again at once),
+        with its outcome, secrets masked; nothing changes if another owner took it over after this one's hold
+        lapsed."""
+
+    def duties(self, incident_id: str | None = None) -> list[Duty]:
+        """The duties taken (of one incident), in the order they were first taken."""
+
+    # -- monitors ------------------------------------------------------------------------------------
+    def record_monitor_change(self, playbook: str, monitor: str, state: str, since: datetime,
+                              detail: str) -> MonitorChange | None:
+        """Record that the monitor is now `state`, atomically across processes and machines, detail masked:
+        None, recording nothing, when its latest recorded state already is `state` (another watcher recorded
+        this change first)."""
+
+    def monitor_states(self) -> list[MonitorChange]:
+        """The latest recorded change of every monitor, by playbook then monitor."""
+
+    def monitor_changes(self, playbook: str, since: datetime | None = None) -> list[MonitorChange]:
+        """A playbook's monitor changes (those whose state began at or after `since`), oldest first: the
+        timeline's detection part."""

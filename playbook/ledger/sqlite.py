@@ -18,21 +18,19 @@ from playbook import secrets
 from playbook.errors import IncidentError
 from playbook.ledger.contract import (
     UNFINISHED,
-    Claim,
     Confirmation,
     DeliveryRow,
     DeliveryStatus,
-    Holder,
     Incident,
     NewPost,
     Owner,
     Post,
     delivery_key,
     lease_from_env,
-    post_held,
     publishing,
     utcnow,
 )
+from playbook.ledger.sqlite_claims import SqliteClaims
 from playbook.ledger.sqlite_duties import SqliteDuties
 from playbook.ledger.sqlite_file import connect, iso, transaction
 from playbook.ledger.sqlite_monitors import SqliteMonitors
@@ -40,7 +38,7 @@ from playbook.ledger.sqlite_rows import delivery_of, incident_of, parse_time, po
 from playbook.ledger.stored import texts_json
 
 
-class SqliteLedger(SqliteDuties, SqliteMonitors):
+class SqliteLedger(SqliteClaims, SqliteDuties, SqliteMonitors):
     """One SQLite file, opened by one owner.
 
     `clock` dates claims and their leases (tests inject one to expire a lease); `owner` is who this ledger
@@ -219,81 +217,7 @@ class SqliteLedger(SqliteDuties, SqliteMonitors):
             db.execute("UPDATE deliveries SET error=? WHERE key=? AND claim_owner=?",
                        (secrets.redact(error), key, self.owner.token))
 
-    # -- claims --------------------------------------------------------------------------------------
-    def claim_post(self, incident_id: str, seq: int) -> None:
-        with self._transaction() as db:
-            holder = next((h for h in self._holders(db, incident_id) if h.seq == seq), None)
-            if holder is not None:
-                raise post_held(incident_id, holder)
-            db.execute("UPDATE posts SET claim_owner=?, claim_host=?, claim_pid=?, claim_until=?"
-                       " WHERE incident=? AND seq=?", (*self._claim_values(), incident_id, seq))
-
-    def claim(self, keys: Sequence[str]) -> Claim:
-        taken: list[str] = []
-        held: dict[str, Owner] = {}
-        finished: dict[str, DeliveryStatus] = {}
-        now = iso(self.clock())
-        # One lease end for the whole claim: every key taken, and the post's claim, run to the same moment.
-        values = self._claim_values()
-        with self._transaction() as db:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                mine: list[str] = []
-                rows = db.execute(
-                    "SELECT key, status, claim_owner, claim_host, claim_pid, claim_until FROM deliveries"
-                    f" WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-                for key, status, owner, host, pid, until in rows:
-                    if status not in UNFINISHED:
-                        finished[key] = DeliveryStatus(status)
-                    elif owner is not None and owner != self.owner.token and until > now:
-                        held[key] = Owner(host, pid, owner)
-                    else:
-                        mine.append(key)
-                db.executemany("UPDATE deliveries SET claim_owner=?, claim_host=?, claim_pid=?, claim_until=?"
-                               " WHERE key=?", [(*values, key) for key in mine])
-                taken += mine
-            # The post's claim runs at least as long as its newest deliveries': `holders`, and a resume's
-            # claim_post, read the post's, and must not call a run gone while a batch it took is still its own.
-            db.execute("UPDATE posts SET claim_until=? WHERE claim_owner=? AND claim_until<?",
-                       (values[3], self.owner.token, values[3]))
-        return Claim(frozenset(taken), held, finished)
-
-    def renew(self) -> int:
-        until = iso(self.clock() + self.lease)
-        with self._transaction() as db:
-            renewed = 0
-            for table in ("posts", "deliveries"):
-                renewed += db.execute(f"UPDATE {table} SET claim_until=? WHERE claim_owner=?",
-                                      (until, self.owner.token)).rowcount
-        return renewed
-
-    def release(self, keys: Sequence[str] | None = None) -> None:
-        clear = "claim_owner=NULL, claim_host=NULL, claim_pid=NULL, claim_until=NULL"
-        with self._transaction() as db:
-            if keys is None:
-                for table in ("posts", "deliveries"):
-                    db.execute(f"UPDATE {table} SET {clear} WHERE claim_owner=?", (self.owner.token,))
-            else:
-                db.executemany(f"UPDATE deliveries SET {clear} WHERE key=? AND claim_owner=?",
-                               [(key, self.owner.token) for key in keys])
-
-    def holders(self, incident_id: str) -> list[Holder]:
-        return self._holders(self.db, incident_id)
-
-    def _holders(self, db: sqlite3.Connection, incident_id: str) -> list[Holder]:
-        rows = db.execute(
-            "SELECT p.seq, p.claim_owner, p.claim_host, p.claim_pid, p.claim_until, (SELECT count(*) FROM"
-            f" deliveries d WHERE d.incident=p.incident AND d.seq=p.seq AND d.status IN ({','.join('?' * 3)}))"
-            " FROM posts p WHERE p.incident=? AND p.claim_owner IS NOT NULL AND p.claim_owner != ?"
-            " AND p.claim_until > ? ORDER BY p.seq",
-            (*UNFINISHED, incident_id, self.owner.token, iso(self.clock())),
-        )
-        return [Holder(Owner(host, pid, token), seq, count, datetime.fromisoformat(until))
-                for seq, token, host, pid, until, count in rows]
-
-    def _claim_values(self) -> tuple[str, str, int, str]:
-        return (self.owner.token, self.owner.host, self.owner.pid, iso(self.clock() + self.lease))
-
+    # -- reading -------------------------------------------------------------------------------------
     def deliveries(self, incident_id: str, seq: int | None = None, *, recipients: bool = True) -> list[DeliveryRow]:
         sql = "SELECT * FROM deliveries WHERE incident=?"
         args: list[Any] = [incident_id]

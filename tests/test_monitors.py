@@ -13,7 +13,8 @@ import httpx
 import pytest
 import yaml
 
-from playbook.commands.rehearse import Check, rehearse
+from playbook.commands.rehearsal import Check
+from playbook.commands.rehearse import rehearse
 from playbook.errors import ConfigError, PlaybookError
 from playbook.home.locate import Home
 from playbook.home.model import Monitor, Playbook

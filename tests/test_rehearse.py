@@ -274,7 +274,7 @@ def test_the_budget_names_its_source_and_rate_caps_a_fast_measured_pace(
         home: Path, smtp_server: SmtpServer, tls: tuple[Path, Path]) -> None:
     from datetime import UTC, datetime
 
-    from playbook.commands.rehearse import _budget
+    from playbook.commands.window_check import channel_budget
     from playbook.home.channel_config import load_channels
     from playbook.home.locate import Home
 
@@ -283,15 +283,15 @@ def test_the_budget_names_its_source_and_rate_caps_a_fast_measured_pace(
     measured = datetime(2026, 11, 30, 6, 10, tzinfo=UTC)
     # A drill mailed 2,000 in 20 s (100 a second, 4 in flight at 0.04 s each): 60,000 would take 600 s,
     # but `rate: 10` still makes them 6,000 s.
-    budget, source = _budget(publisher, 60_000, ("customers-drill", ("fire-drill-1", 2000, 20.0, 0.04, measured)),
-                             None)
+    budget, source = channel_budget(publisher, 60_000,
+                                    ("customers-drill", ("fire-drill-1", 2000, 20.0, 0.04, measured)), None)
     assert (budget.seconds, budget.bound) == (6000, "rate")
     assert budget.arithmetic.startswith("60,000 message(s) x 0.040 s (measured) / 4 in parallel = 600 s")
     assert source == ("ledger: 2,000 message(s) of 'customers-drill' in fire-drill-1 took 20.0 s, measured "
                       "2026-11-30 06:10 UTC: 4 in parallel achieved")
-    budget, source = _budget(publisher, 100, None, (0.5, measured))
+    budget, source = channel_budget(publisher, 100, None, (0.5, measured))
     assert budget.seconds == 12.5 and source == "timed check, measured 2026-11-30 06:10 UTC"
-    budget, source = _budget(publisher, 100, None, None)
+    budget, source = channel_budget(publisher, 100, None, None)
     assert budget.seconds == 10 and source == "default: 0.25 s per message for this channel type"
 
 

@@ -9,7 +9,7 @@ from html import escape
 from pathlib import Path
 
 from playbook import secrets
-from playbook.commands.rehearse import Rehearsal
+from playbook.commands.rehearsal import Rehearsal
 from playbook.timeparse import format_duration
 
 

@@ -3,100 +3,28 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 from urllib.parse import urlsplit
 
 from playbook.commands.channels import run_check
-from playbook.commands.monitor_checks import check_monitors, detection_delay
+from playbook.commands.monitor_checks import check_monitors
 from playbook.commands.publishing import close_drill, trigger
+from playbook.commands.rehearsal import ChannelTiming, Check, Recorder, Rehearsal
 from playbook.commands.session import Session
 from playbook.commands.validate import validate_home
+from playbook.commands.window_check import check_window, measured_when
 from playbook.errors import PlaybookError
 from playbook.home.channel_config import Channels, load_channels
 from playbook.home.locate import Home
 from playbook.home.model import Playbook
-from playbook.ledger import open_existing, open_ledger
+from playbook.ledger import open_ledger
 from playbook.ledger.contract import DeliveryStatus, utcnow
-from playbook.publishers.base import Budget, Publisher
 from playbook.publishers.limits import URL
 from playbook.rendering.messages import Composer
 from playbook.rendering.variables import missing_message, resolve, without_value
 from playbook.timeparse import format_duration
-
-
-@dataclass
-class Check:
-    """One named result of a rehearsal."""
-
-    playbook: str
-    group: str
-    name: str
-    ok: bool
-    detail: str
-    seconds: float = 0.0
-    skipped: bool = False
-
-
-@dataclass
-class ChannelTiming:
-    """How long a channel needs (estimated) or took (measured in a drill) to deliver the first phase."""
-
-    channel: str
-    type: str
-    seconds: float
-    measured: bool
-    arithmetic: str = ""
-    # Where the pace comes from, and when it was measured: the ledger's latest run, a timed check, a default.
-    source: str = ""
-
-
-@dataclass
-class Rehearsal:
-    playbook: str
-    name: str
-    window: timedelta
-    at: datetime
-    checks: list[Check] = field(default_factory=list)
-    timings: list[ChannelTiming] = field(default_factory=list)
-    drill_incident: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok or c.skipped for c in self.checks)
-
-    @property
-    def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok and not c.skipped]
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "passed": self.ok,
-            "checks": len(self.checks),
-            "failed": [f"{c.group}: {c.name}: {c.detail}" for c in self.failures],
-            "slowest": max(((t.channel, round(t.seconds, 1)) for t in self.timings), key=lambda t: t[1],
-                           default=None),
-        }
-
-
-class _Recorder:
-    def __init__(self, rehearsal: Rehearsal) -> None:
-        self.rehearsal = rehearsal
-
-    def add(self, group: str, name: str, ok: bool, detail: str, seconds: float = 0.0,
-            skipped: bool = False) -> None:
-        self.rehearsal.checks.append(Check(self.rehearsal.playbook, group, name, ok, detail, seconds, skipped))
-
-    def timed(self, group: str, name: str, run: Callable[[], tuple[bool, str]]) -> None:
-        start = time.perf_counter()
-        try:
-            ok, detail = run()
-        except PlaybookError as exc:
-            ok, detail = False, str(exc)
-        self.add(group, name, ok, detail, time.perf_counter() - start)
 
 
 def rehearse(home: Home, ids: Sequence[str], *, offline: bool = False, check_links: bool = False,
@@ -123,7 +51,7 @@ def _rehearse_one(home: Home, playbook_id: str, *, offline: bool, check_links: b
         failed.checks.append(Check(playbook_id, "validate", "playbook loads", False, str(exc)))
         return failed
     rehearsal = Rehearsal(playbook.id, playbook.name[playbook.default_language], playbook.window, utcnow())
-    record = _Recorder(rehearsal)
+    record = Recorder(rehearsal)
     report = validate_home(home, [playbook.id])
     record.add("validate", "playbook, templates and channels validate", report.ok,
                "; ".join(str(p) for p in report.problems) or "no problem found")
@@ -144,9 +72,8 @@ def _rehearse_one(home: Home, playbook_id: str, *, offline: bool, check_links: b
     _check_environment(channels, used, record)
     _check_links(home, playbook, record, fetch=check_links)
     checked = _check_online(channels, playbook, used, record, offline=offline)
-    for probed in check_monitors(playbook, home.env, offline=offline):
-        record.add(probed.group, probed.name, probed.ok, probed.detail, probed.seconds, probed.skipped)
-    _check_window(home, playbook, channels, record, checked)
+    check_monitors(playbook, home.env, record, offline=offline)
+    check_window(home, playbook, channels, record, checked)
     if drill:
         live = [n for n in playbook.channel_names() if n in channels.raw]
         if not any(channels.sandbox_of(n) is not None for n in live):
@@ -171,7 +98,7 @@ def _channels_used(playbook: Playbook, channels: Channels, drill: bool) -> list[
     return list(dict.fromkeys([*names, *sandboxes]))
 
 
-def _check_variables(playbook: Playbook, record: _Recorder) -> None:
+def _check_variables(playbook: Playbook, record: Recorder) -> None:
     """The same rule as validate and render: a required variable needs a default or a sample; an optional
     one without either renders as absent, as it will on the day when nobody gives it."""
     missing = set(without_value(playbook))
@@ -187,7 +114,7 @@ def _check_variables(playbook: Playbook, record: _Recorder) -> None:
                        "optional, no default: renders as absent unless given with --var")
 
 
-def _check_environment(channels: Channels, used: Sequence[str], record: _Recorder) -> None:
+def _check_environment(channels: Channels, used: Sequence[str], record: Recorder) -> None:
     for name in used:
         for var in channels.env_references(name):
             present = bool(channels.home.env.get(var))
@@ -211,7 +138,7 @@ def _rendered_texts(home: Home, playbook: Playbook) -> list[tuple[str, str, str]
     return texts
 
 
-def _check_links(home: Home, playbook: Playbook, record: _Recorder, *, fetch: bool) -> None:
+def _check_links(home: Home, playbook: Playbook, record: Recorder, *, fetch: bool) -> None:
     where: dict[str, str] = {}
     for phase, lang, text in _rendered_texts(home, playbook):
         for url in URL.findall(text):
@@ -238,7 +165,7 @@ def _fetch(url: str) -> tuple[bool, str]:
     return response.status_code < 400, f"HTTP {response.status_code}"
 
 
-def _check_online(channels: Channels, playbook: Playbook, used: Sequence[str], record: _Recorder,
+def _check_online(channels: Channels, playbook: Playbook, used: Sequence[str], record: Recorder,
                   *, offline: bool) -> dict[str, tuple[float, datetime]]:
     """Each channel's online check; returns how long each passing one took, and when, to pace the window."""
     timed: dict[str, tuple[float, datetime]] = {}
@@ -268,110 +195,7 @@ def _check_online(channels: Channels, playbook: Playbook, used: Sequence[str], r
     return timed
 
 
-def _check_window(home: Home, playbook: Playbook, channels: Channels, record: _Recorder,
-                  checked: dict[str, tuple[float, datetime]]) -> None:
-    """Would the first phase be fully delivered within the window? From each channel's measured pace, after
-    the monitors' detection delay when they start the clock."""
-    detection = detection_delay(playbook)
-    window = playbook.window.total_seconds()
-    delay = detection.total_seconds() if detection else 0.0
-    waited = (f"; monitors may take {format_duration(detection)} ({format_duration(playbook.watch.every)} x "
-              f"{playbook.watch.fails} failures) to detect it" if detection else "")
-    first = playbook.first_phase
-    paces = _paces(home)
-    slowest: tuple[float, str] = (0.0, "")
-    for name in playbook.phases[first].channels:
-        if name not in channels.raw:
-            continue
-        try:
-            publisher = channels.publisher(name, playbook.languages, offline=True)
-        except PlaybookError as exc:
-            record.add("window", f"channel '{name}' within {format_duration(playbook.window)}", False, str(exc))
-            continue
-        languages = [lang for lang in playbook.languages if lang in publisher.languages()]
-        messages = publisher.recipient_count() if publisher.per_recipient else len(languages)
-        # A drill runs through the sandbox: its pace stands for the live channel's until a real run is newer, but
-        # only a sandbox of the same type (a local SMTP server for email): writing a file says nothing of SMTP.
-        sandbox = channels.sandbox_of(name)
-        if sandbox is not None and channels.type_of(sandbox) != channels.type_of(name):
-            sandbox = None
-        known = [(channel, paces[channel]) for channel in (name, sandbox) if channel and channel in paces]
-        pace = max(known, key=lambda item: item[1][4], default=None)
-        budget, source = _budget(publisher, messages or 0, pace, checked.get(name))
-        record.rehearsal.timings.append(ChannelTiming(name, channels.type_of(name), budget.seconds,
-                                                      False, budget.arithmetic, source))
-        ok = delay + budget.seconds <= window
-        verdict = (f"needs {format_duration(timedelta(seconds=budget.seconds))}: {budget.arithmetic}; "
-                   f"pace from {source}; "
-                   f"the window is {format_duration(playbook.window)}{waited}")
-        if not ok:
-            verdict += "; to fix: " + (_fix(budget, window - delay) if delay < window else
-                                       "detection alone outlasts the window: lower watch.every or watch.fails")
-        record.add("window", f"channel '{name}' delivers '{first}' within {format_duration(playbook.window)}",
-                   ok, verdict)
-        slowest = max(slowest, (budget.seconds, name))
-    if slowest[1]:
-        ok = delay + slowest[0] <= window
-        record.add("window", f"first phase fully delivered within {format_duration(playbook.window)}", ok,
-                   f"the slowest channel, '{slowest[1]}', needs {format_duration(timedelta(seconds=slowest[0]))}"
-                   f" of {format_duration(playbook.window)}{waited}"
-                   + ("" if ok else ": the window would be missed"))
-
-
-Pace = tuple[str, int, float, float, datetime]
-
-
-def _budget(publisher: Publisher[Any], messages: int, pace: tuple[str, Pace] | None,
-            check: tuple[float, datetime] | None) -> tuple[Budget, str]:
-    """The channel's budget from the best pace known: its latest run in the ledger, else its timed check,
-    else the channel type's typical latency; with the source of the figures and when they were measured."""
-    if pace is not None:
-        channel, (incident, count, wall, each, at) = pace
-        # Deliveries in flight at once, as achieved: the time they took one by one over the run's wall time.
-        # Below 1 when the run also waited between messages; either way the prediction is the run's own
-        # throughput (count / wall) applied to this many messages.
-        if wall > 0 and each > 0:
-            lanes = max(0.01, round(count * each / wall, 2))
-        else:
-            each, lanes = (wall / count if count else 0.0), 1.0
-        source = (f"{count:,} message(s) of '{channel}' in {incident} took {wall:,.1f} s, {_when(at)}: "
-                  f"{lanes:g} in parallel achieved")
-        return publisher.budget(messages, each, lanes=lanes, source="measured"), f"ledger: {source}"
-    if check is not None:
-        seconds, at = check
-        source = f"timed check, {_when(at)}"
-        return publisher.budget(messages, seconds, source="check"), source
-    return publisher.budget(messages), f"default: {publisher.typical_latency:g} s per message for this channel type"
-
-
-def _when(at: datetime) -> str:
-    return f"measured {at:%Y-%m-%d %H:%M} UTC"
-
-
-def _fix(budget: Budget, window: float) -> str:
-    """What would bring a channel inside the window, with the figures to aim for."""
-    n = budget.messages
-    wave = int(n * window / budget.seconds) if budget.seconds else n
-    first_wave = f"send a first wave of at most {wave:,} (the most urgent customers), the rest after"
-    if budget.bound == "rate":
-        return f"raise `rate` to at least {n / window:,.1f} per second, or {first_wave}"
-    if budget.bound == "parallel":
-        factor = budget.seconds / window
-        return f"use about {factor:.1f}x more `connections`, or {first_wave}"
-    return f"the provider's posting limit cannot be raised: post fewer messages, or {first_wave}"
-
-
-def _paces(home: Home) -> dict[str, Pace]:
-    ledger = open_existing(home.state, readonly=True, environ=home.env)
-    if ledger is None:
-        return {}
-    try:
-        return ledger.channel_paces()
-    finally:
-        ledger.close()
-
-
-def _run_drill(home: Home, playbook: Playbook, record: _Recorder) -> None:
+def _run_drill(home: Home, playbook: Playbook, record: Recorder) -> None:
     """Publish the first phase for real through the sandbox channels, then close the drill incident."""
     session = Session(home)
     samples = {k: v for k, v in resolve(playbook, {}, samples=True, placeholders=True).items() if v is not None}
@@ -400,8 +224,8 @@ def _run_drill(home: Home, playbook: Playbook, record: _Recorder) -> None:
                    + (f": {delivery.error}" if delivery.error else ""), seconds)
     for plan in outcome.plan.channels:
         if plan.name in taken:
+            source = f"drill {result.incident}, {measured_when(result.finished_at)}"
             record.rehearsal.timings.append(ChannelTiming(plan.name, plan.type, taken[plan.name], True,
-                                                          f"measured in drill {result.incident}",
-                                                          f"drill {result.incident}, {_when(result.finished_at)}"))
+                                                          f"measured in drill {result.incident}", source))
     close_drill(home, result.incident)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from playbook.output.console import console, inert
 
 if TYPE_CHECKING:
-    from playbook.commands.rehearse import Rehearsal
+    from playbook.commands.rehearsal import Rehearsal
 
 
 def rehearsals(items: Sequence[tuple[Rehearsal, str]], written: Sequence[Path]) -> None:

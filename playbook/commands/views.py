@@ -32,6 +32,9 @@ class DeliveryView:
     within_window: bool | None
     recipients: dict[str, int] | None = None
     note: str | None = None
+    # Unfinished, and nobody is at it: no live claim on its post, and no worker retrying it. A process was
+    # killed or stopped mid-send; `playbook resume` finishes it.
+    interrupted: bool = False
 
 
 @dataclass
@@ -65,6 +68,10 @@ class IncidentView:
         }
 
 
+# What a delivery is left as when its run stopped before knowing the outcome (a failure is recorded as one).
+IN_FLIGHT = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
+
+
 def incident_view(home: Home, ledger: Ledger, incident: Incident) -> IncidentView:
     try:
         playbook: Playbook | None = home.load_playbook(incident.playbook)
@@ -79,13 +86,17 @@ def incident_view(home: Home, ledger: Ledger, incident: Incident) -> IncidentVie
     next_due = None
     if incident.open and posts and playbook is not None:
         next_due = posts[-1].issued_at + playbook.update_every
+    now = utcnow()
+    worked_on = {h.seq for h in ledger.holders(incident.id)} | {
+        p.seq for p in posts if p.handed_until is not None and p.handed_until > now}
     views: list[DeliveryView] = []
     for row in ledger.deliveries(incident.id, recipients=False):
         post_deadline = next(p.deadline for p in posts if p.seq == row.seq)
         sent_at = row.finished_at if row.status == DeliveryStatus.SENT else None
         in_window = (sent_at <= post_deadline) if sent_at else None
         views.append(DeliveryView(row.seq, row.phase, row.channel, row.lang, row.status, row.attempts,
-                                  row.remote_id, row.url, sent_at, row.error, in_window, note=row.note))
+                                  row.remote_id, row.url, sent_at, row.error, in_window, note=row.note,
+                                  interrupted=row.status in IN_FLIGHT and row.seq not in worked_on))
     grouped: dict[tuple[int, str, str], dict[str, int]] = {}
     for seq, channel, lang, status, count in ledger.delivery_counts(incident.id):
         grouped.setdefault((seq, channel, lang), {})[status] = count
@@ -95,7 +106,8 @@ def incident_view(home: Home, ledger: Ledger, incident: Incident) -> IncidentVie
         status = (DeliveryStatus.SENT if not unfinished
                   else DeliveryStatus.FAILED if counts.get(DeliveryStatus.FAILED) else DeliveryStatus.SENDING)
         views.append(DeliveryView(seq, phase, channel, lang, status, 0, None, None, None, None, None,
-                                  {"total": sum(counts.values()), **counts}))
+                                  {"total": sum(counts.values()), **counts},
+                                  interrupted=status == DeliveryStatus.SENDING and seq not in worked_on))
     views.sort(key=lambda v: (v.seq, v.channel, v.lang))
     return IncidentView(
         id=incident.id, playbook=incident.playbook, phase=incident.phase, open=incident.open, drill=incident.drill,

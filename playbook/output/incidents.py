@@ -67,10 +67,10 @@ def status(report: StatusReport, as_json: bool) -> None:
             late = v.next_update_due < datetime.now(UTC)
             out.print(Text(f"  next update due {when(v.next_update_due, tz)}" + (" (overdue)" if late else ""),
                            style="bold red" if late else ""))
-        _delivery_table(v.deliveries, tz, out, {p["seq"]: p for p in v.posts})
+        _delivery_table(v.id, v.deliveries, tz, out, {p["seq"]: p for p in v.posts})
 
 
-def _delivery_table(deliveries: Sequence[DeliveryView], tz: tzinfo, out: Console,
+def _delivery_table(incident: str, deliveries: Sequence[DeliveryView], tz: tzinfo, out: Console,
                     recorded: Mapping[int, Mapping[str, Any]]) -> None:
     """A small table per post under its number and phase: five columns fit 60, links go below each."""
     from rich.text import Text
@@ -94,7 +94,11 @@ def _delivery_table(deliveries: Sequence[DeliveryView], tz: tzinfo, out: Console
             if d.recipients:
                 detail = ", ".join(f"{n:,} {s}" for s, n in d.recipients.items() if s != "total")
             window = "" if d.within_window is None else ("met" if d.within_window else "missed")
-            drawn.add_row(d.channel, d.lang, d.status, when(d.sent_at, tz, label=False) if d.sent_at else "", window)
+            shown = Text("interrupted", style="yellow") if d.interrupted else Text(d.status)
+            drawn.add_row(d.channel, d.lang, shown, when(d.sent_at, tz, label=False) if d.sent_at else "", window)
+            if d.interrupted:
+                detail = "; ".join(filter(None, [f"{d.status}, unconfirmed: nobody is at it, playbook resume "
+                                                 f"{incident} finishes it", detail]))
             if detail:
                 below.append((f"{seq}. {d.channel}", d.lang, detail))
         out.print(drawn)

@@ -280,7 +280,16 @@ def test_a_killed_trigger_keeps_its_claims_until_the_lease_lapses_then_resume_ta
     assert code == 2, err
     assert f"being sent by pid {killed} on {HOST}; nothing to do here" in err
     assert setup.mailed().total() == mailed
+    # status, meanwhile, cannot tell a dead owner from a slow one: under a live claim the customers are sending.
+    code, out, err = finish(start(setup, "status", incident))
+    assert code == 0 and re.search(r"^customers +(fr|en) +sending", out, re.MULTILINE), out + err
+    assert "interrupted" not in out
     wait_for("the killed trigger's lease to lapse", lambda: lease_lapsed(setup.db, incident), timeout=90)
+    # Once nobody holds them, status says the run was interrupted and how to finish it.
+    code, out, err = finish(start(setup, "status", incident))
+    assert code == 0 and re.search(r"^customers +(fr|en) +interrupted", out, re.MULTILINE), out + err
+    assert re.search(rf"^1\. customers (fr|en): sending, unconfirmed: nobody is at it, playbook resume {incident} "
+                     "finishes it", out, re.MULTILINE), out
     code, out, err = finish(start(setup, "resume", incident, "--json"))
 
     # A failed delivery is only in the JSON: show it, with whatever resume said.

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -231,6 +232,9 @@ def test_reminders_reach_the_on_call_before_and_after_the_update_is_due_once_eac
     [soon] = slack.messages
     text = json.dumps(soon.payload, ensure_ascii=False)
     assert "Point d’étape attendu à" in text and incident in text
+    # The time as a French sentence writes it, in the playbook's zone.
+    local = due.astimezone(ZoneInfo("Europe/Paris"))
+    assert f"à {local.hour} h {local:%M} {local:%Z}" in text, text
     assert f"playbook update {incident} --phase identified" in text
     assert f"playbook update {incident} --phase investigating --again" in text
     # What was last said, so the on-call knows where things stand.

@@ -119,10 +119,13 @@ def words(playbook: Playbook) -> tuple[str, dict[str, str]]:
 
 
 def clock_time(moment: datetime, playbook: Playbook, lang: str) -> str:
+    """The time in the playbook's zone, as its language writes it in a sentence (« à 15 h 05 CET », "at 3:05 PM
+    CET"): French prose puts an h where CLDR's short format has a colon, as the example templates do."""
     from babel.dates import format_time
 
     zone = ZoneInfo(playbook.timezone)
-    return f"{format_time(moment.astimezone(zone), 'short', tzinfo=zone, locale=lang)} {moment.astimezone(zone):%Z}"
+    pattern = "H' h 'mm" if lang.split("_")[0].split("-")[0] == "fr" else "short"
+    return f"{format_time(moment.astimezone(zone), pattern, tzinfo=zone, locale=lang)} {moment.astimezone(zone):%Z}"
 
 
 def reminder(playbook: Playbook, incident: Incident, last: Post, reason: str) -> Notice:

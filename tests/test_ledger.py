@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -480,9 +481,90 @@ def test_a_second_post_while_another_owner_publishes_is_refused_inside_the_trans
         bob.add_post(incident.id, update)
     assert [p.seq for p in bob.posts(incident.id)] == [1, 2]
     anna.release()
-    # Once Anna is gone, what she left unconfirmed is for resume, not for a new post.
-    with pytest.raises(IncidentError, match="has deliveries not yet confirmed \\(post 2\\)"):
+    # Once Anna is gone, a new post goes out, and what she left unconfirmed where it publishes is superseded.
+    assert bob.add_post(incident.id, update, again=True).seq == 3
+    [left] = bob.deliveries(incident.id, 2)
+    assert (left.status, left.error) == ("superseded", "superseded by post 3 (identified): not sent, it would "
+                                                       "say something out of date")
+
+
+def test_a_later_post_supersedes_what_earlier_ones_left_unconfirmed_where_it_publishes_and_nothing_else(
+        store: Opener) -> None:
+    clock = Clock()
+    anna, bob = store(ANNA, clock), store(BOB, clock)
+    first = _first_post((("x", "en", None), ("x", "fr", None), ("ops", "en", None)))
+    incident, post = anna.create_incident(PLAYBOOK, clock(), first, drill=False, allow_concurrent=False)
+    anna.record_intents(post, [("customers", "en", "A@example.com"), ("customers", "fr", "b@example.com")])
+    key = partial(delivery_key, incident.id, 1, "investigating")
+    assert anna.claim([key("x", "en"), key("x", "fr"), key("ops", "en"), key("customers", "en", "a@example.com"),
+                       key("customers", "fr", "b@example.com")]).taken
+    assert anna.mark_sending(key("ops", "en")) == 1
+    anna.mark_sent(Confirmation(key("ops", "en"), "1", None, None, clock()))
+    anna.mark_all_failed([key("x", "en"), key("x", "fr")], "HTTP 503")
+    anna.release()  # the customers' are left pending, as a run killed before mailing them leaves them
+
+    # The update publishes to x in English and mails a@ (whose address the list now writes in lower case).
+    now = clock()
+    update = NewPost("identified", now, now + timedelta(minutes=30), None, {},
+                     (("x", "en", None), ("ops", "en", None), ("customers", "en", "a@example.com")))
+    bob.add_post(incident.id, update)
+    before = {(row.channel, row.lang, row.recipient): row.status for row in bob.deliveries(incident.id, 1)}
+    assert before == {("x", "en", None): "superseded", ("x", "fr", None): "failed", ("ops", "en", None): "sent",
+                      ("customers", "en", "A@example.com"): "superseded",
+                      ("customers", "fr", "b@example.com"): "pending"}
+    # Resume has the rest of post 1 to finish: x in French and b@, which the update did not cover.
+    assert bob.unfinished_posts(incident.id) == [1, 2]
+    claim = bob.claim([key("x", "en"), key("x", "fr")])
+    assert claim.taken == {key("x", "fr")} and claim.finished == {key("x", "en"): "superseded"}
+
+
+def test_a_post_left_to_the_workers_does_not_hold_up_the_next_one_and_its_attempts_under_way_end_as_they_may(
+        store: Opener) -> None:
+    clock = Clock()
+    worker, anna = store(BOB, clock), store(ANNA, clock)
+    first = _first_post((("x", "en", None), ("ops", "en", None), ("site", "en", None)))
+    incident, _ = anna.create_incident(PLAYBOOK, clock(), first, drill=False, allow_concurrent=False)
+    key = partial(delivery_key, incident.id, 1, "investigating")
+    keys = [key("x", "en"), key("ops", "en"), key("site", "en")]
+    anna.mark_all_failed(keys, "HTTP 503")
+    anna.hand_off(incident.id, 1, clock() + timedelta(minutes=30))
+    anna.release()
+    # The worker retries all three: its attempts at ops and site are under way when the next phase is published.
+    worker.claim_post(incident.id, 1)
+    assert worker.claim(keys).taken == set(keys)
+    assert worker.mark_sending(key("ops", "en")) == worker.mark_sending(key("site", "en")) == 1
+
+    now = clock()
+    update = NewPost("identified", now, now + timedelta(minutes=30), None, {},
+                     (("x", "en", None), ("ops", "en", None), ("site", "en", None)))
+    assert anna.add_post(incident.id, update).seq == 2
+    statuses = {row.channel: row.status for row in anna.deliveries(incident.id, 1)}
+    assert statuses == {"x": "superseded", "ops": "sending", "site": "sending"}
+    # The store refuses the worker's next attempt at x; ops is confirmed as its attempt ends; site's attempt
+    # failed, and its retry is refused too: nothing of post 1 goes out after post 2 but what was under way.
+    assert worker.mark_sending(key("x", "en")) is None
+    worker.mark_sent(Confirmation(key("ops", "en"), "7", None, None, clock()))
+    assert worker.mark_sending(key("site", "en")) is None
+    rows = {row.channel: row for row in anna.deliveries(incident.id, 1)}
+    assert {name: row.status for name, row in rows.items()} == {"x": "superseded", "ops": "sent",
+                                                                 "site": "superseded"}
+    assert rows["site"].error == ("superseded by post 2 (identified): not sent, it would say something out of "
+                                  "date")
+    assert anna.unfinished_posts(incident.id) == [2]
+
+
+def test_a_post_another_process_is_still_publishing_holds_up_the_next_one(
+        store: Opener) -> None:
+    clock = Clock()
+    anna, bob = store(ANNA, clock), store(BOB, clock)
+    incident, _ = anna.create_incident(PLAYBOOK, clock(), _first_post((("x", "en", None),)), drill=False,
+                                       allow_concurrent=False)
+    # Anna is still publishing post 1 (her live claim), and nothing of it was handed to the workers.
+    now = clock()
+    update = NewPost("identified", now, now + timedelta(minutes=30), None, {}, (("x", "en", None),))
+    with pytest.raises(ClaimHeld, match="post 1 is being published by pid 8812 on laptop-anna"):
         bob.add_post(incident.id, update)
+    assert [p.seq for p in bob.posts(incident.id)] == [1]
 
 
 def test_the_lease_length_comes_from_the_environment_and_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:

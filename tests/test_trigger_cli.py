@@ -142,15 +142,41 @@ def test_a_failed_resolve_is_finished_by_resume(home: Path, webhook_sink: Webhoo
 
     assert (resolved["ok"], resolved["closed"]) == (False, False)
     assert status_of(home, incident)["open"] is True
-    blocked = run_cli("update", incident, "--phase", "monitoring", home=home)
-    assert blocked.code == 2
-    assert f"finish them first with 'playbook resume {incident}'" in blocked.stderr
 
     resumed = run_json(home, "resume", incident)
     assert resumed["closed"] is True
     assert {d["channel"]: d["status"] for d in resumed["deliveries"]} == {"ops": "already-sent", "partners": "sent"}
     assert status_of(home, incident)["open"] is False
     assert sorted(webhook_sink.keys().values()) == [1, 1, 1, 2]  # only the refused one went twice
+
+
+def test_a_channel_still_failing_does_not_hold_up_the_next_update_whose_words_replace_the_stale_ones(
+        home: Path, webhook_sink: WebhookSink) -> None:
+    use_webhooks(home, webhook_sink, ["ops", "partners"], languages=["en"])
+    webhook_sink.script("partners", *[Reply(401, body={"error": "bad signature"})] * 2)
+    incident = run_json(home, "trigger", PLAYBOOK, code=1)["incident"]
+
+    # The preview (and the confirmation, on a terminal) says what the update supersedes.
+    preview = run_cli("update", incident, "--phase", "identified", "--dry-run", home=home)
+    assert preview.code == 0, preview.output
+    assert "Supersedes what earlier posts left unconfirmed here" in preview.stdout
+    assert "post 1 · partners en: failed (refused (HTTP 401)" in preview.stdout
+    assert len(webhook_sink.requests("partners")) == 1
+
+    # partners still refuses: ops gets the update all the same, as the operator asked.
+    updated = run_json(home, "update", incident, "--phase", "identified", code=1)
+    assert {d["channel"]: d["status"] for d in updated["deliveries"]} == {"ops": "sent", "partners": "failed"}
+    # partners is fixed: resume sends it the update, never the first notice the update replaced.
+    resumed = run_json(home, "resume", incident)
+    assert {d["channel"]: d["status"] for d in resumed["deliveries"]} == {"ops": "already-sent", "partners": "sent"}
+    bodies = [json.loads(r.body) for r in webhook_sink.requests("partners")]
+    assert [b["phase"] for b in bodies] == ["investigating", "identified", "identified"]
+    status = run_cli("status", incident, home=home)
+    assert re.search(r"^partners +en +superseded", status.stdout, re.MULTILINE), status.stdout
+    assert "superseded by post 2 (identified): not sent, it would say something out of date" in status.stdout
+    nothing = run_cli("resume", incident, home=home)
+    assert nothing.code == 2 and "nothing left to send" in nothing.stderr
+    assert len(webhook_sink.requests("partners")) == 3
 
 
 def test_the_human_result_tells_how_to_finish(home: Path, webhook_sink: WebhookSink) -> None:

@@ -147,6 +147,40 @@ def test_a_command_hands_a_failing_channel_to_the_live_worker_which_delivers_it_
     assert post["handed_until"] is not None
 
 
+def test_an_update_goes_out_while_the_worker_retries_the_previous_post_whose_stale_words_are_never_sent(
+        home: Path, webhook_sink: WebhookSink, slack: FakeSlack) -> None:
+    team_home(home, webhook_sink, slack)
+    # `site` is down until the test says it recovered: the worker keeps retrying the first notice meanwhile.
+    webhook_sink.script("site", *[Reply(status=503)] * 1000)
+    worker = start_worker(home)
+    try:
+        wait_for("the worker's heartbeat", lambda: workers_alive(home) == 1)
+        assert run_cli("trigger", PLAYBOOK, "--yes", "--json", home=home).code == 5
+        wait_for("the worker's first retry", lambda: len(webhook_sink.requests("site")) >= 2)
+        # The on-call publishes the next phase mid-retry: it goes out (site, still down, is handed over again).
+        updated = run_cli("update", the_incident(home)["id"], "--phase", "identified", "--yes", "--json", home=home)
+        assert updated.code == 5, updated.output
+        assert {d["channel"]: d["status"] for d in json.loads(updated.stdout)["deliveries"]} == {
+            "social": "sent", "site": "failed"}
+        # Once the first notice to site is superseded (at once, or when an attempt under way has failed), nothing
+        # of it can go out any more: site recovers.
+        db = home / ".playbook" / "state.db"
+        wait_for("the first notice to site to be superseded",
+                 lambda: any("/1-investigating/site/" in key and status == "superseded"
+                             for key, status in statuses(db).items()))
+        recovered = len(webhook_sink.requests("site"))
+        webhook_sink.unscript("site")
+        wait_for("the worker to deliver the update to site", lambda: set(statuses(db).values()) <= {"sent",
+                                                                                                   "superseded"})
+    finally:
+        stderr = stop(worker)
+    assert worker.returncode == 0, stderr
+    # Counted at the server: once site answers again, it gets the update once, and never the first notice.
+    after = [json.loads(r.body)["phase"] for r in webhook_sink.requests("site")[recovered:]]
+    assert after == ["identified"], after
+    assert [json.loads(r.body)["phase"] for r in webhook_sink.requests("social")] == ["investigating", "identified"]
+
+
 def test_sigterm_lets_the_attempt_under_way_finish_then_releases_every_claim(
         home: Path, webhook_sink: WebhookSink, slack: FakeSlack) -> None:
     team_home(home, webhook_sink, slack)

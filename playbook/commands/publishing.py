@@ -22,6 +22,7 @@ from playbook.ledger.contract import (
     Ledger,
     NewPost,
     Post,
+    blocking,
     publishing,
     utcnow,
 )
@@ -193,15 +194,12 @@ def publish_phase(session: Session, incident_id: str, phase: str | None, given: 
             f" phases: {', '.join(playbook.phases)}"
         )
     # Checked early so that nothing is rendered or asked for nothing; add_post checks again, atomically.
-    holders = ledger.holders(incident.id)
-    if holders and not dry_run:
-        raise publishing(incident.id, holders[0])
-    unfinished = ledger.unfinished_posts(incident.id)
-    if unfinished and not dry_run:
-        raise IncidentError(
-            f"incident {incident.id} has deliveries not yet confirmed (post {unfinished[0]}); "
-            f"finish them first with 'playbook resume {incident.id}'"
-        )
+    now = utcnow()
+    posts = ledger.posts(incident.id)
+    holder = blocking(ledger.holders(incident.id),
+                      [p.seq for p in posts if p.handed_until is not None and p.handed_until > now])
+    if holder is not None and not dry_run:
+        raise publishing(incident.id, holder)
     if phase == incident.phase and not again and not dry_run:
         raise IncidentError(
             f"incident {incident.id} is already in phase '{phase}'; pass --again to publish a new update "
@@ -213,6 +211,7 @@ def publish_phase(session: Session, incident_id: str, phase: str | None, given: 
     deadline = issued + playbook.window
     plan = build_plan(session.load_channels(), playbook, phase, merged, incident.id, incident.detected_at, deadline,
                       drill=incident.drill, offline=dry_run)
+    plan.supersedes = superseding(ledger, incident.id, plan)
     if dry_run:
         return Outcome(plan, dry_run=True)
     if confirm is not None and not confirm(plan):
@@ -223,6 +222,21 @@ def publish_phase(session: Session, incident_id: str, phase: str | None, given: 
         ledger.close_incident(incident.id)
         outcome.closed = True
     return outcome
+
+
+def superseding(ledger: Ledger, incident_id: str, plan: PostPlan) -> list[str]:
+    """What earlier posts left unconfirmed where `plan` publishes (its channels, in its languages): the new post
+    supersedes it (add_post marks it, atomically, as it records the post)."""
+    sent = [c for c in plan.channels if c.skipped is None]
+    covered = {(c.name, lang) for c in sent for lang in c.languages}
+    lists = {c.name for c in sent if c.publisher.per_recipient}
+    found = [f"post {row.seq} · {row.channel} {row.lang}: {row.status}" + (f" ({row.error})" if row.error else "")
+             for row in ledger.deliveries(incident_id, recipients=False)
+             if row.status in UNFINISHED and (row.channel, row.lang) in covered]
+    found += [f"post {seq} · {channel} {lang}: {count:,} recipient(s) {status}"
+              for seq, channel, lang, status, count in ledger.delivery_counts(incident_id)
+              if status in UNFINISHED and channel in lists]
+    return found
 
 
 def close_drill(home: Home, incident_id: str) -> None:

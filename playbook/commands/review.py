@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from playbook.errors import PlaybookError
 from playbook.home.locate import Home
 from playbook.home.model import Playbook
-from playbook.ledger.contract import UNFINISHED, DeliveryStatus, Ledger, Post
+from playbook.ledger.contract import DeliveryStatus, Ledger, Post, list_status
 from playbook.timeparse import format_duration
 
 
@@ -154,10 +154,9 @@ def build_review(home: Home, ledger: Ledger, incident_id: str, now: datetime | N
         grouped.setdefault((seq, phases[seq], channel, lang), {})[status] = count
     last_sent = ledger.recipients_last_sent(incident.id)
     for (seq, phase, channel, lang), counts in grouped.items():
-        unfinished = sum(counts.get(s, 0) for s in UNFINISHED)
-        status = (DeliveryStatus.SENT if not unfinished
-                  else DeliveryStatus.FAILED if counts.get(DeliveryStatus.FAILED) else DeliveryStatus.SENDING)
-        sent_at = last_sent.get((seq, channel, lang)) if status == DeliveryStatus.SENT else None
+        status = list_status(counts)
+        sent_at = (last_sent.get((seq, channel, lang))
+                   if status in (DeliveryStatus.SENT, DeliveryStatus.SUPERSEDED) else None)
         by_post[seq].append(_delivery(seq, phase, channel, lang, status, sent_at, deadlines[seq], zone,
                                       recipients={"total": sum(counts.values()), **counts}))
 

@@ -10,7 +10,7 @@ from playbook.errors import PlaybookError
 from playbook.home.locate import Home
 from playbook.home.model import Playbook
 from playbook.ledger import open_existing, open_ledger
-from playbook.ledger.contract import UNFINISHED, DeliveryStatus, Incident, Ledger, utcnow
+from playbook.ledger.contract import DeliveryStatus, Incident, Ledger, list_status, utcnow
 from playbook.ledger.duties import ALIVE, Worker
 
 if TYPE_CHECKING:
@@ -102,9 +102,7 @@ def incident_view(home: Home, ledger: Ledger, incident: Incident) -> IncidentVie
         grouped.setdefault((seq, channel, lang), {})[status] = count
     for (seq, channel, lang), counts in grouped.items():
         phase = next(p.phase for p in posts if p.seq == seq)
-        unfinished = sum(counts.get(s, 0) for s in UNFINISHED)
-        status = (DeliveryStatus.SENT if not unfinished
-                  else DeliveryStatus.FAILED if counts.get(DeliveryStatus.FAILED) else DeliveryStatus.SENDING)
+        status = list_status(counts)
         views.append(DeliveryView(seq, phase, channel, lang, status, 0, None, None, None, None, None,
                                   {"total": sum(counts.values()), **counts},
                                   interrupted=status == DeliveryStatus.SENDING and seq not in worked_on))

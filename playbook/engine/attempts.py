@@ -89,7 +89,8 @@ class Sender:
 
     def left(self, plan: ChannelPlan, lang: str, owner: object, who: str | None = None) -> DeliveryResult:
         """A delivery another process holds: not attempted here, and not confirmed either."""
-        reason = f"left to {owner}, which is sending it" if owner else "taken over by another process"
+        reason = (f"left to {owner}, which is sending it" if owner
+                  else "taken over by another process, or superseded by a later post (playbook status says which)")
         self.observer.event(DeliveryEvent(plan.name, lang, DeliveryStatus.FAILED, error=reason, recipient=who))
         return DeliveryResult(plan.name, lang, DeliveryStatus.FAILED, error=reason)
 

@@ -80,6 +80,8 @@ class RecipientRun:
                   else DeliveryStatus.SENT if c[DeliveryStatus.SENT] else DeliveryStatus.ALREADY_SENT)
         if not any(c.values()):
             status = DeliveryStatus.SKIPPED
+        elif c.get(DeliveryStatus.SUPERSEDED) == sum(c.values()):
+            status = DeliveryStatus.SUPERSEDED
         sent_at = self.last_sent.get(lang)
         error = self.errors.get(lang) if status == DeliveryStatus.FAILED or c[DeliveryStatus.REJECTED] else None
         return DeliveryResult(self.plan.name, lang, status, sent_at=sent_at,
@@ -154,8 +156,9 @@ class RecipientRun:
                     self.counts[lang][DeliveryStatus.ALREADY_SENT] += 1
                     self._event(lang, DeliveryStatus.ALREADY_SENT, recipient)
                 elif finished is not None:
-                    self.counts[lang][DeliveryStatus.REJECTED] += 1
-                    self._event(lang, DeliveryStatus.REJECTED, recipient)
+                    # Refused for good, or superseded by a later post: settled either way, never sent here.
+                    self.counts[lang][finished] = self.counts[lang].get(finished, 0) + 1
+                    self._event(lang, finished, recipient)
                 elif key not in claim.taken:
                     self._tally(lang, self.sender.left(self.plan, lang, claim.held.get(key), recipient.address))
                 elif not gave_up:

@@ -14,7 +14,7 @@ from playbook.engine.attempts import Retries, Sender
 from playbook.engine.claims import while_claimed
 from playbook.engine.recipients import RecipientRun
 from playbook.engine.results import DeliveryEvent, DeliveryResult, NullObserver, Observer, PostResult
-from playbook.ledger.contract import Claim, DeliveryStatus, Ledger, Post, delivery_key, utcnow
+from playbook.ledger.contract import SETTLED, Claim, DeliveryStatus, Ledger, Post, delivery_key, utcnow
 from playbook.planning.history import channel_history
 from playbook.planning.plan import ChannelPlan, PostPlan
 from playbook.publishers.base import Delivery, Link, Message, PastPost, Receipt, Recipient
@@ -120,10 +120,10 @@ class Engine:
     async def _single(self, plan: ChannelPlan, lang: str) -> DeliveryResult:
         delivery = self._delivery(plan, lang, plan.messages[lang], None)
         status = self.claimed.finished.get(delivery.key)
-        if status in (DeliveryStatus.SENT, DeliveryStatus.REJECTED):
+        if status in SETTLED:
             row = next(r for r in self.ledger.deliveries(self.post.incident, self.post.seq, recipients=False)
                        if r.key == delivery.key)
-            shown = DeliveryStatus.ALREADY_SENT if status == DeliveryStatus.SENT else DeliveryStatus.REJECTED
+            shown = DeliveryStatus.ALREADY_SENT if status == DeliveryStatus.SENT else status
             self.observer.event(DeliveryEvent(plan.name, lang, shown, attempts=row.attempts, url=row.url))
             return DeliveryResult(plan.name, lang, shown, row.remote_id, row.url, row.finished_at,
                                   self.sender.in_window(row.finished_at), row.attempts, error=row.error)

@@ -25,7 +25,7 @@ from playbook.ledger.duties import DutyLedger
 
 
 class DeliveryStatus(StrEnum):
-    """Where a delivery stands: the ledger stores the first five (as these strings); results and the live view
+    """Where a delivery stands: the ledger stores the first six (as these strings); results and the live view
     add the others, which are never stored."""
 
     # Intent recorded, not yet attempted.
@@ -38,6 +38,9 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
     # Refused for good (an SMTP 5xx for one recipient): never retried.
     REJECTED = "rejected"
+    # Left unconfirmed by an earlier post when a later one went to the same channel, language and recipient:
+    # never sent, as it would now say something out of date (from schema 3 on).
+    SUPERSEDED = "superseded"
     # An attempt failed and another one is waiting for its turn.
     RETRYING = "retrying"
     # A run met the delivery already confirmed (by an earlier run) and did not send it again.
@@ -48,8 +51,25 @@ class DeliveryStatus(StrEnum):
     DRY_RUN = "dry-run"
 
 
-# What `resume` finishes: deliveries not confirmed and not refused for good.
+# What `resume` finishes: deliveries not confirmed, not refused for good and not superseded.
 UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.FAILED)
+# What a run meets already settled, and never attempts again.
+SETTLED = (DeliveryStatus.SENT, DeliveryStatus.REJECTED, DeliveryStatus.SUPERSEDED)
+
+
+def list_status(counts: Mapping[str, int]) -> DeliveryStatus:
+    """One status for a channel's recipients in one language, from how many are in each status: failed if any
+    failed, sending while any is unfinished, superseded if some were, else sent."""
+    if counts.get(DeliveryStatus.FAILED):
+        return DeliveryStatus.FAILED
+    if any(counts.get(status) for status in UNFINISHED):
+        return DeliveryStatus.SENDING
+    return DeliveryStatus.SUPERSEDED if counts.get(DeliveryStatus.SUPERSEDED) else DeliveryStatus.SENT
+
+
+def superseded_by(seq: int, phase: str) -> str:
+    """What a superseded delivery records as its reason."""
+    return f"superseded by post {seq} ({phase}): not sent, it would say something out of date"
 
 # A claim lives this long unless renewed; its owner renews it every third of that. Long enough that a process
 # whose loop is held up by a busy ledger (SQLite waits up to 30 s for a lock) keeps it, short enough that
@@ -218,6 +238,13 @@ def publishing(incident_id: str, holder: Holder) -> ClaimHeld:
         f"published here: wait for it to finish ('playbook status {incident_id}')", holder=holder)
 
 
+def blocking(holders: Iterable[Holder], handed: Iterable[int]) -> Holder | None:
+    """The holder a new post must wait for: any but a worker retrying a post handed to it (`handed`, the posts
+    whose hand-off runs), whose failures the new post supersedes instead."""
+    left_to_workers = set(handed)
+    return next((h for h in holders if h.seq not in left_to_workers), None)
+
+
 def post_held(incident_id: str, holder: Holder) -> ClaimHeld:
     """The refusal of a claim on a post another owner holds under a live lease."""
     return ClaimHeld(
@@ -281,8 +308,13 @@ class Ledger(DutyLedger, Protocol):
         """Record a later post of an open incident and its intents, claimed by this owner, in one transaction.
 
         One post per phase change, even from processes publishing at once: ClaimHeld if another owner is
-        publishing a post of the incident under a live lease; IncidentError if the incident is closed, has
-        unconfirmed deliveries, or is already in `new.phase` (unless `again`).
+        publishing a post of the incident under a live lease (a worker retrying a post handed to it excepted);
+        IncidentError if the incident is closed or already in `new.phase` (unless `again`).
+
+        In the same transaction, what earlier posts left unconfirmed (pending, failed, or interrupted mid-send)
+        on a channel, language and recipient the new post also has is marked SUPERSEDED, its claim cleared:
+        never sent after the newer words. An attempt under way under another owner's live claim is left to
+        finish and be recorded; what the new post does not cover stays for `resume`.
         """
 
     def record_texts(self, incident_id: str, seq: int, texts: dict[str, Any]) -> None:
@@ -302,7 +334,9 @@ class Ledger(DutyLedger, Protocol):
 
         `confirmed`, the delivery that the same sender has just seen confirmed, is recorded in the same
         transaction. Returns None, and changes nothing, when this owner no longer holds the delivery's claim
-        (its lease lapsed and another owner took it over): the caller must not attempt it.
+        (its lease lapsed and another owner took it over): the caller must not attempt it. Returns None too
+        when a later post of the incident has the same channel, language and recipient (it came while this
+        delivery was being retried): the delivery is then marked SUPERSEDED, never attempted again.
         """
 
     def mark_sent(self, confirmed: Confirmation) -> None:

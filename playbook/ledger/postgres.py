@@ -27,9 +27,11 @@ from playbook.ledger.contract import (
     NewPost,
     Owner,
     Post,
+    blocking,
     delivery_key,
     lease_from_env,
     publishing,
+    superseded_by,
     utcnow,
 )
 from playbook.ledger.postgres_claims import CLEAR_CLAIM, PostgresClaims
@@ -138,23 +140,29 @@ class PostgresLedger(PostgresClaims, PostgresDuties, PostgresMonitors):
             row = db.execute("SELECT open, phase FROM incidents WHERE id=%s FOR UPDATE", (incident_id,)).fetchone()
             if row is None:
                 raise IncidentError(f"no incident '{incident_id}' in the ledger {self.where}")
-            holder = next(iter(self._holders(db, incident_id)), None)
+            now = self.clock()
+            handed = [r["seq"] for r in db.execute("SELECT seq FROM posts WHERE incident=%s AND handed_until > %s",
+                                                   (incident_id, now)).fetchall()]
+            holder = blocking(self._holders(db, incident_id), handed)
             if holder is not None:
                 raise publishing(incident_id, holder)
             if not row["open"]:
                 raise IncidentError(f"incident {incident_id} is closed")
-            unfinished = self._unfinished(db, incident_id)
-            if unfinished:
-                raise IncidentError(
-                    f"incident {incident_id} has deliveries not yet confirmed (post {unfinished[0]}); "
-                    f"finish them first with 'playbook resume {incident_id}'"
-                )
             if row["phase"] == new.phase and not again:
                 raise IncidentError(
                     f"incident {incident_id} is already in phase '{new.phase}'; pass --again to publish a new "
                     "update of the same phase"
                 )
-            return self._insert_post(db, incident_id, new)
+            seq = self._insert_post(db, incident_id, new)
+            # The same channel, language and recipient in the new post: the key with the new post's prefix.
+            db.execute(
+                f"UPDATE deliveries d SET status=%s, error=%s, finished_at=%s, {CLEAR_CLAIM} WHERE d.incident=%s"
+                " AND d.seq<%s AND d.status = ANY(%s) AND NOT (d.status=%s AND d.claim_owner IS NOT NULL AND"
+                " d.claim_until > %s) AND EXISTS (SELECT 1 FROM deliveries n WHERE n.key = %s || substr(d.key,"
+                " length(d.incident) + length(d.seq::text) + length(d.phase) + 4))",
+                (DeliveryStatus.SUPERSEDED, superseded_by(seq, new.phase), now, incident_id, seq, list(UNFINISHED),
+                 DeliveryStatus.SENDING, now, f"{incident_id}/{seq}-{new.phase}/"))
+            return seq
 
         return self.post(incident_id, self.link.write(work, again=False))
 
@@ -197,6 +205,17 @@ class PostgresLedger(PostgresClaims, PostgresDuties, PostgresMonitors):
         def work(db: Connection) -> int | None:
             if confirmed is not None:
                 _record_sent(db, confirmed)
+            later = db.execute(
+                "SELECT p.seq, p.phase FROM deliveries d JOIN posts p ON p.incident=d.incident AND p.seq>d.seq"
+                " JOIN deliveries n ON n.key = p.incident || '/' || p.seq || '-' || p.phase || '/' || substr(d.key,"
+                " length(d.incident) + length(d.seq::text) + length(d.phase) + 4) WHERE d.key=%s ORDER BY p.seq"
+                " LIMIT 1", (key,)).fetchone()
+            if later is not None:
+                db.execute(f"UPDATE deliveries SET status=%s, error=%s, finished_at=%s, {CLEAR_CLAIM} WHERE key=%s"
+                           " AND claim_owner=%s AND status = ANY(%s)",
+                           (DeliveryStatus.SUPERSEDED, superseded_by(later["seq"], later["phase"]), utcnow(), key,
+                            self.owner.token, list(UNFINISHED)))
+                return None
             row = db.execute(
                 "UPDATE deliveries SET status=%s, attempts=attempts+1, started_at=coalesce(started_at, %s),"
                 " error=NULL WHERE key=%s AND claim_owner=%s AND status = ANY(%s) RETURNING attempts",

@@ -110,7 +110,8 @@ MIGRATIONS: dict[int, str] = {
     # A post a worker published because an update was overdue, and until when its failures are the workers' to
     # retry; the workers' heartbeats (a stopped one is marked, not deleted: a role may be denied DELETE); the
     # duties done once, `id` keeping the order they were first taken; each monitor's changes of state, numbered
-    # per monitor (the key two watchers recording one change collide on).
+    # per monitor (the key two watchers recording one change collide on). Version 2 is also the first to store
+    # the status `superseded`, which an older reader could not read: it refuses the database instead.
     2: """
 ALTER TABLE posts ADD COLUMN holding boolean NOT NULL DEFAULT false, ADD COLUMN handed_until timestamptz;
 CREATE TABLE workers (

@@ -25,9 +25,11 @@ from playbook.ledger.contract import (
     NewPost,
     Owner,
     Post,
+    blocking,
     delivery_key,
     lease_from_env,
     publishing,
+    superseded_by,
     utcnow,
 )
 from playbook.ledger.sqlite_claims import SqliteClaims
@@ -131,23 +133,29 @@ class SqliteLedger(SqliteClaims, SqliteDuties, SqliteMonitors):
             row = db.execute("SELECT open, phase FROM incidents WHERE id=?", (incident_id,)).fetchone()
             if row is None:
                 raise IncidentError(f"no incident '{incident_id}' in the ledger {self.path}")
-            holder = next(iter(self._holders(db, incident_id)), None)
+            now = iso(self.clock())
+            handed = [r[0] for r in db.execute("SELECT seq FROM posts WHERE incident=? AND handed_until > ?",
+                                               (incident_id, now))]
+            holder = blocking(self._holders(db, incident_id), handed)
             if holder is not None:
                 raise publishing(incident_id, holder)
             if not row[0]:
                 raise IncidentError(f"incident {incident_id} is closed")
-            unfinished = self._unfinished(db, incident_id)
-            if unfinished:
-                raise IncidentError(
-                    f"incident {incident_id} has deliveries not yet confirmed (post {unfinished[0]}); "
-                    f"finish them first with 'playbook resume {incident_id}'"
-                )
             if row[1] == new.phase and not again:
                 raise IncidentError(
                     f"incident {incident_id} is already in phase '{new.phase}'; pass --again to publish a new "
                     "update of the same phase"
                 )
             seq = self._insert_post(db, incident_id, new)
+            # The same channel, language and recipient in the new post: the key with the new post's prefix.
+            db.execute(
+                "UPDATE deliveries SET status=?, error=?, finished_at=?, claim_owner=NULL, claim_host=NULL,"
+                " claim_pid=NULL, claim_until=NULL WHERE incident=? AND seq<? AND status IN (?, ?, ?)"
+                " AND NOT (status=? AND claim_owner IS NOT NULL AND claim_until > ?) AND EXISTS (SELECT 1 FROM"
+                " deliveries n WHERE n.key = ? || substr(deliveries.key, length(deliveries.incident)"
+                " + length(deliveries.seq) + length(deliveries.phase) + 4))",
+                (DeliveryStatus.SUPERSEDED, superseded_by(seq, new.phase), now, incident_id, seq, *UNFINISHED,
+                 DeliveryStatus.SENDING, now, f"{incident_id}/{seq}-{new.phase}/"))
         return self.post(incident_id, seq)
 
     def _insert_post(self, db: sqlite3.Connection, incident_id: str, new: NewPost) -> int:
@@ -189,6 +197,17 @@ class SqliteLedger(SqliteClaims, SqliteDuties, SqliteMonitors):
         with self._transaction() as db:
             if confirmed is not None:
                 _record_sent(db, confirmed)
+            later = db.execute(
+                "SELECT p.seq, p.phase FROM deliveries d JOIN posts p ON p.incident=d.incident AND p.seq>d.seq"
+                " JOIN deliveries n ON n.key = p.incident || '/' || p.seq || '-' || p.phase || '/' || substr(d.key,"
+                " length(d.incident) + length(d.seq) + length(d.phase) + 4) WHERE d.key=? ORDER BY p.seq LIMIT 1",
+                (key,)).fetchone()
+            if later is not None:
+                db.execute("UPDATE deliveries SET status=?, error=?, finished_at=?, claim_owner=NULL, claim_host=NULL,"
+                           " claim_pid=NULL, claim_until=NULL WHERE key=? AND claim_owner=? AND status IN (?, ?, ?)",
+                           (DeliveryStatus.SUPERSEDED, superseded_by(*later), iso(utcnow()), key, self.owner.token,
+                            *UNFINISHED))
+                return None
             rows = db.execute(
                 "UPDATE deliveries SET status=?, attempts=attempts+1, started_at=coalesce(started_at, ?),"
                 " error=NULL WHERE key=? AND claim_owner=? AND status IN (?, ?, ?) RETURNING attempts",

@@ -85,6 +85,8 @@ ADDED_COLUMNS: dict[int, tuple[tuple[str, str], ...]] = {
         # Who published (user@host) and what each post said, for the post-incident review.
         ("incidents", "operator TEXT"), ("posts", "operator TEXT"), ("posts", "texts TEXT")),
     # A post a worker published because an update was overdue; until when its failures are the workers' to retry.
+    # Version 3 is also the first to store the status `superseded`, which an older reader could not read: it
+    # refuses the file as newer than it knows instead.
     3: (("posts", "holding INTEGER NOT NULL DEFAULT 0"), ("posts", "handed_until TEXT")),
 }
 

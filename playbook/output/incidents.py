@@ -81,7 +81,7 @@ def _delivery_table(incident: str, deliveries: Sequence[DeliveryView], tz: tzinf
     for (seq, phase), rows in posts.items():
         post = recorded.get(seq, {})
         handed = post.get("handed_until")
-        finished = all(d.status in (S.SENT, S.REJECTED) for d in rows)
+        finished = all(d.status in (S.SENT, S.REJECTED, S.SUPERSEDED) for d in rows)
         out.print(Text(f"post {seq} · {phase}", style="bold")
                   + Text(" · holding update (worker)" if post.get("holding") else "")
                   + Text(f" · left to the worker until {when(handed, tz)}"

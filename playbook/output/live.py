@@ -47,7 +47,7 @@ class Row(TypedDict):
     retry_at: datetime | None
 
 
-_SETTLED = (S.SENT, S.ALREADY_SENT, S.FAILED, S.REJECTED, "done")
+_SETTLED = (S.SENT, S.ALREADY_SENT, S.FAILED, S.REJECTED, S.SUPERSEDED, "done")
 
 
 class LiveView:
@@ -85,9 +85,10 @@ class LiveView:
         row = self.rows.setdefault((event.channel, event.lang), self._row())
         if event.recipient is not None:
             # A recipient settled by an earlier run comes without a pending event (and 0 attempts): count it too.
-            if event.status == S.PENDING or (event.status in (S.ALREADY_SENT, S.REJECTED) and not event.attempts):
+            if event.status == S.PENDING or (event.status in (S.ALREADY_SENT, S.REJECTED, S.SUPERSEDED)
+                                             and not event.attempts):
                 row["total"] += 1
-            if event.status in (S.SENT, S.ALREADY_SENT, S.FAILED, S.REJECTED):
+            if event.status in (S.SENT, S.ALREADY_SENT, S.FAILED, S.REJECTED, S.SUPERSEDED):
                 row["done"] += 1
                 if event.status == S.FAILED:
                     row["error"] = event.error or ""

@@ -44,6 +44,11 @@ def plan_view(plan: PostPlan, out: Console) -> None:
     tz = plan_zone(plan)
     parts(out, plan.playbook, f"phase {plan.phase}", "DRILL" if plan.drill else "")
     out.print(f"Deadline: {when(plan.deadline, tz)} ({left(plan.deadline)})")
+    if plan.supersedes:
+        out.print(Text("Supersedes what earlier posts left unconfirmed here (it will not be sent after this "
+                       "post):", style="yellow"))
+        for line in plan.supersedes:
+            out.print(Text(f"  {line}", style="yellow"))
     entries: list[tuple[str, Message, Sequence[BlockMeasure]]] = []
     for c in plan.channels:
         # In a drill, the sandbox says which live channel it rehearses.

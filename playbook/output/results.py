@@ -54,7 +54,8 @@ def result_table(result: PostResult, tz: tzinfo, out: Console, *, handed: bool =
     # The zone labels the column, not each cell: a time never wraps under itself at 60 columns.
     drawn = table("channel", "lang", "status", f"at {result.deadline.astimezone(tz).tzname()}", "took", "window",
                   "tries")
-    colours = {S.SENT: "green", S.ALREADY_SENT: "green", S.FAILED: "red", S.SKIPPED: "yellow", S.REJECTED: "yellow"}
+    colours = {S.SENT: "green", S.ALREADY_SENT: "green", S.FAILED: "red", S.SKIPPED: "yellow", S.REJECTED: "yellow",
+               S.SUPERSEDED: "yellow"}
     below: list[tuple[str, str, str]] = []
     for d in result.deliveries:
         window = "" if d.within_window is None else ("met" if d.within_window else "missed")
@@ -64,6 +65,7 @@ def result_table(result: PostResult, tz: tzinfo, out: Console, *, handed: bool =
             detail = (f"{r['sent'] + r['already-sent']:,}/{r['total']:,} delivered"
                       + (f", {r['failed']:,} failed" if r["failed"] else "")
                       + (f", {r['rejected']:,} refused" if r["rejected"] else "")
+                      + (f", {r['superseded']:,} superseded" if r.get("superseded") else "")
                       + (f": {d.error}" if d.error else ""))
         took = seconds(d.sent_at - result.started_at) if d.sent_at and d.status == S.SENT else ""
         at = when(d.sent_at, tz, label=False) if d.sent_at else ""
@@ -94,6 +96,7 @@ def outcome_json(outcome: Outcome) -> dict[str, object]:
             "phase": plan.phase,
             "ok": not outcome.cancelled,
             "drill": plan.drill,
+            "supersedes": plan.supersedes,
             "deliveries": [
                 {"channel": c.name, "lang": lang, "status": "skipped" if c.skipped else status,
                  "remote_id": None, "url": None, "sent_at": None, "within_window": None, "attempts": 0,
@@ -110,6 +113,7 @@ def outcome_json(outcome: Outcome) -> dict[str, object]:
         "drill": result.drill,
         "closed": outcome.closed,
         "deadline": iso(result.deadline),
+        "supersedes": plan.supersedes,
         "handed_off": None if outcome.handed_off is None else {
             "deliveries": outcome.handed_off.deliveries, "until": iso(outcome.handed_off.until),
             "workers": list(outcome.handed_off.workers)},

@@ -49,6 +49,9 @@ class PostPlan:
     channels: list[ChannelPlan]
     drill: bool = False
     stage: Stage = field(default_factory=Stage)
+    # What earlier posts left unconfirmed on the channels and languages of this one ("post 1 · x fr: failed
+    # (...)"): publishing this post supersedes it (never sent after the newer words). Shown before asking.
+    supersedes: list[str] = field(default_factory=list)
 
 
 def build_plan(channels: Channels, playbook: Playbook, phase: str, variables: dict[str, str | None],

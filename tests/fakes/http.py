@@ -88,6 +88,11 @@ class WebhookSink:
         with self._lock:
             self._scripts.setdefault("/" + path.lstrip("/"), deque()).extend(replies)
 
+    def unscript(self, path: str) -> None:
+        """Drop the replies still queued for `path`: it answers 200 from now on (a provider that recovered)."""
+        with self._lock:
+            self._scripts.pop("/" + path.lstrip("/"), None)
+
     def requests(self, path: str | None = None) -> list[Request]:
         with self._lock:
             found = list(self._requests)

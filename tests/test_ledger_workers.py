@@ -21,7 +21,7 @@ from playbook.errors import LedgerError
 from playbook.ledger import open_ledger, open_store
 from playbook.ledger.archive import info, records
 from playbook.ledger.contract import Confirmation, Ledger, NewPost, Owner, delivery_key
-from playbook.ledger.duties import ALIVE, DutyKind
+from playbook.ledger.duties import ALIVE, DUTY_TRIES, DutyKind
 from playbook.ledger.postgres_schema import SCHEMA as POSTGRES_V1
 from playbook.ledger.sqlite import SqliteLedger
 from playbook.ledger.sqlite_file import ADDED_COLUMNS, SCHEMA_V1
@@ -131,22 +131,30 @@ def test_a_duty_has_one_taker_at_a_time_and_a_lapsed_hold_is_taken_over(store: O
     assert (duty.done_at, duty.ok, duty.outcome) == (None, None, None)
 
 
-def test_a_failed_duty_is_taken_again_up_to_its_tries_and_a_done_one_never(store: Opener) -> None:
+def test_a_failed_duty_is_taken_again_after_a_growing_wait_up_to_its_tries_and_a_done_one_never(
+        store: Opener) -> None:
     clock = Clock()
     anna, bob = store(ANNA, clock), store(BOB, clock)
     secrets.register("s3cr3t-webhook")
 
-    def take(ledger: Ledger, key: str) -> bool:
-        return ledger.take_duty(key, DutyKind.HOLDING, incident=None, playbook=PLAYBOOK, hold=HOLD, tries=2)
+    def take(ledger: Ledger, key: str, tries: int = 2) -> bool:
+        return ledger.take_duty(key, DutyKind.HOLDING, incident=None, playbook=PLAYBOOK, hold=HOLD, tries=tries)
 
     assert take(anna, "holding:1")
     anna.finish_duty("holding:1", ok=False, outcome="POST https://hooks.example/s3cr3t-webhook: 503")
-    assert take(bob, "holding:1")  # at once: a failure is not a hold
+    # Not at once: the channel gets 30 s to come back.
+    assert not take(bob, "holding:1")
+    clock.advance(29)
+    assert not take(bob, "holding:1")
+    clock.advance(1)
+    assert take(bob, "holding:1")
     bob.finish_duty("holding:1", ok=False, outcome="503 again")
+    clock.advance(3600)
     assert not take(anna, "holding:1")  # two attempts, two failures: given up
 
     assert take(anna, "holding:2")
     clock.advance(10)
+    finished_at = clock()
     anna.finish_duty("holding:2", ok=True, outcome="published post 3")
     clock.advance(HOLD.total_seconds() * 10)
     assert not take(bob, "holding:2") and not take(anna, "holding:2")
@@ -154,9 +162,23 @@ def test_a_failed_duty_is_taken_again_up_to_its_tries_and_a_done_one_never(store
     failed, done = bob.duties()
     assert (failed.attempts, failed.ok, failed.outcome, failed.taken_by) == (2, False, "503 again",
                                                                              "pid 4242 on desk-bob")
-    assert (done.attempts, done.ok, done.outcome, done.done_at) == (1, True, "published post 3",
-                                                                    Clock().now + timedelta(seconds=10))
+    assert (done.attempts, done.ok, done.outcome, done.done_at) == (1, True, "published post 3", finished_at)
     assert bob.duties("another-incident") == []
+
+    # With the default five tries, the waits double: 30 s, 1, 2 then 4 minutes.
+    waits = []
+    assert take(anna, "reminder:1", DUTY_TRIES)
+    for _ in range(DUTY_TRIES - 1):
+        anna.finish_duty("reminder:1", ok=False, outcome="Slack answered 500")
+        waited = 0
+        while not take(anna, "reminder:1", DUTY_TRIES):
+            clock.advance(10)
+            waited += 10
+        waits.append(waited)
+    assert waits == [30, 60, 120, 240]
+    anna.finish_duty("reminder:1", ok=False, outcome="Slack answered 500")
+    clock.advance(3600)
+    assert not take(anna, "reminder:1", DUTY_TRIES)
 
 
 def test_finish_duty_masks_secrets_in_the_outcome(store: Opener) -> None:

@@ -14,6 +14,19 @@ from typing import Protocol
 BEAT = timedelta(seconds=5)
 ALIVE = timedelta(seconds=30)
 
+# A duty that failed (Slack down for a minute, a holding channel refusing) is tried again after 30 s, then 1, 2
+# and 4 minutes: five tries over about seven minutes, so that a short outage of the channel does not lose it,
+# and no channel is hammered every pass.
+DUTY_TRIES = 5
+RETRY_FIRST = timedelta(seconds=30)
+RETRY_MOST = timedelta(minutes=5)
+
+
+def retry_after(attempts: int) -> timedelta:
+    """How long a duty that failed its `attempts`-th try waits before the next one."""
+    wait: timedelta = RETRY_FIRST * 2 ** min(max(0, attempts - 1), 10)
+    return min(wait, RETRY_MOST)
+
 
 class DutyKind(StrEnum):
     # The on-call told that an update is due soon, or overdue.
@@ -92,14 +105,14 @@ class DutyLedger(Protocol):
 
     # -- duties --------------------------------------------------------------------------------------
     def take_duty(self, key: str, kind: DutyKind, *, incident: str | None, playbook: str | None,
-                  hold: timedelta, tries: int = 3) -> bool:
+                  hold: timedelta, tries: int = DUTY_TRIES) -> bool:
         """Take a duty for this owner, atomically across processes and machines: True when it is now this
         owner's for `hold`. It is taken when never taken, or when its last taker failed it (fewer than `tries`
-        attempts so far) or let its hold lapse unfinished; never once done, nor while held, by another owner
-        or by this one (each True is one attempt)."""
+        attempts so far, and `retry_after(attempts)` since) or let its hold lapse unfinished; never once done,
+        nor while held, by another owner or by this one (each True is one attempt)."""
 
     def finish_duty(self, key: str, *, ok: bool, outcome: str) -> None:
-        """Record a duty this owner holds as done (ok: never taken again) or failed (takeable again at once),
+        """Record a duty this owner holds as done (ok: never taken again) or failed (takeable again later),
         with its outcome, secrets masked; nothing changes if another owner took it over after this one's hold
         lapsed."""
 

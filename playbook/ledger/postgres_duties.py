@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from playbook import secrets
 from playbook.ledger.contract import UNFINISHED, Owner, Post
-from playbook.ledger.duties import Duty, DutyKind, Worker
+from playbook.ledger.duties import DUTY_TRIES, RETRY_FIRST, RETRY_MOST, Duty, DutyKind, Worker
 from playbook.ledger.postgres_link import Link
 from playbook.ledger.postgres_rows import duty_of, post_of, worker_of
 
@@ -68,7 +68,7 @@ class PostgresDuties:
         return self.link.read(work)
 
     def take_duty(self, key: str, kind: DutyKind, *, incident: str | None, playbook: str | None,
-                  hold: timedelta, tries: int = 3) -> bool:
+                  hold: timedelta, tries: int = DUTY_TRIES) -> bool:
         now = self.clock()
 
         def work(db: Connection) -> bool:
@@ -79,11 +79,13 @@ class PostgresDuties:
                 " attempts) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1) ON CONFLICT (key) DO UPDATE SET"
                 " taken_at=excluded.taken_at, taken_by=excluded.taken_by, hold_owner=excluded.hold_owner,"
                 " hold_until=excluded.hold_until, attempts=d.attempts + 1, done_at=NULL, ok=NULL"
-                # Done: taken again only after a failure, while tries are left. Unfinished: only once its
-                # hold lapsed (held by this owner too: a take is one attempt).
-                " WHERE CASE WHEN d.done_at IS NOT NULL THEN NOT d.ok AND d.attempts < %s"
+                # Done: taken again only after a failure, while tries are left, once duties.retry_after has
+                # passed. Unfinished: only once its hold lapsed (held by this owner too: a take is one attempt).
+                " WHERE CASE WHEN d.done_at IS NOT NULL THEN NOT d.ok AND d.attempts < %s AND d.done_at +"
+                " make_interval(secs => least(%s * power(2, greatest(d.attempts - 1, 0)), %s)) <= %s"
                 " ELSE d.hold_owner IS NULL OR d.hold_until <= %s END RETURNING d.attempts",
-                (key, str(kind), incident, playbook, now, str(self.owner), self.owner.token, now + hold, tries, now),
+                (key, str(kind), incident, playbook, now, str(self.owner), self.owner.token, now + hold, tries,
+                 RETRY_FIRST.total_seconds(), RETRY_MOST.total_seconds(), now, now),
             ).fetchone()
             return row is not None
 

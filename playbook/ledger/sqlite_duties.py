@@ -13,7 +13,7 @@ from pathlib import Path
 
 from playbook import secrets
 from playbook.ledger.contract import UNFINISHED, Owner, Post
-from playbook.ledger.duties import Duty, DutyKind, Worker
+from playbook.ledger.duties import DUTY_TRIES, Duty, DutyKind, Worker, retry_after
 from playbook.ledger.sqlite_file import iso, transaction
 from playbook.ledger.sqlite_rows import duty_of, post_of, worker_of
 
@@ -64,7 +64,7 @@ class SqliteDuties:
         return [post_of(r) for r in rows]
 
     def take_duty(self, key: str, kind: DutyKind, *, incident: str | None, playbook: str | None,
-                  hold: timedelta, tries: int = 3) -> bool:
+                  hold: timedelta, tries: int = DUTY_TRIES) -> bool:
         now = self.clock()
         taken = (iso(now), str(self.owner), self.owner.token, iso(now + hold))
         with transaction(self.db, self.path) as db:
@@ -75,7 +75,7 @@ class SqliteDuties:
                            " hold_until, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
                            (key, kind, incident, playbook, *taken))
                 return True
-            if not _takeable(row, iso(now), tries):
+            if not _takeable(row, now, tries):
                 return False
             db.execute("UPDATE duties SET taken_at=?, taken_by=?, hold_owner=?, hold_until=?, attempts=attempts+1,"
                        " done_at=NULL, ok=NULL WHERE key=?", (*taken, key))
@@ -100,10 +100,10 @@ class SqliteDuties:
         return found is not None
 
 
-def _takeable(row: sqlite3.Row, now: str, tries: int) -> bool:
+def _takeable(row: sqlite3.Row, now: datetime, tries: int) -> bool:
     """Whether a duty recorded as `row` may be taken again at `now` (contract.Ledger.take_duty)."""
     done_at, ok, attempts, owner, until = row
     if done_at is not None:
-        return not ok and attempts < tries
+        return not ok and attempts < tries and datetime.fromisoformat(done_at) + retry_after(attempts) <= now
     # Unfinished: held (by this owner too: a take is one attempt), or left by a taker whose hold lapsed.
-    return owner is None or until <= now
+    return owner is None or until <= iso(now)

@@ -79,6 +79,10 @@ DAMAGE: dict[str, Callable[[Path], None]] = {
 }
 
 
+# One worker runs this module, so the ledger at rest (three triggers) is built once, not once per worker.
+pytestmark = pytest.mark.xdist_group("ledger-damage")
+
+
 @pytest.fixture(scope="module")
 def sink() -> Iterator[WebhookSink]:
     with WebhookSink() as started:

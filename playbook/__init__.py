@@ -53,7 +53,7 @@ _WHERE = {
     "failure_from_response": "playbook.publishers.http",
     "json_of": "playbook.publishers.http",
     "ListedPublisher": "playbook.publishers.listed",
-    "DeliveryStatus": "playbook.ledger.contract",
+    "DeliveryStatus": "playbook.ledger.statuses",
     "Limit": "playbook.publishers.limits",
     "Measure": "playbook.publishers.limits",
     "Message": "playbook.publishers.base",
@@ -62,7 +62,7 @@ _WHERE = {
 
 if TYPE_CHECKING:
     from playbook.errors import PlaybookError
-    from playbook.ledger.contract import DeliveryStatus
+    from playbook.ledger.statuses import DeliveryStatus
     from playbook.publishers.base import (
         ChannelConfig,
         ChannelContext,

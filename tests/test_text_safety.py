@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from playbook.channels.briefing import links_of
-from playbook.ledger.contract import DeliveryStatus
+from playbook.ledger.statuses import DeliveryStatus
 from playbook.publishers.base import Delivery, Link, Receipt
 from playbook.textsafe import text_only, web_link
 from tests.conftest import run_cli, run_main, write

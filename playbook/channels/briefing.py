@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
-from playbook.ledger.contract import DeliveryStatus
+from playbook.ledger.statuses import DeliveryStatus
 from playbook.publishers.base import ChannelConfig, CheckResult, Delivery, Failure, Link, Receipt
 from playbook.publishers.http import HttpPublisher, client, failure_from_exception, host_of
 

@@ -15,7 +15,7 @@ import httpx
 
 from playbook import secrets
 from playbook.channels.briefing import DELIVERED, BriefingConfig, BriefingPublisher, facts, links_of
-from playbook.ledger.contract import DeliveryStatus
+from playbook.ledger.statuses import DeliveryStatus
 from playbook.publishers.base import CheckResult, Delivery, Failure, Receipt
 from playbook.publishers.http import failure_from_response, json_of
 from playbook.publishers.limits import Limit, Measure

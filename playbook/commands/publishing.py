@@ -14,19 +14,9 @@ from playbook.errors import IncidentError, PlaybookError, did_you_mean
 from playbook.home.locate import Home
 from playbook.home.model import Playbook
 from playbook.ledger import open_ledger
-from playbook.ledger.contract import (
-    UNFINISHED,
-    ClaimHeld,
-    DeliveryStatus,
-    Incident,
-    Ledger,
-    NewPost,
-    Post,
-    blocking,
-    publishing,
-    utcnow,
-)
+from playbook.ledger.contract import ClaimHeld, Incident, Ledger, NewPost, Post, blocking, publishing, utcnow
 from playbook.ledger.duties import ALIVE
+from playbook.ledger.statuses import UNFINISHED, DeliveryStatus
 from playbook.planning.plan import PostPlan, build_plan
 from playbook.rendering.variables import resolve
 from playbook.timeparse import parse_detection

@@ -20,7 +20,8 @@ from playbook.home.channel_config import Channels, load_channels
 from playbook.home.locate import Home
 from playbook.home.model import Playbook
 from playbook.ledger import open_ledger
-from playbook.ledger.contract import DeliveryStatus, utcnow
+from playbook.ledger.contract import utcnow
+from playbook.ledger.statuses import DeliveryStatus
 from playbook.publishers.limits import URL
 from playbook.rendering.messages import Composer
 from playbook.rendering.variables import missing_message, resolve, without_value

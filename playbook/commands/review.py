@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 from playbook.errors import PlaybookError
 from playbook.home.locate import Home
 from playbook.home.model import Playbook
-from playbook.ledger.contract import DeliveryStatus, Ledger, Post, list_status
+from playbook.ledger.contract import Ledger, Post
+from playbook.ledger.statuses import DeliveryStatus, list_status
 from playbook.timeparse import format_duration
 
 

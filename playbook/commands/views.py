@@ -10,8 +10,9 @@ from playbook.errors import PlaybookError
 from playbook.home.locate import Home
 from playbook.home.model import Playbook
 from playbook.ledger import open_existing, open_ledger
-from playbook.ledger.contract import DeliveryStatus, Incident, Ledger, list_status, utcnow
+from playbook.ledger.contract import Incident, Ledger, utcnow
 from playbook.ledger.duties import ALIVE, Worker
+from playbook.ledger.statuses import DeliveryStatus, list_status
 
 if TYPE_CHECKING:
     from playbook.commands.review import Review

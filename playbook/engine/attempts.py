@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from playbook import secrets
 from playbook.engine.backoff import backoff
 from playbook.engine.results import DeliveryEvent, DeliveryResult, Observer
-from playbook.ledger.contract import Confirmation, DeliveryStatus, Ledger, Post, utcnow
+from playbook.ledger.contract import Confirmation, Ledger, Post, utcnow
+from playbook.ledger.statuses import DeliveryStatus
 from playbook.planning.plan import ChannelPlan
 from playbook.publishers.base import Delivery, Failure, Receipt
 

@@ -11,7 +11,8 @@ from playbook import secrets
 from playbook.engine.attempts import Held, Sender
 from playbook.engine.outage import Outage
 from playbook.engine.results import DeliveryEvent, DeliveryResult
-from playbook.ledger.contract import DeliveryStatus, delivery_key
+from playbook.ledger.contract import delivery_key
+from playbook.ledger.statuses import DeliveryStatus
 from playbook.planning.plan import ChannelPlan, PostPlan
 from playbook.publishers.base import Delivery, Message, Recipient
 from playbook.publishers.recipients import recipient_language

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from playbook.ledger.contract import DeliveryStatus, utcnow
+from playbook.ledger.contract import utcnow
+from playbook.ledger.statuses import DeliveryStatus
 from playbook.planning.plan import PostPlan
 
 

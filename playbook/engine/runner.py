@@ -14,7 +14,8 @@ from playbook.engine.attempts import Retries, Sender
 from playbook.engine.claims import while_claimed
 from playbook.engine.recipients import RecipientRun
 from playbook.engine.results import DeliveryEvent, DeliveryResult, NullObserver, Observer, PostResult
-from playbook.ledger.contract import SETTLED, Claim, DeliveryStatus, Ledger, Post, delivery_key, utcnow
+from playbook.ledger.contract import Claim, Ledger, Post, delivery_key, utcnow
+from playbook.ledger.statuses import SETTLED, DeliveryStatus
 from playbook.planning.history import channel_history
 from playbook.planning.plan import ChannelPlan, PostPlan
 from playbook.publishers.base import Delivery, Link, Message, PastPost, Receipt, Recipient

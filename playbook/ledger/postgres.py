@@ -19,10 +19,8 @@ from psycopg.rows import DictRow
 from playbook import secrets
 from playbook.errors import IncidentError
 from playbook.ledger.contract import (
-    UNFINISHED,
     Confirmation,
     DeliveryRow,
-    DeliveryStatus,
     Incident,
     NewPost,
     Owner,
@@ -31,7 +29,6 @@ from playbook.ledger.contract import (
     delivery_key,
     lease_from_env,
     publishing,
-    superseded_by,
     utcnow,
 )
 from playbook.ledger.postgres_claims import CLEAR_CLAIM, PostgresClaims
@@ -42,12 +39,20 @@ from playbook.ledger.postgres_rows import delivery_of, incident_of, post_of
 
 # Times in messages, and masked texts, as the SQLite store writes them: both stores read alike.
 from playbook.ledger.sqlite_file import iso
+from playbook.ledger.statuses import UNFINISHED, DeliveryStatus, superseded_by
 from playbook.ledger.stored import texts_json
 
 if TYPE_CHECKING:
     from playbook.ledger.postgres_schema import Connection
 
 ClaimValues = tuple[str, str, int, datetime] | tuple[None, None, None, None]
+
+
+# A later post `p` has delivery `n` for the same channel, language and recipient as the row `d`: its key is the
+# row's with the later post's prefix (contract.delivery_key), found through the primary key.
+_SAME = ("n.key = p.incident || '/' || p.seq || '-' || p.phase || '/' || substr(d.key, length(d.incident)"
+         " + length(d.seq::text) + length(d.phase) + 4)")
+_LATER = f"SELECT 1 FROM posts p JOIN deliveries n ON {_SAME} WHERE p.incident = d.incident AND p.seq > d.seq"
 
 
 class PostgresLedger(PostgresClaims, PostgresDuties, PostgresMonitors):
@@ -205,23 +210,24 @@ class PostgresLedger(PostgresClaims, PostgresDuties, PostgresMonitors):
         def work(db: Connection) -> int | None:
             if confirmed is not None:
                 _record_sent(db, confirmed)
-            later = db.execute(
-                "SELECT p.seq, p.phase FROM deliveries d JOIN posts p ON p.incident=d.incident AND p.seq>d.seq"
-                " JOIN deliveries n ON n.key = p.incident || '/' || p.seq || '-' || p.phase || '/' || substr(d.key,"
-                " length(d.incident) + length(d.seq::text) + length(d.phase) + 4) WHERE d.key=%s ORDER BY p.seq"
-                " LIMIT 1", (key,)).fetchone()
+            row = db.execute(
+                "UPDATE deliveries d SET status=%s, attempts=attempts+1, started_at=coalesce(started_at, %s),"
+                f" error=NULL WHERE d.key=%s AND d.claim_owner=%s AND d.status = ANY(%s) AND NOT EXISTS ({_LATER})"
+                " RETURNING attempts",
+                (DeliveryStatus.SENDING, utcnow(), key, self.owner.token, list(UNFINISHED)),
+            ).fetchone()
+            if row:
+                return int(row["attempts"])
+            # Refused: the claim is gone, or a later post covers this delivery, which is then superseded.
+            later = db.execute(f"SELECT p.seq, p.phase FROM deliveries d JOIN posts p ON p.incident = d.incident AND"
+                               f" p.seq > d.seq JOIN deliveries n ON {_SAME} WHERE d.key=%s ORDER BY p.seq LIMIT 1",
+                               (key,)).fetchone()
             if later is not None:
                 db.execute(f"UPDATE deliveries SET status=%s, error=%s, finished_at=%s, {CLEAR_CLAIM} WHERE key=%s"
                            " AND claim_owner=%s AND status = ANY(%s)",
                            (DeliveryStatus.SUPERSEDED, superseded_by(later["seq"], later["phase"]), utcnow(), key,
                             self.owner.token, list(UNFINISHED)))
-                return None
-            row = db.execute(
-                "UPDATE deliveries SET status=%s, attempts=attempts+1, started_at=coalesce(started_at, %s),"
-                " error=NULL WHERE key=%s AND claim_owner=%s AND status = ANY(%s) RETURNING attempts",
-                (DeliveryStatus.SENDING, utcnow(), key, self.owner.token, list(UNFINISHED)),
-            ).fetchone()
-            return int(row["attempts"]) if row else None
+            return None
 
         return self.link.write(work)
 

@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from playbook.ledger.contract import UNFINISHED, Claim, DeliveryStatus, Holder, Owner, post_held
+from playbook.ledger.contract import Claim, Holder, Owner, post_held
 from playbook.ledger.postgres_link import Link
+from playbook.ledger.statuses import UNFINISHED, DeliveryStatus
 
 if TYPE_CHECKING:
     from playbook.ledger.postgres_schema import Connection

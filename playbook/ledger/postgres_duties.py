@@ -12,10 +12,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from playbook import secrets
-from playbook.ledger.contract import UNFINISHED, Owner, Post
+from playbook.ledger.contract import Owner, Post
 from playbook.ledger.duties import DUTY_TRIES, RETRY_FIRST, RETRY_MOST, Duty, DutyKind, Worker
 from playbook.ledger.postgres_link import Link
 from playbook.ledger.postgres_rows import duty_of, post_of, worker_of
+from playbook.ledger.statuses import UNFINISHED
 
 if TYPE_CHECKING:
     from playbook.ledger.postgres_schema import Connection

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from psycopg.rows import DictRow
 
-from playbook.ledger.contract import DeliveryRow, DeliveryStatus, Incident, Post
+from playbook.ledger.contract import DeliveryRow, Incident, Post
 from playbook.ledger.duties import Duty, DutyKind, MonitorChange, Worker
+from playbook.ledger.statuses import DeliveryStatus
 
 
 def incident_of(row: DictRow) -> Incident:

@@ -17,10 +17,8 @@ from typing import Any
 from playbook import secrets
 from playbook.errors import IncidentError
 from playbook.ledger.contract import (
-    UNFINISHED,
     Confirmation,
     DeliveryRow,
-    DeliveryStatus,
     Incident,
     NewPost,
     Owner,
@@ -29,7 +27,6 @@ from playbook.ledger.contract import (
     delivery_key,
     lease_from_env,
     publishing,
-    superseded_by,
     utcnow,
 )
 from playbook.ledger.sqlite_claims import SqliteClaims
@@ -37,7 +34,15 @@ from playbook.ledger.sqlite_duties import SqliteDuties
 from playbook.ledger.sqlite_file import connect, iso, transaction
 from playbook.ledger.sqlite_monitors import SqliteMonitors
 from playbook.ledger.sqlite_rows import delivery_of, incident_of, parse_time, post_of
+from playbook.ledger.statuses import UNFINISHED, DeliveryStatus, superseded_by
 from playbook.ledger.stored import texts_json
+
+# A later post `p` has delivery `n` for the same channel, language and recipient as the row of `deliveries`:
+# its key is the row's with the later post's prefix (contract.delivery_key), found through the primary key.
+_SAME = ("n.key = p.incident || '/' || p.seq || '-' || p.phase || '/' || substr(deliveries.key,"
+         " length(deliveries.incident) + length(deliveries.seq) + length(deliveries.phase) + 4)")
+_LATER = (f"SELECT 1 FROM posts p JOIN deliveries n ON {_SAME} WHERE p.incident = deliveries.incident"
+          " AND p.seq > deliveries.seq")
 
 
 class SqliteLedger(SqliteClaims, SqliteDuties, SqliteMonitors):
@@ -197,23 +202,24 @@ class SqliteLedger(SqliteClaims, SqliteDuties, SqliteMonitors):
         with self._transaction() as db:
             if confirmed is not None:
                 _record_sent(db, confirmed)
-            later = db.execute(
-                "SELECT p.seq, p.phase FROM deliveries d JOIN posts p ON p.incident=d.incident AND p.seq>d.seq"
-                " JOIN deliveries n ON n.key = p.incident || '/' || p.seq || '-' || p.phase || '/' || substr(d.key,"
-                " length(d.incident) + length(d.seq) + length(d.phase) + 4) WHERE d.key=? ORDER BY p.seq LIMIT 1",
-                (key,)).fetchone()
+            rows = db.execute(
+                "UPDATE deliveries SET status=?, attempts=attempts+1, started_at=coalesce(started_at, ?),"
+                f" error=NULL WHERE key=? AND claim_owner=? AND status IN (?, ?, ?) AND NOT EXISTS ({_LATER})"
+                " RETURNING attempts",
+                (DeliveryStatus.SENDING, iso(utcnow()), key, self.owner.token, *UNFINISHED),
+            ).fetchall()
+            if rows:
+                return int(rows[0][0])
+            # Refused: the claim is gone, or a later post covers this delivery, which is then superseded.
+            later = db.execute(f"SELECT p.seq, p.phase FROM deliveries JOIN posts p ON p.incident = deliveries.incident"
+                               f" AND p.seq > deliveries.seq JOIN deliveries n ON {_SAME} WHERE deliveries.key=?"
+                               " ORDER BY p.seq LIMIT 1", (key,)).fetchone()
             if later is not None:
                 db.execute("UPDATE deliveries SET status=?, error=?, finished_at=?, claim_owner=NULL, claim_host=NULL,"
                            " claim_pid=NULL, claim_until=NULL WHERE key=? AND claim_owner=? AND status IN (?, ?, ?)",
                            (DeliveryStatus.SUPERSEDED, superseded_by(*later), iso(utcnow()), key, self.owner.token,
                             *UNFINISHED))
-                return None
-            rows = db.execute(
-                "UPDATE deliveries SET status=?, attempts=attempts+1, started_at=coalesce(started_at, ?),"
-                " error=NULL WHERE key=? AND claim_owner=? AND status IN (?, ?, ?) RETURNING attempts",
-                (DeliveryStatus.SENDING, iso(utcnow()), key, self.owner.token, *UNFINISHED),
-            ).fetchall()
-        return int(rows[0][0]) if rows else None
+        return None
 
     def mark_sent(self, confirmed: Confirmation) -> None:
         with self._transaction() as db:

@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from playbook.ledger.contract import UNFINISHED, Claim, DeliveryStatus, Holder, Owner, post_held
+from playbook.ledger.contract import Claim, Holder, Owner, post_held
 from playbook.ledger.sqlite_file import iso, transaction
+from playbook.ledger.statuses import UNFINISHED, DeliveryStatus
 
 
 class SqliteClaims:

@@ -12,10 +12,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from playbook import secrets
-from playbook.ledger.contract import UNFINISHED, Owner, Post
+from playbook.ledger.contract import Owner, Post
 from playbook.ledger.duties import DUTY_TRIES, Duty, DutyKind, Worker, retry_after
 from playbook.ledger.sqlite_file import iso, transaction
 from playbook.ledger.sqlite_rows import duty_of, post_of, worker_of
+from playbook.ledger.statuses import UNFINISHED
 
 
 class SqliteDuties:

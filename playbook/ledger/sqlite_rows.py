@@ -7,8 +7,9 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from playbook.ledger.contract import DeliveryRow, DeliveryStatus, Incident, Post
+from playbook.ledger.contract import DeliveryRow, Incident, Post
 from playbook.ledger.duties import Duty, DutyKind, MonitorChange, Worker
+from playbook.ledger.statuses import DeliveryStatus
 
 
 def incident_of(row: sqlite3.Row) -> Incident:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from playbook.ledger.contract import DeliveryStatus as S
+from playbook.ledger.statuses import DeliveryStatus as S
 from playbook.output.console import console, details, parts, table, write_json, write_markdown
 from playbook.output.times import left, when, zone
 from playbook.timeparse import format_duration

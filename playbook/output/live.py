@@ -6,7 +6,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypedDict
 
-from playbook.ledger.contract import DeliveryStatus as S
+from playbook.ledger.statuses import DeliveryStatus as S
 from playbook.output.console import console, inert
 from playbook.output.plans import plan_zone
 from playbook.output.times import left, seconds, when

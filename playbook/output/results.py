@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import tzinfo
 from typing import TYPE_CHECKING
 
-from playbook.ledger.contract import DeliveryStatus as S
+from playbook.ledger.statuses import DeliveryStatus as S
 from playbook.output.console import console, details, parts, table, write_json
 from playbook.output.plans import plan_view, plan_zone
 from playbook.output.times import iso, seconds, when

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from playbook.errors import PlaybookError
 from playbook.home.locate import Home
 from playbook.home.model import Playbook
-from playbook.ledger.contract import DeliveryStatus, Incident, Ledger, Post, delivery_key
+from playbook.ledger.contract import Incident, Ledger, Post, delivery_key
+from playbook.ledger.statuses import DeliveryStatus
 from playbook.planning.plan import stage_of
 from playbook.publishers.base import PastPost, Stage
 

@@ -15,7 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from playbook.durations import Duration
 from playbook.errors import did_you_mean
-from playbook.ledger.contract import DeliveryStatus
+from playbook.ledger.statuses import DeliveryStatus
 from playbook.publishers.limits import Limit
 from playbook.publishers.recipients import Audience
 from playbook.publishers.recipients import Recipient as Recipient

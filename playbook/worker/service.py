@@ -23,8 +23,9 @@ from playbook.errors import PlaybookError
 from playbook.home.locate import Home
 from playbook.home.model import Playbook
 from playbook.ledger import open_ledger
-from playbook.ledger.contract import ClaimHeld, DeliveryStatus, Ledger, NewPost, Post, utcnow
+from playbook.ledger.contract import ClaimHeld, Ledger, NewPost, Post, utcnow
 from playbook.ledger.duties import BEAT, DutyKind
+from playbook.ledger.statuses import DeliveryStatus
 from playbook.planning.plan import build_plan
 from playbook.worker import notices
 from playbook.worker.schedule import Due, due_for_incident, rehearsal_key

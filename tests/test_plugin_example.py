@@ -104,7 +104,7 @@ def test_the_plugin_api_names_the_kit_the_built_in_channels_use_and_loads_it_onl
         "HttpPublisher": "playbook.publishers.http", "failure_from_response": "playbook.publishers.http",
         "failure_from_exception": "playbook.publishers.http", "ListedPublisher": "playbook.publishers.listed",
         "ChannelContext": "playbook.publishers.base", "Link": "playbook.publishers.base",
-        "DeliveryStatus": "playbook.ledger.contract"}
+        "DeliveryStatus": "playbook.ledger.statuses"}
 
 
 def test_where_the_plugin_is_not_installed_its_type_is_unknown(tmp_path: Path) -> None:

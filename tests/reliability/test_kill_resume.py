@@ -200,8 +200,9 @@ def check_round(round_: Round, at_kill: list[DeliveryRow]) -> None:
 
 # Each round waits for the killed trigger's lease to lapse (about a second) before resuming; the calibration
 # run counts too. A bound against hangs, wide enough for a machine shared by several test runs.
+# Three seeds of five rounds: fifteen kills a run, each slice of the run killed in three times.
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+@pytest.mark.parametrize("seed", [1, 2, 3])
 def test_kill_9_at_random_moments_then_resume_serves_everyone_and_repeats_only_what_was_in_flight(
         seed: int, rounds: Iterator[Round], full_run_seconds: float) -> None:
     rng = random.Random(seed)

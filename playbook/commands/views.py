@@ -69,8 +69,9 @@ class IncidentView:
         }
 
 
-# What a delivery is left as when its run stopped before knowing the outcome (a failure is recorded as one).
-IN_FLIGHT = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
+# What a delivery is left as in the ledger when its run stopped before knowing the outcome (a failure is
+# recorded as one).
+IN_FLIGHT = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 
 
 def incident_view(home: Home, ledger: Ledger, incident: Incident) -> IncidentView:

@@ -135,9 +135,13 @@ def delivery_key(incident: str, seq: int, phase: str, channel: str, lang: str, r
 
     The language column of a list may be edited between a run and `resume`: the key must not change with it.
     """
-    if recipient:
-        return f"{incident}/{seq}-{phase}/{channel}/{recipient.lower()}"
-    return f"{incident}/{seq}-{phase}/{channel}/{lang}"
+    return f"{post_prefix(incident, seq, phase)}{channel}/{recipient.lower() if recipient else lang}"
+
+
+def post_prefix(incident: str, seq: int, phase: str) -> str:
+    """What every delivery key of a post starts with: the rest names the channel, language and recipient, the
+    same from one post to the next (how a store finds what a later post supersedes)."""
+    return f"{incident}/{seq}-{phase}/"
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from playbook.ledger.contract import (
     blocking,
     delivery_key,
     lease_from_env,
+    post_prefix,
     publishing,
     utcnow,
 )
@@ -48,10 +49,10 @@ if TYPE_CHECKING:
 ClaimValues = tuple[str, str, int, datetime] | tuple[None, None, None, None]
 
 
-# A later post `p` has delivery `n` for the same channel, language and recipient as the row `d`: its key is the
-# row's with the later post's prefix (contract.delivery_key), found through the primary key.
-_SAME = ("n.key = p.incident || '/' || p.seq || '-' || p.phase || '/' || substr(d.key, length(d.incident)"
-         " + length(d.seq::text) + length(d.phase) + 4)")
+# A row's key after its post's prefix (contract.post_prefix): its channel, language and recipient. A later post
+# `p` has delivery `n` for the same ones when `n`'s key is that with `p`'s prefix, found through the primary key.
+_TAIL = "substr(d.key, length(d.incident) + length(d.seq::text) + length(d.phase) + 4)"
+_SAME = f"n.key = p.incident || '/' || p.seq || '-' || p.phase || '/' || {_TAIL}"
 _LATER = f"SELECT 1 FROM posts p JOIN deliveries n ON {_SAME} WHERE p.incident = d.incident AND p.seq > d.seq"
 
 
@@ -163,10 +164,9 @@ class PostgresLedger(PostgresClaims, PostgresDuties, PostgresMonitors):
             db.execute(
                 f"UPDATE deliveries d SET status=%s, error=%s, finished_at=%s, {CLEAR_CLAIM} WHERE d.incident=%s"
                 " AND d.seq<%s AND d.status = ANY(%s) AND NOT (d.status=%s AND d.claim_owner IS NOT NULL AND"
-                " d.claim_until > %s) AND EXISTS (SELECT 1 FROM deliveries n WHERE n.key = %s || substr(d.key,"
-                " length(d.incident) + length(d.seq::text) + length(d.phase) + 4))",
+                f" d.claim_until > %s) AND EXISTS (SELECT 1 FROM deliveries n WHERE n.key = %s || {_TAIL})",
                 (DeliveryStatus.SUPERSEDED, superseded_by(seq, new.phase), now, incident_id, seq, list(UNFINISHED),
-                 DeliveryStatus.SENDING, now, f"{incident_id}/{seq}-{new.phase}/"))
+                 DeliveryStatus.SENDING, now, post_prefix(incident_id, seq, new.phase)))
             return seq
 
         return self.post(incident_id, self.link.write(work, again=False))

@@ -26,6 +26,7 @@ from playbook.ledger.contract import (
     blocking,
     delivery_key,
     lease_from_env,
+    post_prefix,
     publishing,
     utcnow,
 )
@@ -37,10 +38,10 @@ from playbook.ledger.sqlite_rows import delivery_of, incident_of, parse_time, po
 from playbook.ledger.statuses import UNFINISHED, DeliveryStatus, superseded_by
 from playbook.ledger.stored import texts_json
 
-# A later post `p` has delivery `n` for the same channel, language and recipient as the row of `deliveries`:
-# its key is the row's with the later post's prefix (contract.delivery_key), found through the primary key.
-_SAME = ("n.key = p.incident || '/' || p.seq || '-' || p.phase || '/' || substr(deliveries.key,"
-         " length(deliveries.incident) + length(deliveries.seq) + length(deliveries.phase) + 4)")
+# A row's key after its post's prefix (contract.post_prefix): its channel, language and recipient. A later post
+# `p` has delivery `n` for the same ones when `n`'s key is that with `p`'s prefix, found through the primary key.
+_TAIL = "substr(deliveries.key, length(deliveries.incident) + length(deliveries.seq) + length(deliveries.phase) + 4)"
+_SAME = f"n.key = p.incident || '/' || p.seq || '-' || p.phase || '/' || {_TAIL}"
 _LATER = (f"SELECT 1 FROM posts p JOIN deliveries n ON {_SAME} WHERE p.incident = deliveries.incident"
           " AND p.seq > deliveries.seq")
 
@@ -157,10 +158,9 @@ class SqliteLedger(SqliteClaims, SqliteDuties, SqliteMonitors):
                 "UPDATE deliveries SET status=?, error=?, finished_at=?, claim_owner=NULL, claim_host=NULL,"
                 " claim_pid=NULL, claim_until=NULL WHERE incident=? AND seq<? AND status IN (?, ?, ?)"
                 " AND NOT (status=? AND claim_owner IS NOT NULL AND claim_until > ?) AND EXISTS (SELECT 1 FROM"
-                " deliveries n WHERE n.key = ? || substr(deliveries.key, length(deliveries.incident)"
-                " + length(deliveries.seq) + length(deliveries.phase) + 4))",
+                f" deliveries n WHERE n.key = ? || {_TAIL})",
                 (DeliveryStatus.SUPERSEDED, superseded_by(seq, new.phase), now, incident_id, seq, *UNFINISHED,
-                 DeliveryStatus.SENDING, now, f"{incident_id}/{seq}-{new.phase}/"))
+                 DeliveryStatus.SENDING, now, post_prefix(incident_id, seq, new.phase)))
         return self.post(incident_id, seq)
 
     def _insert_post(self, db: sqlite3.Connection, incident_id: str, new: NewPost) -> int:
